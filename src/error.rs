@@ -1,0 +1,233 @@
+//! The one public error type of floe.
+//!
+//! Every variant says what went wrong in terms a caller can act on; none wraps an opaque string.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout floe.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in floe.
+///
+/// Variants are grouped by what the caller should do about them: fix the input, pick another
+/// name, retry, or inspect a damaged repository.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+#[allow(missing_docs)] // fields are named for what they hold; the variant docs say the rest
+pub enum Error {
+    // ---- repository location and layout -------------------------------------------------
+    /// The repository URL or path could not be understood.
+    #[error("invalid repository location `{location}`: {reason}")]
+    InvalidLocation { location: String, reason: String },
+    /// No floe repository exists at the location (no `floe.json`).
+    #[error("no floe repository at `{location}` (create one with `floe init`)")]
+    RepositoryNotFound { location: String },
+    /// `init` was asked to create a repository where one already exists.
+    #[error("a floe repository already exists at `{location}`")]
+    RepositoryExists { location: String },
+    /// The repository was written by a newer, incompatible floe.
+    #[error("repository format version {found} is not supported (this floe reads up to {supported}); upgrade floe")]
+    UnsupportedFormatVersion { found: u32, supported: u32 },
+
+    // ---- storage -----------------------------------------------------------------------
+    /// An object that must exist is missing from storage.
+    #[error("object `{key}` is missing from storage (the repository may be damaged; run `floe fsck`)")]
+    ObjectMissing { key: String },
+    /// The storage backend failed; the operation may be retried.
+    #[error("storage error on `{key}`: {source}")]
+    Storage {
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// A local I/O error outside the object store (spill files, temporary files).
+    #[error("I/O error on `{path}`: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    // ---- format ------------------------------------------------------------------------
+    /// An object's bytes are not a valid floe object (bad magic, truncated, bad payload).
+    #[error("object `{key}` is corrupt: {reason}")]
+    CorruptObject { key: String, reason: String },
+    /// An object's bytes do not hash to the digest in its key.
+    #[error("object `{key}` failed its integrity check: expected digest {expected}, found {found}")]
+    DigestMismatch {
+        key: String,
+        expected: String,
+        found: String,
+    },
+
+    // ---- names, ids and versions ------------------------------------------------------------
+    /// A branch or tag name breaks the naming rules.
+    #[error("invalid {kind} name `{name}`: {reason}")]
+    InvalidRefName {
+        kind: &'static str,
+        name: String,
+        reason: &'static str,
+    },
+    /// The branch does not exist (or was deleted).
+    #[error("branch `{name}` does not exist (list branches with `floe branch list`)")]
+    BranchNotFound { name: String },
+    /// A branch with this name already exists.
+    #[error("branch `{name}` already exists")]
+    BranchExists { name: String },
+    /// The default branch cannot be deleted.
+    #[error("branch `{name}` is the default branch and cannot be deleted (reset it instead)")]
+    ProtectedBranch { name: String },
+    /// The tag does not exist.
+    #[error("tag `{name}` does not exist (list tags with `floe tag list`)")]
+    TagNotFound { name: String },
+    /// The tag name is taken (tag names are never reused, even after deletion).
+    #[error("tag `{name}` already exists or was deleted; tag names are never reused")]
+    TagExists { name: String },
+    /// The tag was deleted.
+    #[error("tag `{name}` was deleted")]
+    TagDeleted { name: String },
+    /// No snapshot matches the id or id prefix.
+    #[error("no snapshot matches `{id}`")]
+    SnapshotNotFound { id: String },
+    /// A snapshot id prefix matches more than one snapshot.
+    #[error("snapshot id prefix `{prefix}` is ambiguous ({count} matches); give more characters")]
+    AmbiguousSnapshotPrefix { prefix: String, count: usize },
+    /// A version specification could not be parsed.
+    #[error("invalid version `{spec}`: {reason} (use a branch, a tag, a snapshot id or `branch@<RFC 3339 time>`)")]
+    InvalidVersion { spec: String, reason: String },
+    /// Nothing on the branch is as old as the requested time.
+    #[error("branch `{branch}` has no commit at or before {time}")]
+    NoCommitAsOf { branch: String, time: String },
+
+    // ---- sessions and the Zarr view ---------------------------------------------------------
+    /// A write was attempted through a read-only session.
+    #[error("this session is read-only (open a writable session on a branch to change data)")]
+    ReadOnlySession,
+    /// A node path is not valid.
+    #[error("invalid node path `{path}`: {reason}")]
+    InvalidPath { path: String, reason: String },
+    /// A Zarr key is not valid for this store.
+    #[error("invalid Zarr key `{key}`: {reason}")]
+    InvalidKey { key: String, reason: String },
+    /// No group or array exists at the path.
+    #[error("no group or array at `{path}`")]
+    NodeNotFound { path: String },
+    /// The node exists but is not of the expected kind.
+    #[error("`{path}` is a {found}, not a {expected}")]
+    WrongNodeKind {
+        path: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// A node cannot be created because its parent is missing or not a group.
+    #[error("cannot create `{path}`: {reason}")]
+    InvalidHierarchy { path: String, reason: String },
+    /// Zarr metadata (`zarr.json`) is invalid or unsupported.
+    #[error("invalid Zarr metadata for `{path}`: {reason}")]
+    InvalidMetadata { path: String, reason: String },
+    /// Chunk coordinates are outside the array's chunk grid or have the wrong rank.
+    #[error("chunk {coords:?} is outside array `{path}` (chunk grid {grid:?})")]
+    ChunkOutOfBounds {
+        path: String,
+        coords: Vec<u64>,
+        grid: Vec<u64>,
+    },
+    /// A byte range request cannot be satisfied.
+    #[error("byte range {start}..{end} is outside `{key}` ({size} bytes)")]
+    InvalidByteRange {
+        key: String,
+        start: u64,
+        end: u64,
+        size: u64,
+    },
+
+    // ---- commits --------------------------------------------------------------------------
+    /// The session has no changes to commit.
+    #[error("nothing to commit: the session has no changes")]
+    NothingToCommit,
+    /// Concurrent commits changed the same data; the commit was not applied.
+    #[error("commit conflicts with {their_snapshot} on branch `{branch}` (session based on {our_base}): {detail}")]
+    Conflict {
+        branch: String,
+        our_base: String,
+        their_snapshot: String,
+        detail: ConflictDetail,
+    },
+    /// The branch kept moving and rebase attempts ran out.
+    #[error("commit to `{branch}` gave up after {attempts} attempts: the branch kept moving; retry later or raise the attempt limit")]
+    TooManyRebaseAttempts { branch: String, attempts: u32 },
+    /// The commit's objects were written but whether the ref moved is unknown. Nothing was deleted.
+    #[error("the outcome of the commit of snapshot {snapshot} to `{branch}` is unknown ({reason}); nothing was deleted: check with `floe log -r <repo> {branch}` whether it landed")]
+    CommitOutcomeUnknown {
+        branch: String,
+        snapshot: String,
+        reason: String,
+    },
+}
+
+/// What exactly two commits disagree about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[allow(missing_docs)]
+pub enum ConflictDetail {
+    /// Both sides wrote or deleted the same chunks.
+    Chunks { path: String, coords: Vec<Vec<u64>> },
+    /// Both sides changed the metadata of the same node, or one deleted it.
+    Node { path: String, reason: String },
+}
+
+impl std::fmt::Display for ConflictDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConflictDetail::Chunks { path, coords } => {
+                let shown: Vec<String> = coords.iter().take(8).map(|c| format!("{c:?}")).collect();
+                let more = coords.len().saturating_sub(8);
+                write!(f, "both wrote chunks of `{path}` at {}", shown.join(", "))?;
+                if more > 0 {
+                    write!(f, " and {more} more")?;
+                }
+                Ok(())
+            }
+            ConflictDetail::Node { path, reason } => write!(f, "node `{path}`: {reason}"),
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn corrupt(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::CorruptObject {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid_path(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidPath {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid_key(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidKey {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid_metadata(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidMetadata {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// True when retrying the same operation later may succeed (transient storage failures,
+    /// lost races that ran out of attempts, unknown commit outcomes after checking the log).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Storage { .. } | Error::TooManyRebaseAttempts { .. } | Error::Conflict { .. }
+        )
+    }
+}

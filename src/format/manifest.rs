@@ -1,0 +1,259 @@
+//! Chunk references and the columnar manifest shard layout.
+//!
+//! A manifest shard lists the chunk references of one region of one array's chunk grid, sorted
+//! by chunk coordinates. On disk it is a [`ManifestColumns`] value: one column per field, varint
+//! and delta encoded, so sequential coordinates and contiguous byte ranges cost a byte or two
+//! per entry before compression.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::varint::{self, Reader};
+use crate::error::{Error, Result};
+use crate::id::ChunkObjectId;
+
+/// Coordinates of a chunk in an array's chunk grid.
+pub type ChunkCoord = Vec<u64>;
+
+/// Where a chunk's bytes live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChunkRef {
+    /// Small chunks are stored in the manifest itself.
+    Inline(Bytes),
+    /// A byte range of a chunk object in the repository.
+    Native {
+        /// The chunk object (single chunk or pack).
+        object: ChunkObjectId,
+        /// Byte offset of the chunk inside the object (past the object header).
+        offset: u64,
+        /// Length of the chunk in bytes.
+        length: u64,
+    },
+}
+
+impl ChunkRef {
+    /// Size of the chunk's encoded bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            ChunkRef::Inline(b) => b.len() as u64,
+            ChunkRef::Native { length, .. } => *length,
+        }
+    }
+
+    /// True for a zero-length chunk.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One entry of a manifest or a manifest delta: `None` marks a deleted chunk (deltas only).
+pub type ManifestEntry = (ChunkCoord, Option<ChunkRef>);
+
+const KIND_TOMBSTONE: u8 = 0;
+const KIND_INLINE: u8 = 1;
+const KIND_NATIVE: u8 = 2;
+
+/// The columnar encoding of a sorted list of manifest entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestColumns {
+    /// Rank of the chunk coordinates.
+    pub ndim: u32,
+    /// Number of entries.
+    pub count: u64,
+    /// Per entry, per dimension: zigzag varint of the difference to the previous entry.
+    #[serde(with = "serde_bytes")]
+    pub coords: Vec<u8>,
+    /// Per entry: 0 = deleted, 1 = inline, 2 = native.
+    #[serde(with = "serde_bytes")]
+    pub kinds: Vec<u8>,
+    /// Dictionary of chunk objects referenced by native entries.
+    pub objects: Vec<ChunkObjectId>,
+    /// Per native entry: varint index into `objects`.
+    #[serde(with = "serde_bytes")]
+    pub object_index: Vec<u8>,
+    /// Per native entry: zigzag varint of `offset - end of the previous native entry`.
+    #[serde(with = "serde_bytes")]
+    pub offsets: Vec<u8>,
+    /// Per inline or native entry: varint length.
+    #[serde(with = "serde_bytes")]
+    pub lengths: Vec<u8>,
+    /// Inline chunk bytes, concatenated in entry order.
+    #[serde(with = "serde_bytes")]
+    pub inline_data: Vec<u8>,
+}
+
+impl ManifestColumns {
+    /// Encodes entries, which must be sorted by coordinates without duplicates and share one
+    /// rank.
+    pub fn encode(entries: &[ManifestEntry]) -> Result<Self> {
+        let ndim = entries.first().map_or(0, |(c, _)| c.len());
+        let mut cols = ManifestColumns {
+            ndim: ndim as u32,
+            count: entries.len() as u64,
+            ..Default::default()
+        };
+        let mut object_slots = std::collections::HashMap::new();
+        let mut prev_coord = vec![0u64; ndim];
+        let mut prev_end: u64 = 0;
+        for (i, (coord, chunk)) in entries.iter().enumerate() {
+            if coord.len() != ndim {
+                return Err(Error::corrupt("<manifest>", "entries of mixed rank"));
+            }
+            if i > 0 && entries[i - 1].0 >= *coord {
+                return Err(Error::corrupt("<manifest>", "entries are not sorted and unique"));
+            }
+            for (d, &c) in coord.iter().enumerate() {
+                varint::put_i64(&mut cols.coords, c.wrapping_sub(prev_coord[d]) as i64);
+                prev_coord[d] = c;
+            }
+            match chunk {
+                None => cols.kinds.push(KIND_TOMBSTONE),
+                Some(ChunkRef::Inline(data)) => {
+                    cols.kinds.push(KIND_INLINE);
+                    varint::put_u64(&mut cols.lengths, data.len() as u64);
+                    cols.inline_data.extend_from_slice(data);
+                }
+                Some(ChunkRef::Native {
+                    object,
+                    offset,
+                    length,
+                }) => {
+                    cols.kinds.push(KIND_NATIVE);
+                    let next = cols.objects.len();
+                    let slot = *object_slots.entry(*object).or_insert(next);
+                    if slot == next {
+                        cols.objects.push(*object);
+                    }
+                    varint::put_u64(&mut cols.object_index, slot as u64);
+                    varint::put_i64(&mut cols.offsets, offset.wrapping_sub(prev_end) as i64);
+                    varint::put_u64(&mut cols.lengths, *length);
+                    prev_end = offset.wrapping_add(*length);
+                }
+            }
+        }
+        Ok(cols)
+    }
+
+    /// Decodes back into sorted entries, validating every column.
+    pub fn decode(&self) -> Result<Vec<ManifestEntry>> {
+        let ndim = self.ndim as usize;
+        let count = usize::try_from(self.count).map_err(|_| Error::corrupt("<manifest>", "entry count overflows"))?;
+        if self.kinds.len() != count {
+            return Err(Error::corrupt("<manifest>", "kind column length differs from the entry count"));
+        }
+        let mut coords = Reader::new(&self.coords, "coords");
+        let mut object_index = Reader::new(&self.object_index, "object_index");
+        let mut offsets = Reader::new(&self.offsets, "offsets");
+        let mut lengths = Reader::new(&self.lengths, "lengths");
+        let mut inline_pos = 0usize;
+        let mut prev_coord = vec![0u64; ndim];
+        let mut prev_end: u64 = 0;
+        let mut out = Vec::with_capacity(count);
+        for &kind in &self.kinds {
+            let mut coord = Vec::with_capacity(ndim);
+            for prev in prev_coord.iter_mut() {
+                *prev = prev.wrapping_add(coords.i64()? as u64);
+                coord.push(*prev);
+            }
+            let chunk = match kind {
+                KIND_TOMBSTONE => None,
+                KIND_INLINE => {
+                    let len = lengths.u64()? as usize;
+                    let end = inline_pos
+                        .checked_add(len)
+                        .filter(|&e| e <= self.inline_data.len())
+                        .ok_or_else(|| Error::corrupt("<manifest>", "inline data is truncated"))?;
+                    let data = Bytes::copy_from_slice(&self.inline_data[inline_pos..end]);
+                    inline_pos = end;
+                    Some(ChunkRef::Inline(data))
+                }
+                KIND_NATIVE => {
+                    let slot = object_index.u64()? as usize;
+                    let object = *self
+                        .objects
+                        .get(slot)
+                        .ok_or_else(|| Error::corrupt("<manifest>", "object index out of range"))?;
+                    let offset = prev_end.wrapping_add(offsets.i64()? as u64);
+                    let length = lengths.u64()?;
+                    prev_end = offset.wrapping_add(length);
+                    Some(ChunkRef::Native {
+                        object,
+                        offset,
+                        length,
+                    })
+                }
+                other => return Err(Error::corrupt("<manifest>", format!("unknown chunk kind {other}"))),
+            };
+            out.push((coord, chunk));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn native(i: u64) -> ChunkRef {
+        ChunkRef::Native {
+            object: ChunkObjectId::of_bytes(&[(i % 3) as u8]),
+            offset: 24 + i * 100,
+            length: 100,
+        }
+    }
+
+    #[test]
+    fn round_trip_all_kinds() {
+        let entries: Vec<ManifestEntry> = vec![
+            (vec![0, 0], Some(ChunkRef::Inline(Bytes::from_static(b"abc")))),
+            (vec![0, 1], Some(native(1))),
+            (vec![0, 7], None),
+            (vec![1, 0], Some(native(2))),
+            (vec![u64::MAX, 3], Some(ChunkRef::Inline(Bytes::new()))),
+        ];
+        let cols = ManifestColumns::encode(&entries).unwrap();
+        assert_eq!(cols.objects.len(), 2);
+        assert_eq!(cols.decode().unwrap(), entries);
+        let enc = rmp_serde::to_vec_named(&cols).unwrap();
+        let back: ManifestColumns = rmp_serde::from_slice(&enc).unwrap();
+        assert_eq!(back.decode().unwrap(), entries);
+    }
+
+    #[test]
+    fn sequential_refs_are_compact() {
+        let object = ChunkObjectId::of_bytes(b"pack");
+        let entries: Vec<ManifestEntry> = (0..10_000u64)
+            .map(|i| {
+                let r = ChunkRef::Native {
+                    object,
+                    offset: 24 + 64 * i,
+                    length: 64,
+                };
+                (vec![i], Some(r))
+            })
+            .collect();
+        let cols = ManifestColumns::encode(&entries).unwrap();
+        let size = cols.coords.len() + cols.kinds.len() + cols.offsets.len() + cols.lengths.len() + cols.object_index.len();
+        assert!(size <= 5 * 10_000, "{size} bytes for 10k sequential refs");
+        assert_eq!(cols.decode().unwrap(), entries);
+    }
+
+    #[test]
+    fn rejects_unsorted_and_corrupt_columns() {
+        let entries: Vec<ManifestEntry> = vec![(vec![2], None), (vec![1], None)];
+        assert!(ManifestColumns::encode(&entries).is_err());
+        let good = ManifestColumns::encode(&[(vec![1], Some(native(1)))]).unwrap();
+        let mut bad = good.clone();
+        bad.objects.clear();
+        assert!(bad.decode().is_err());
+        let mut bad = good.clone();
+        bad.kinds = vec![9];
+        assert!(bad.decode().is_err());
+        let mut bad = good.clone();
+        bad.count = 2;
+        assert!(bad.decode().is_err());
+        let mut bad = good;
+        bad.lengths.clear();
+        assert!(bad.decode().is_err());
+    }
+}

@@ -1,0 +1,27 @@
+//! floe: a versioned, transactional store for Zarr v3 arrays on any object store.
+//!
+//! See the README for a tour and `spec/` for the on-disk format.
+
+#![warn(missing_docs)]
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod error;
+mod format;
+mod id;
+mod repo;
+mod storage;
+mod zarr;
+
+pub use error::{ConflictDetail, Error, Result};
+pub use format::manifest::ChunkCoord;
+pub use format::path::NodePath;
+pub use id::{ChunkObjectId, ManifestId, SnapshotId, TxLogId};
+pub use repo::{
+    BranchInfo, ChunkChanges, LogEntry, NodeInfo, Repository, RepositorySettings, Session, SessionStatus, TagInfo,
+    VersionSpec, DEFAULT_BRANCH, REPOSITORY_FORMAT,
+};
+pub use storage::{
+    open_storage, DirListing, DynStorage, ListedObject, ObjectStoreStorage, PutOutcome, Storage, StorageOptions,
+};
+pub use zarr::metadata::{ArrayGeometry, ChunkKeyEncoding, NodeMetadata};

@@ -1,0 +1,173 @@
+//! Applying chunk edits to an array's sharded manifest at commit time.
+//!
+//! Only the shards an edit touches are rewritten; the rest are reused by reference. A touched
+//! shard keeps its base object and carries its changed entries as an inline delta in the
+//! snapshot until the delta grows past the configured limits, when base and delta are
+//! compacted into a new base object.
+
+use std::collections::BTreeMap;
+
+use super::change_set::ResolvedEdits;
+use super::loaded::{shard_of, ShardIndex};
+use super::repository::Repository;
+use crate::error::Result;
+use crate::format::manifest::{ChunkCoord, ChunkRef, ManifestColumns, ManifestEntry};
+use crate::format::snapshot::{ArrayManifest, ShardRef};
+use crate::zarr::metadata::ArrayGeometry;
+
+/// Chooses the shard shape of an array from its chunk grid: inner dimensions take up to the
+/// next power of two of their extent, the first dimension (usually the one that grows) takes
+/// the rest of the `target` reference budget.
+pub(crate) fn choose_shard_shape(grid: &[u64], target: u64) -> Vec<u64> {
+    let n = grid.len();
+    let mut shape = vec![1u64; n];
+    let mut budget = target.max(1);
+    for d in (1..n).rev() {
+        let want = grid[d].max(1).checked_next_power_of_two().unwrap_or(u64::MAX);
+        shape[d] = want.min(budget).max(1);
+        budget = (budget / shape[d]).max(1);
+    }
+    if n > 0 {
+        shape[0] = budget;
+    }
+    shape
+}
+
+/// Applies `edits` (and a shrink from `old` to `new` geometry) to `manifest`.
+pub(crate) async fn update_array_manifest(
+    repo: &Repository,
+    manifest: &mut ArrayManifest,
+    old: Option<&ArrayGeometry>,
+    new: &ArrayGeometry,
+    edits: &ResolvedEdits,
+) -> Result<()> {
+    let grid = new.grid_shape();
+    if manifest.shard_shape.len() != grid.len() {
+        manifest.shard_shape = choose_shard_shape(&grid, repo.settings().shard_target_refs);
+        manifest.shards.clear();
+    }
+    let shard_shape = manifest.shard_shape.clone();
+    let mut per_shard: BTreeMap<ChunkCoord, Vec<ManifestEntry>> = BTreeMap::new();
+    for (coord, chunk) in edits {
+        if new.contains_chunk(coord) {
+            per_shard
+                .entry(shard_of(coord, &shard_shape))
+                .or_default()
+                .push((coord.clone(), chunk.clone()));
+        }
+    }
+    let shrunk = old.is_some_and(|o| o.grid_shape().iter().zip(&grid).any(|(a, b)| b < a));
+    let needs_trim = |shard: &ShardRef| {
+        shrunk
+            && shard
+                .coord
+                .iter()
+                .zip(&shard_shape)
+                .zip(&grid)
+                .any(|((s, size), g)| (s + 1).saturating_mul(*size) > *g)
+    };
+    let mut shards: BTreeMap<ChunkCoord, ShardRef> = manifest.shards.drain(..).map(|s| (s.coord.clone(), s)).collect();
+    let trim: Vec<ChunkCoord> = shards.values().filter(|s| needs_trim(s)).map(|s| s.coord.clone()).collect();
+    for coord in trim {
+        per_shard.entry(coord).or_default();
+    }
+    for (shard_coord, shard_edits) in per_shard {
+        let old_shard = shards.remove(&shard_coord);
+        if let Some(updated) = update_shard(repo, shard_coord, old_shard, shard_edits, new).await? {
+            shards.insert(updated.coord.clone(), updated);
+        }
+    }
+    manifest.shards = shards.into_values().collect();
+    Ok(())
+}
+
+async fn update_shard(
+    repo: &Repository,
+    coord: ChunkCoord,
+    old: Option<ShardRef>,
+    edits: Vec<ManifestEntry>,
+    geometry: &ArrayGeometry,
+) -> Result<Option<ShardRef>> {
+    let (base_id, old_delta) = match &old {
+        Some(s) => (s.base, s.delta.as_ref().map(|d| d.decode()).transpose()?),
+        None => (None, None),
+    };
+    let base = match &base_id {
+        Some(id) => Some(repo.load_manifest(id).await?),
+        None => None,
+    };
+    let mut delta: BTreeMap<ChunkCoord, Option<ChunkRef>> = old_delta.unwrap_or_default().into_iter().collect();
+    for (c, r) in edits {
+        delta.insert(c, r);
+    }
+    // Drop what lies outside the current grid (after a shrink).
+    let outside: Vec<ChunkCoord> = base
+        .iter()
+        .flat_map(|b| b.entries().iter().map(|(c, _)| c))
+        .chain(delta.keys())
+        .filter(|c| !geometry.contains_chunk(c))
+        .cloned()
+        .collect();
+    for c in outside {
+        delta.insert(c, None);
+    }
+    // Tombstones only matter for entries the base holds.
+    delta.retain(|c, r| r.is_some() || base.as_ref().is_some_and(|b| b.get(c).is_some()));
+    let delta: Vec<ManifestEntry> = delta.into_iter().collect();
+    let merged = ShardIndex::overlay(base.as_deref(), &delta);
+    if merged.entries().is_empty() {
+        return Ok(None);
+    }
+    let (chunk_count, chunk_bytes, inline_count) = stats(&merged);
+    let settings = repo.settings();
+    let delta_columns = ManifestColumns::encode(&delta)?;
+    let delta_bytes = delta_columns.coords.len()
+        + delta_columns.lengths.len()
+        + delta_columns.offsets.len()
+        + delta_columns.inline_data.len()
+        + delta_columns.objects.len() * 32;
+    let (base_id, delta) = if delta.len() > settings.delta_max_entries || delta_bytes > settings.delta_max_bytes {
+        let entries: Vec<ManifestEntry> = merged.into_entries().into_iter().map(|(c, r)| (c, Some(r))).collect();
+        let id = repo.write_manifest(&ManifestColumns::encode(&entries)?).await?;
+        (Some(id), None)
+    } else if delta.is_empty() {
+        (base_id, None)
+    } else {
+        (base_id, Some(delta_columns))
+    };
+    Ok(Some(ShardRef {
+        coord,
+        base: base_id,
+        delta,
+        chunk_count,
+        chunk_bytes,
+        inline_count,
+    }))
+}
+
+fn stats(index: &ShardIndex) -> (u64, u64, u64) {
+    let mut bytes = 0;
+    let mut inline = 0;
+    for (_, r) in index.entries() {
+        bytes += r.len();
+        if matches!(r, ChunkRef::Inline(_)) {
+            inline += 1;
+        }
+    }
+    (index.entries().len() as u64, bytes, inline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_shapes_fit_the_budget() {
+        assert_eq!(choose_shard_shape(&[1, 1, 1], 16384), vec![16384, 1, 1]);
+        assert_eq!(choose_shard_shape(&[10000], 16384), vec![16384]);
+        assert_eq!(choose_shard_shape(&[16, 2, 2], 16384), vec![4096, 2, 2]);
+        assert_eq!(choose_shard_shape(&[5, 1000, 1000], 16384), vec![1, 16, 1024]);
+        assert_eq!(choose_shard_shape(&[], 16384), Vec::<u64>::new());
+        assert_eq!(choose_shard_shape(&[0, 3], 16), vec![4, 4]);
+    }
+}

@@ -1,0 +1,20 @@
+//! Repositories, sessions, commits and history.
+
+mod change_set;
+mod commit;
+mod history;
+mod loaded;
+mod manifest_update;
+mod packs;
+mod refs;
+mod repository;
+mod session;
+mod settings;
+mod version;
+
+pub use history::LogEntry;
+pub use refs::{BranchInfo, TagInfo};
+pub use repository::{Repository, DEFAULT_BRANCH, REPOSITORY_FORMAT};
+pub use session::{ChunkChanges, NodeInfo, Session, SessionStatus};
+pub use settings::RepositorySettings;
+pub use version::VersionSpec;

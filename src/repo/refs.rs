@@ -1,0 +1,336 @@
+//! Branches and tags.
+//!
+//! A branch is a sequence of record objects `refs/branch.<name>/<seq>`, each created only if
+//! absent, so exactly one writer wins every step on every backend. The newest record is the
+//! tip; a record without a snapshot marks a deletion. Finding the newest record starts from an
+//! advisory hint and gallops forward, so it costs a few requests whatever the history length.
+//!
+//! A tag is one object `refs/tag.<name>/ref` created only if absent and never changed; deleting
+//! it creates `refs/tag.<name>/deleted`, and the name is never reused.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use super::repository::{Repository, DEFAULT_BRANCH};
+use crate::error::{Error, Result};
+use crate::format::envelope::{self, ObjectKind};
+use crate::format::now_us;
+use crate::format::refs::{validate_ref_name, BranchRecord, TagRecord, TagTombstone};
+use crate::format::snapshot::micros_to_time;
+use crate::id::SnapshotId;
+use crate::storage::{get_optional, layout, PutOutcome};
+
+/// A branch and where it points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BranchInfo {
+    /// Branch name.
+    pub name: String,
+    /// The tip snapshot.
+    pub snapshot: SnapshotId,
+    /// Number of records before the tip record (commits, resets and re-creations).
+    pub seq: u64,
+}
+
+/// A tag and what it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagInfo {
+    /// Tag name.
+    pub name: String,
+    /// The tagged snapshot.
+    pub snapshot: SnapshotId,
+    /// When the tag was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The newest record of a branch.
+#[derive(Clone, Debug)]
+pub(crate) struct BranchHead {
+    pub(crate) seq: u64,
+    pub(crate) snapshot: Option<SnapshotId>,
+}
+
+/// Result of trying to append a record to a branch.
+#[derive(Debug)]
+pub(crate) enum AdvanceOutcome {
+    /// Our record is the branch's record `seq`.
+    Landed,
+    /// Somebody else's record took the slot.
+    Lost,
+}
+
+impl Repository {
+    async fn record_exists(&self, name: &str, seq: u64) -> Result<bool> {
+        Ok(self.storage().head(&layout::branch_record_key(name, seq)).await?.is_some())
+    }
+
+    pub(crate) async fn read_branch_record(&self, name: &str, seq: u64) -> Result<Option<BranchRecord>> {
+        let key = layout::branch_record_key(name, seq);
+        match get_optional(self.storage().as_ref(), &key).await? {
+            None => Ok(None),
+            Some(bytes) => {
+                let record: BranchRecord = envelope::decode(&key, &bytes, ObjectKind::Ref)?;
+                if record.seq != seq {
+                    return Err(Error::corrupt(key, format!("record claims sequence {}", record.seq)));
+                }
+                Ok(Some(record))
+            }
+        }
+    }
+
+    async fn read_hint(&self, name: &str) -> Option<u64> {
+        let bytes = get_optional(self.storage().as_ref(), &layout::branch_hint_key(name))
+            .await
+            .ok()??;
+        std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
+    }
+
+    /// The newest record of a branch (possibly a deletion), `None` if it never existed.
+    pub(crate) async fn branch_head_record(&self, name: &str) -> Result<Option<BranchHead>> {
+        validate_ref_name("branch", name)?;
+        let mut known = None;
+        if let Some(hint) = self.read_hint(name).await {
+            if let Some(record) = self.read_branch_record(name, hint).await? {
+                known = Some((hint, record));
+            }
+        }
+        let (mut lo, mut record) = match known {
+            Some(found) => found,
+            None => match self.read_branch_record(name, 0).await? {
+                Some(r) => (0, r),
+                None => return Ok(None),
+            },
+        };
+        // Gallop forward: records are never deleted, so existence is monotone in seq.
+        let mut step = 1u64;
+        while self.record_exists(name, lo + step).await? {
+            lo += step;
+            step = step.saturating_mul(2);
+        }
+        let mut hi = lo + step;
+        let mut moved = false;
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.record_exists(name, mid).await? {
+                lo = mid;
+                moved = true;
+            } else {
+                hi = mid;
+            }
+        }
+        if moved || record.seq != lo {
+            record = self
+                .read_branch_record(name, lo)
+                .await?
+                .ok_or_else(|| Error::ObjectMissing {
+                    key: layout::branch_record_key(name, lo),
+                })?;
+        }
+        Ok(Some(BranchHead {
+            seq: lo,
+            snapshot: record.snapshot,
+        }))
+    }
+
+    /// The newest live record of a branch.
+    pub(crate) async fn branch_head(&self, name: &str) -> Result<(u64, SnapshotId)> {
+        match self.branch_head_record(name).await? {
+            Some(BranchHead {
+                seq,
+                snapshot: Some(id),
+            }) => Ok((seq, id)),
+            _ => Err(Error::BranchNotFound { name: name.to_string() }),
+        }
+    }
+
+    /// The snapshot a branch points at.
+    pub async fn branch_tip(&self, name: &str) -> Result<SnapshotId> {
+        Ok(self.branch_head(name).await?.1)
+    }
+
+    /// Tries to write record `seq` of a branch. Recognises its own earlier write when a
+    /// response was lost, so a retried call never reports a false loss.
+    pub(crate) async fn try_advance_branch(
+        &self,
+        name: &str,
+        seq: u64,
+        snapshot: Option<SnapshotId>,
+    ) -> Result<AdvanceOutcome> {
+        let key = layout::branch_record_key(name, seq);
+        let record = BranchRecord {
+            seq,
+            snapshot,
+            written_at_us: now_us(),
+        };
+        let bytes = envelope::encode(ObjectKind::Ref, &record)?;
+        let outcome = match self.storage().put_if_absent(&key, bytes.clone()).await {
+            Ok(PutOutcome::Created) => AdvanceOutcome::Landed,
+            Ok(PutOutcome::AlreadyExists) | Err(_) => {
+                // Either somebody else won, or our write landed but the answer was lost, or
+                // the write failed: the record itself tells which.
+                match get_optional(self.storage().as_ref(), &key).await? {
+                    Some(found) if found == bytes => AdvanceOutcome::Landed,
+                    Some(_) => AdvanceOutcome::Lost,
+                    None => match self.storage().put_if_absent(&key, bytes.clone()).await? {
+                        PutOutcome::Created => AdvanceOutcome::Landed,
+                        PutOutcome::AlreadyExists => {
+                            let found = self.storage().get(&key).await?;
+                            if found == bytes {
+                                AdvanceOutcome::Landed
+                            } else {
+                                AdvanceOutcome::Lost
+                            }
+                        }
+                    },
+                }
+            }
+        };
+        if matches!(outcome, AdvanceOutcome::Landed) {
+            // Advisory only: a failed or stale hint costs a few extra probes, never correctness.
+            let _ = self
+                .storage()
+                .put(&layout::branch_hint_key(name), Bytes::from(seq.to_string()))
+                .await;
+        }
+        Ok(outcome)
+    }
+
+    pub(crate) async fn write_first_branch_record(&self, name: &str, snapshot: SnapshotId) -> Result<()> {
+        match self.try_advance_branch(name, 0, Some(snapshot)).await? {
+            AdvanceOutcome::Landed => Ok(()),
+            AdvanceOutcome::Lost => Err(Error::BranchExists { name: name.to_string() }),
+        }
+    }
+
+    /// Creates a branch pointing at `snapshot`. A deleted branch's name can be used again.
+    pub async fn create_branch(&self, name: &str, snapshot: SnapshotId) -> Result<()> {
+        validate_ref_name("branch", name)?;
+        self.load_snapshot(&snapshot).await?;
+        let next = match self.branch_head_record(name).await? {
+            None => 0,
+            Some(BranchHead { snapshot: Some(_), .. }) => {
+                return Err(Error::BranchExists { name: name.to_string() });
+            }
+            Some(BranchHead { seq, snapshot: None }) => seq + 1,
+        };
+        match self.try_advance_branch(name, next, Some(snapshot)).await? {
+            AdvanceOutcome::Landed => Ok(()),
+            AdvanceOutcome::Lost => Err(Error::BranchExists { name: name.to_string() }),
+        }
+    }
+
+    /// Moves a branch to any snapshot (not necessarily a descendant), recording the move.
+    pub async fn reset_branch(&self, name: &str, snapshot: SnapshotId) -> Result<()> {
+        self.load_snapshot(&snapshot).await?;
+        loop {
+            let (seq, _) = self.branch_head(name).await?;
+            if let AdvanceOutcome::Landed = self.try_advance_branch(name, seq + 1, Some(snapshot)).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Deletes a branch (its history stays readable by snapshot id). `main` cannot be deleted.
+    pub async fn delete_branch(&self, name: &str) -> Result<()> {
+        if name == DEFAULT_BRANCH {
+            return Err(Error::ProtectedBranch { name: name.to_string() });
+        }
+        loop {
+            let (seq, _) = self.branch_head(name).await?;
+            if let AdvanceOutcome::Landed = self.try_advance_branch(name, seq + 1, None).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn ref_dir_names(&self) -> Result<Vec<layout::RefDirName>> {
+        let listing = self.storage().list_dir(layout::REFS_DIR).await?;
+        let mut names: Vec<_> = listing.prefixes.iter().filter_map(|p| layout::parse_ref_dir(p)).collect();
+        names.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        Ok(names)
+    }
+
+    /// All live branches, sorted by name.
+    pub async fn list_branches(&self) -> Result<Vec<BranchInfo>> {
+        let mut out = Vec::new();
+        for entry in self.ref_dir_names().await? {
+            if let layout::RefDirName::Branch(name) = entry {
+                if let Some(BranchHead {
+                    seq,
+                    snapshot: Some(snapshot),
+                }) = self.branch_head_record(&name).await?
+                {
+                    out.push(BranchInfo { name, snapshot, seq });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Creates a tag. Tag names are never reused, even after deletion.
+    pub async fn create_tag(&self, name: &str, snapshot: SnapshotId) -> Result<()> {
+        validate_ref_name("tag", name)?;
+        self.load_snapshot(&snapshot).await?;
+        if self.storage().head(&layout::tag_tombstone_key(name)).await?.is_some() {
+            return Err(Error::TagExists { name: name.to_string() });
+        }
+        let record = TagRecord {
+            snapshot,
+            created_at_us: now_us(),
+        };
+        let bytes = envelope::encode(ObjectKind::Ref, &record)?;
+        match self.storage().put_if_absent(&layout::tag_key(name), bytes).await? {
+            PutOutcome::Created => Ok(()),
+            PutOutcome::AlreadyExists => Err(Error::TagExists { name: name.to_string() }),
+        }
+    }
+
+    /// The tag's record.
+    pub async fn tag(&self, name: &str) -> Result<TagInfo> {
+        validate_ref_name("tag", name)?;
+        if self.storage().head(&layout::tag_tombstone_key(name)).await?.is_some() {
+            return Err(Error::TagDeleted { name: name.to_string() });
+        }
+        let key = layout::tag_key(name);
+        let bytes = get_optional(self.storage().as_ref(), &key)
+            .await?
+            .ok_or_else(|| Error::TagNotFound { name: name.to_string() })?;
+        let record: TagRecord = envelope::decode(&key, &bytes, ObjectKind::Ref)?;
+        Ok(TagInfo {
+            name: name.to_string(),
+            snapshot: record.snapshot,
+            created_at: micros_to_time(record.created_at_us),
+        })
+    }
+
+    /// Deletes a tag, leaving a tombstone so the name is never reused.
+    pub async fn delete_tag(&self, name: &str) -> Result<()> {
+        self.tag(name).await?;
+        let bytes = envelope::encode(
+            ObjectKind::Ref,
+            &TagTombstone {
+                deleted_at_us: now_us(),
+            },
+        )?;
+        match self.storage().put_if_absent(&layout::tag_tombstone_key(name), bytes).await? {
+            PutOutcome::Created => Ok(()),
+            PutOutcome::AlreadyExists => Err(Error::TagDeleted { name: name.to_string() }),
+        }
+    }
+
+    /// All live tags, sorted by name.
+    pub async fn list_tags(&self) -> Result<Vec<TagInfo>> {
+        let mut out = Vec::new();
+        for entry in self.ref_dir_names().await? {
+            if let layout::RefDirName::Tag(name) = entry {
+                match self.tag(&name).await {
+                    Ok(info) => out.push(info),
+                    Err(Error::TagDeleted { .. }) | Err(Error::TagNotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}

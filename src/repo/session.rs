@@ -1,0 +1,594 @@
+//! Sessions: a view of one version, read-only or writable on a branch.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use super::change_set::{ChangeSet, NodeEdit, PendingChunk};
+use super::loaded::{lock, LoadedSnapshot};
+use super::packs::Packs;
+use super::repository::Repository;
+use crate::error::{Error, Result};
+use crate::format::envelope::chunk_object_header;
+use crate::format::manifest::{ChunkCoord, ChunkRef};
+use crate::format::path::NodePath;
+use crate::id::{ChunkObjectId, SnapshotId};
+use crate::storage::layout;
+use crate::zarr::metadata::NodeMetadata;
+
+/// A group or array as a session sees it.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    /// Where it lives.
+    pub path: NodePath,
+    /// Its validated `zarr.json`.
+    pub metadata: Arc<NodeMetadata>,
+}
+
+/// A session: the repository at one version, plus uncommitted changes when writable.
+///
+/// Cheap to clone; clones share the same changes. Reads see the base snapshot with the
+/// session's own changes applied. Writes are allowed only on sessions opened on a branch and
+/// become visible to others only when [`Session::commit`] succeeds.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub(crate) inner: Arc<SessionInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SessionInner {
+    pub(crate) repo: Repository,
+    pub(crate) branch: Option<String>,
+    pub(crate) state: Mutex<SessionState>,
+    /// Writes hold it shared; a commit holds it exclusively, so no write straddles a commit.
+    pub(crate) write_gate: tokio::sync::RwLock<()>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SessionState {
+    pub(crate) base: Arc<LoadedSnapshot>,
+    pub(crate) base_seq: u64,
+    pub(crate) changes: ChangeSet,
+    pub(crate) packs: Packs,
+}
+
+impl Repository {
+    /// A read-only session at the version `spec` names.
+    pub async fn readonly_session(&self, spec: &super::version::VersionSpec) -> Result<Session> {
+        let id = self.resolve(spec).await?;
+        self.session_at(id, None, 0).await
+    }
+
+    /// A read-only session at a snapshot.
+    pub async fn session_at_snapshot(&self, id: SnapshotId) -> Result<Session> {
+        self.session_at(id, None, 0).await
+    }
+
+    /// A writable session on the tip of `branch`.
+    pub async fn writable_session(&self, branch: &str) -> Result<Session> {
+        let (seq, id) = self.branch_head(branch).await?;
+        self.session_at(id, Some(branch.to_string()), seq).await
+    }
+
+    async fn session_at(&self, id: SnapshotId, branch: Option<String>, seq: u64) -> Result<Session> {
+        let base = self.load_snapshot(&id).await?;
+        Ok(Session {
+            inner: Arc::new(SessionInner {
+                repo: self.clone(),
+                branch,
+                state: Mutex::new(SessionState {
+                    base,
+                    base_seq: seq,
+                    changes: ChangeSet::default(),
+                    packs: Packs::default(),
+                }),
+                write_gate: tokio::sync::RwLock::new(()),
+            }),
+        })
+    }
+}
+
+impl Session {
+    /// The repository this session reads from.
+    pub fn repository(&self) -> &Repository {
+        &self.inner.repo
+    }
+
+    /// The snapshot the session is based on (the new one after a successful commit).
+    pub fn snapshot_id(&self) -> SnapshotId {
+        lock(&self.inner.state).base.id
+    }
+
+    /// The branch of a writable session.
+    pub fn branch(&self) -> Option<&str> {
+        self.inner.branch.as_deref()
+    }
+
+    /// True for sessions opened on a branch.
+    pub fn is_writable(&self) -> bool {
+        self.inner.branch.is_some()
+    }
+
+    pub(crate) fn base(&self) -> Arc<LoadedSnapshot> {
+        lock(&self.inner.state).base.clone()
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.is_writable() {
+            Ok(())
+        } else {
+            Err(Error::ReadOnlySession)
+        }
+    }
+
+    // ---- nodes ------------------------------------------------------------------------
+
+    /// The node at `path`, with uncommitted changes applied.
+    pub fn node(&self, path: &NodePath) -> Result<Option<NodeInfo>> {
+        let (edit, base) = {
+            let state = lock(&self.inner.state);
+            (state.changes.nodes.get(path).cloned(), state.base.clone())
+        };
+        let metadata = match edit {
+            Some(NodeEdit::Put { metadata, .. }) => Some(metadata),
+            Some(NodeEdit::Deleted) => None,
+            None => base.node_metadata(path)?,
+        };
+        Ok(metadata.map(|metadata| NodeInfo {
+            path: path.clone(),
+            metadata,
+        }))
+    }
+
+    /// The node at `path`, or [`Error::NodeNotFound`].
+    pub fn require_node(&self, path: &NodePath) -> Result<NodeInfo> {
+        self.node(path)?.ok_or_else(|| Error::NodeNotFound { path: path.to_string() })
+    }
+
+    /// Every node, sorted by path.
+    pub fn list_nodes(&self) -> Result<Vec<NodeInfo>> {
+        let (edits, base) = {
+            let state = lock(&self.inner.state);
+            (state.changes.nodes.clone(), state.base.clone())
+        };
+        let mut out: BTreeMap<NodePath, Arc<NodeMetadata>> = BTreeMap::new();
+        for node in &base.snapshot.nodes {
+            if !edits.contains_key(&node.path) {
+                if let Some(m) = base.node_metadata(&node.path)? {
+                    out.insert(node.path.clone(), m);
+                }
+            }
+        }
+        for (path, edit) in edits {
+            if let NodeEdit::Put { metadata, .. } = edit {
+                out.insert(path, metadata);
+            }
+        }
+        Ok(out.into_iter().map(|(path, metadata)| NodeInfo { path, metadata }).collect())
+    }
+
+    /// Creates or replaces the node at `path` from a `zarr.json` document.
+    ///
+    /// Updating a node of the same kind keeps its chunks (an array's chunks outside a smaller
+    /// new shape are dropped); replacing a group by an array or the other way round starts
+    /// afresh and deletes everything below the old node. A node cannot be placed inside an
+    /// array.
+    pub async fn set_metadata(&self, path: &NodePath, metadata: NodeMetadata) -> Result<()> {
+        self.check_writable()?;
+        let _gate = self.inner.write_gate.read().await;
+        let mut ancestor = path.parent();
+        while let Some(a) = ancestor {
+            if let Some(info) = self.node(&a)? {
+                if info.metadata.geometry().is_some() {
+                    return Err(Error::InvalidHierarchy {
+                        path: path.to_string(),
+                        reason: format!("`{a}` is an array, and arrays cannot contain nodes"),
+                    });
+                }
+            }
+            ancestor = a.parent();
+        }
+        let existing = self.node(path)?;
+        let same_kind = existing.as_ref().map(|e| e.metadata.kind_name()) == Some(metadata.kind_name());
+        if metadata.geometry().is_some() && !same_kind {
+            let below = self.list_nodes()?.into_iter().filter(|n| n.path.is_within(path) && &n.path != path).count();
+            if below > 0 {
+                self.delete_descendants(path)?;
+            }
+        }
+        let mut state = lock(&self.inner.state);
+        let base_has = state.base.snapshot.node(path).is_some();
+        let fresh = match state.changes.nodes.get(path) {
+            Some(NodeEdit::Put { fresh, .. }) if same_kind => *fresh,
+            Some(NodeEdit::Deleted) => true,
+            _ => !same_kind && base_has,
+        };
+        if !same_kind {
+            state.changes.chunks.remove(path);
+        }
+        state.changes.nodes.insert(
+            path.clone(),
+            NodeEdit::Put {
+                metadata: Arc::new(metadata),
+                fresh,
+            },
+        );
+        Ok(())
+    }
+
+    /// Creates (or updates) a group with the given attributes.
+    pub async fn create_group(&self, path: &NodePath, attributes: Map<String, Value>) -> Result<()> {
+        let mut doc = serde_json::json!({"zarr_format": 3, "node_type": "group"});
+        if !attributes.is_empty() {
+            doc["attributes"] = Value::Object(attributes);
+        }
+        self.set_metadata(path, NodeMetadata::from_value(path, doc)?).await
+    }
+
+    /// Creates (or updates) an array from its Zarr v3 metadata document.
+    pub async fn create_array(&self, path: &NodePath, zarr_json: Value) -> Result<()> {
+        let metadata = NodeMetadata::from_value(path, zarr_json)?;
+        if metadata.geometry().is_none() {
+            return Err(Error::WrongNodeKind {
+                path: path.to_string(),
+                expected: "array",
+                found: "group",
+            });
+        }
+        self.set_metadata(path, metadata).await
+    }
+
+    /// Replaces the user attributes of a node.
+    pub async fn set_attributes(&self, path: &NodePath, attributes: Map<String, Value>) -> Result<()> {
+        let node = self.require_node(path)?;
+        let mut doc = node.metadata.document().clone();
+        if attributes.is_empty() {
+            doc.remove("attributes");
+        } else {
+            doc.insert("attributes".into(), Value::Object(attributes));
+        }
+        self.set_metadata(path, NodeMetadata::from_value(path, Value::Object(doc))?).await
+    }
+
+    /// Changes an array's shape. Chunks entirely outside the new shape are dropped at commit
+    /// (and stop being readable at once).
+    pub async fn resize_array(&self, path: &NodePath, shape: &[u64]) -> Result<()> {
+        let node = self.require_node(path)?;
+        let Some(geometry) = node.metadata.geometry() else {
+            return Err(Error::WrongNodeKind {
+                path: path.to_string(),
+                expected: "array",
+                found: "group",
+            });
+        };
+        if shape.len() != geometry.shape.len() {
+            return Err(Error::invalid_metadata(
+                path.as_str(),
+                format!("new shape has {} dimensions, the array has {}", shape.len(), geometry.shape.len()),
+            ));
+        }
+        let mut doc = node.metadata.document().clone();
+        doc.insert("shape".into(), Value::from(shape.to_vec()));
+        self.set_metadata(path, NodeMetadata::from_value(path, Value::Object(doc))?).await
+    }
+
+    fn delete_descendants(&self, path: &NodePath) -> Result<()> {
+        let below: Vec<NodePath> = self
+            .list_nodes()?
+            .into_iter()
+            .map(|n| n.path)
+            .filter(|p| p.is_within(path) && p != path)
+            .collect();
+        let mut state = lock(&self.inner.state);
+        state.changes.forget_below(path, false);
+        for p in below {
+            if state.base.snapshot.node(&p).is_some() {
+                state.changes.nodes.insert(p, NodeEdit::Deleted);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a node and everything below it.
+    pub async fn delete_node(&self, path: &NodePath) -> Result<()> {
+        self.check_writable()?;
+        let _gate = self.inner.write_gate.read().await;
+        self.require_node(path)?;
+        self.delete_descendants(path)?;
+        let mut state = lock(&self.inner.state);
+        state.changes.forget_below(path, true);
+        if state.base.snapshot.node(path).is_some() {
+            state.changes.nodes.insert(path.clone(), NodeEdit::Deleted);
+        }
+        Ok(())
+    }
+
+    // ---- chunks -----------------------------------------------------------------------
+
+    fn array_geometry(&self, path: &NodePath) -> Result<crate::zarr::metadata::ArrayGeometry> {
+        let node = self.require_node(path)?;
+        node.metadata.geometry().cloned().ok_or_else(|| Error::WrongNodeKind {
+            path: path.to_string(),
+            expected: "array",
+            found: "group",
+        })
+    }
+
+    fn check_chunk(&self, path: &NodePath, coord: &[u64]) -> Result<()> {
+        let geometry = self.array_geometry(path)?;
+        if !geometry.contains_chunk(coord) {
+            return Err(Error::ChunkOutOfBounds {
+                path: path.to_string(),
+                coords: coord.to_vec(),
+                grid: geometry.grid_shape(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stores the encoded bytes of one chunk. Tiny chunks go inline, small ones into a pack,
+    /// large ones into an object of their own (written before this returns).
+    pub async fn set_chunk(&self, path: &NodePath, coord: &[u64], data: Bytes) -> Result<()> {
+        self.check_writable()?;
+        let _gate = self.inner.write_gate.read().await;
+        self.check_chunk(path, coord)?;
+        let settings = self.inner.repo.settings();
+        let pending = if data.len() <= settings.inline_threshold {
+            PendingChunk::Ready(ChunkRef::Inline(data))
+        } else if data.len() >= settings.single_object_threshold {
+            let mut object = chunk_object_header();
+            let offset = object.len() as u64;
+            object.extend_from_slice(&data);
+            let object = object.freeze();
+            let id = ChunkObjectId::of_bytes(&object);
+            self.inner
+                .repo
+                .put_immutable(&layout::chunk_object_key(&id), object)
+                .await?;
+            PendingChunk::Ready(ChunkRef::Native {
+                object: id,
+                offset,
+                length: data.len() as u64,
+            })
+        } else {
+            let (pack, offset) = lock(&self.inner.state).packs.append(&data, settings.pack_target_bytes);
+            PendingChunk::Packed {
+                pack,
+                offset,
+                length: data.len() as u64,
+            }
+        };
+        lock(&self.inner.state)
+            .changes
+            .chunks
+            .entry(path.clone())
+            .or_default()
+            .insert(coord.to_vec(), Some(pending));
+        self.write_sealed_packs().await
+    }
+
+    /// Deletes one chunk (reads return nothing, i.e. the fill value).
+    pub async fn delete_chunk(&self, path: &NodePath, coord: &[u64]) -> Result<()> {
+        self.check_writable()?;
+        let _gate = self.inner.write_gate.read().await;
+        self.check_chunk(path, coord)?;
+        lock(&self.inner.state)
+            .changes
+            .chunks
+            .entry(path.clone())
+            .or_default()
+            .insert(coord.to_vec(), None);
+        Ok(())
+    }
+
+    /// Writes every sealed pack. Called after writes and at commit.
+    pub(crate) async fn write_sealed_packs(&self) -> Result<()> {
+        let sealed = lock(&self.inner.state).packs.sealed();
+        for (index, bytes) in sealed {
+            let id = ChunkObjectId::of_bytes(&bytes);
+            self.inner
+                .repo
+                .put_immutable(&layout::chunk_object_key(&id), bytes)
+                .await?;
+            lock(&self.inner.state).packs.mark_written(index, id);
+        }
+        Ok(())
+    }
+
+    /// Where the chunk at `coord` of array `path` lives, `None` when it was never written (or
+    /// lies outside the current shape).
+    pub(crate) async fn chunk_location(&self, path: &NodePath, coord: &[u64]) -> Result<Option<PendingChunk>> {
+        let Some(node) = self.node(path)? else {
+            return Ok(None);
+        };
+        let Some(geometry) = node.metadata.geometry() else {
+            return Ok(None);
+        };
+        if !geometry.contains_chunk(coord) {
+            return Ok(None);
+        }
+        let (edit, inherit, base) = {
+            let state = lock(&self.inner.state);
+            let edit = state.changes.chunks.get(path).and_then(|c| c.get(coord)).cloned();
+            let inherit = !matches!(
+                state.changes.nodes.get(path),
+                Some(NodeEdit::Put { fresh: true, .. }) | Some(NodeEdit::Deleted)
+            );
+            (edit, inherit, state.base.clone())
+        };
+        if let Some(edit) = edit {
+            return Ok(edit);
+        }
+        if !inherit {
+            return Ok(None);
+        }
+        Ok(base
+            .chunk_ref(&self.inner.repo, path, coord)
+            .await?
+            .map(PendingChunk::Ready))
+    }
+
+    async fn read_located(&self, location: PendingChunk, range: Option<std::ops::Range<u64>>) -> Result<Bytes> {
+        let length = location.len();
+        let range = range.unwrap_or(0..length);
+        if range.start > range.end || range.end > length {
+            return Err(Error::InvalidByteRange {
+                key: "<chunk>".into(),
+                start: range.start,
+                end: range.end,
+                size: length,
+            });
+        }
+        let (object, offset) = match location {
+            PendingChunk::Ready(ChunkRef::Inline(data)) => {
+                return Ok(data.slice(range.start as usize..range.end as usize));
+            }
+            PendingChunk::Ready(ChunkRef::Native { object, offset, .. }) => (object, offset),
+            PendingChunk::Packed { pack, offset, length } => {
+                match lock(&self.inner.state).packs.locate(pack, offset, length) {
+                    Some(Ok(bytes)) => return Ok(bytes.slice(range.start as usize..range.end as usize)),
+                    Some(Err(object)) => (object, offset),
+                    None => return Err(Error::corrupt("<session pack>", "pack slot missing")),
+                }
+            }
+        };
+        self.inner
+            .repo
+            .storage()
+            .get_range(&layout::chunk_object_key(&object), offset + range.start..offset + range.end)
+            .await
+    }
+
+    /// The encoded bytes of one chunk, `None` if it was never written.
+    pub async fn get_chunk(&self, path: &NodePath, coord: &[u64]) -> Result<Option<Bytes>> {
+        match self.chunk_location(path, coord).await? {
+            None => Ok(None),
+            Some(location) => self.read_located(location, None).await.map(Some),
+        }
+    }
+
+    /// A byte range of one chunk's encoded bytes.
+    pub async fn get_chunk_range(
+        &self,
+        path: &NodePath,
+        coord: &[u64],
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Bytes>> {
+        match self.chunk_location(path, coord).await? {
+            None => Ok(None),
+            Some(location) => self.read_located(location, Some(range)).await.map(Some),
+        }
+    }
+
+    /// Size of one chunk's encoded bytes, `None` if it was never written.
+    pub async fn chunk_size(&self, path: &NodePath, coord: &[u64]) -> Result<Option<u64>> {
+        Ok(self.chunk_location(path, coord).await?.map(|l| l.len()))
+    }
+
+    /// Coordinates of every stored chunk of an array, sorted.
+    pub async fn list_chunks(&self, path: &NodePath) -> Result<Vec<ChunkCoord>> {
+        let geometry = self.array_geometry(path)?;
+        let (edits, inherit, base) = {
+            let state = lock(&self.inner.state);
+            let inherit = !matches!(
+                state.changes.nodes.get(path),
+                Some(NodeEdit::Put { fresh: true, .. }) | Some(NodeEdit::Deleted)
+            );
+            (state.changes.chunks.get(path).cloned().unwrap_or_default(), inherit, state.base.clone())
+        };
+        let mut coords: BTreeMap<ChunkCoord, bool> = BTreeMap::new();
+        if inherit {
+            if let Some(crate::format::snapshot::NodeKind::Array(manifest)) = base.snapshot.node(path).map(|n| &n.kind) {
+                for shard in &manifest.shards {
+                    let index = base.shard_index(&self.inner.repo, path, shard).await?;
+                    for (c, _) in index.entries() {
+                        coords.insert(c.clone(), true);
+                    }
+                }
+            }
+        }
+        for (c, edit) in edits {
+            coords.insert(c, edit.is_some());
+        }
+        Ok(coords
+            .into_iter()
+            .filter(|(c, live)| *live && geometry.contains_chunk(c))
+            .map(|(c, _)| c)
+            .collect())
+    }
+
+    // ---- status -----------------------------------------------------------------------
+
+    /// The uncommitted changes, summarised.
+    pub fn status(&self) -> SessionStatus {
+        let state = lock(&self.inner.state);
+        let mut status = SessionStatus::default();
+        for (path, edit) in &state.changes.nodes {
+            let base_has = state.base.snapshot.node(path).is_some();
+            match edit {
+                NodeEdit::Deleted => status.deleted_nodes.push(path.clone()),
+                NodeEdit::Put { fresh, .. } if !base_has || *fresh => status.new_nodes.push(path.clone()),
+                NodeEdit::Put { .. } => status.updated_nodes.push(path.clone()),
+            }
+        }
+        for (path, edits) in &state.changes.chunks {
+            let written = edits.values().filter(|e| e.is_some()).count();
+            let deleted = edits.len() - written;
+            if written + deleted > 0 {
+                status.chunks.push(ChunkChanges {
+                    path: path.clone(),
+                    written,
+                    deleted,
+                });
+            }
+        }
+        status
+    }
+
+    /// True when the session has uncommitted changes.
+    pub fn has_changes(&self) -> bool {
+        !lock(&self.inner.state).changes.is_empty()
+    }
+
+    /// Drops every uncommitted change. Chunk objects already written stay in storage until
+    /// garbage collection.
+    pub async fn discard(&self) {
+        let _gate = self.inner.write_gate.write().await;
+        let mut state = lock(&self.inner.state);
+        state.changes = ChangeSet::default();
+        state.packs = Packs::default();
+    }
+}
+
+/// Uncommitted changes of a session.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionStatus {
+    /// Nodes created (or replaced by a node of another kind).
+    pub new_nodes: Vec<NodePath>,
+    /// Nodes whose metadata changed.
+    pub updated_nodes: Vec<NodePath>,
+    /// Nodes deleted.
+    pub deleted_nodes: Vec<NodePath>,
+    /// Chunk writes and deletes per array.
+    pub chunks: Vec<ChunkChanges>,
+}
+
+impl SessionStatus {
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.new_nodes.is_empty() && self.updated_nodes.is_empty() && self.deleted_nodes.is_empty() && self.chunks.is_empty()
+    }
+}
+
+/// Chunk changes of one array.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkChanges {
+    /// The array.
+    pub path: NodePath,
+    /// Chunks written.
+    pub written: usize,
+    /// Chunks deleted.
+    pub deleted: usize,
+}

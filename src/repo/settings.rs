@@ -1,0 +1,56 @@
+//! Tunable limits of a repository handle.
+
+use std::time::Duration;
+
+/// Settings of a [`Repository`](crate::Repository) handle. They change how new objects are
+/// laid out and how commits retry, never how existing objects are read.
+#[derive(Clone, Debug)]
+pub struct RepositorySettings {
+    /// Chunks of at most this many bytes are stored inline in the manifest.
+    pub inline_threshold: usize,
+    /// Chunks of at least this many bytes are written as objects of their own; smaller ones are
+    /// packed together.
+    pub single_object_threshold: usize,
+    /// A pack is written once it holds this many bytes (and at commit).
+    pub pack_target_bytes: usize,
+    /// Target number of chunk references per manifest shard.
+    pub shard_target_refs: u64,
+    /// A shard's inline delta is compacted into a new base when it has more entries than this.
+    pub delta_max_entries: usize,
+    /// ... or when its encoded columns are larger than this many bytes.
+    pub delta_max_bytes: usize,
+    /// Transaction logs up to this many encoded bytes are carried in the snapshot.
+    pub txlog_inline_max_bytes: usize,
+    /// How many times a commit is attempted before giving up on a moving branch.
+    pub max_commit_attempts: u32,
+    /// Base delay of the jittered exponential backoff between commit attempts.
+    pub commit_backoff_base: Duration,
+    /// Cap of the backoff delay.
+    pub commit_backoff_max: Duration,
+    /// Maximum concurrent storage requests issued by one operation.
+    pub io_concurrency: usize,
+    /// Number of decoded snapshots kept in memory.
+    pub snapshot_cache_entries: usize,
+    /// Bytes of decoded manifest shards kept in memory.
+    pub manifest_cache_bytes: u64,
+}
+
+impl Default for RepositorySettings {
+    fn default() -> Self {
+        RepositorySettings {
+            inline_threshold: 512,
+            single_object_threshold: 1 << 20,
+            pack_target_bytes: 32 << 20,
+            shard_target_refs: 16 * 1024,
+            delta_max_entries: 1024,
+            delta_max_bytes: 32 * 1024,
+            txlog_inline_max_bytes: 8 * 1024,
+            max_commit_attempts: 25,
+            commit_backoff_base: Duration::from_millis(5),
+            commit_backoff_max: Duration::from_millis(500),
+            io_concurrency: 16,
+            snapshot_cache_entries: 256,
+            manifest_cache_bytes: 256 << 20,
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! [`Storage`] over any `object_store` backend, and opening one from a URL or a path.
+
+use std::ops::Range;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use super::{DirListing, DynStorage, ListedObject, PutOutcome, Storage};
+use crate::error::{Error, Result};
+
+/// Backend options given when opening (credentials, endpoints, region...), as the
+/// backend's own configuration keys (for S3 e.g. `aws_endpoint`, `aws_region`,
+/// `aws_access_key_id`, `aws_allow_http`). They are never stored in the repository.
+pub type StorageOptions = Vec<(String, String)>;
+
+/// [`Storage`] implemented by an `object_store` backend, rooted at a prefix.
+#[derive(Debug)]
+pub struct ObjectStoreStorage {
+    store: Arc<dyn ObjectStore>,
+    root: StorePath,
+    location: String,
+}
+
+impl ObjectStoreStorage {
+    /// Wraps a backend; every key is resolved below `root`.
+    pub fn new(store: Arc<dyn ObjectStore>, root: StorePath, location: impl Into<String>) -> Self {
+        ObjectStoreStorage {
+            store,
+            root,
+            location: location.into(),
+        }
+    }
+
+    fn path(&self, key: &str) -> StorePath {
+        let mut parts: Vec<object_store::path::PathPart<'_>> = self.root.parts().collect();
+        parts.extend(key.split('/').filter(|s| !s.is_empty()).map(object_store::path::PathPart::from));
+        StorePath::from_iter(parts)
+    }
+
+    fn relative(&self, path: &StorePath) -> String {
+        let root_len = self.root.parts().count();
+        path.parts()
+            .skip(root_len)
+            .map(|p| p.as_ref().to_string())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    fn error(&self, key: &str, source: object_store::Error) -> Error {
+        match source {
+            object_store::Error::NotFound { .. } => Error::ObjectMissing { key: key.to_string() },
+            source => Error::Storage {
+                key: key.to_string(),
+                source,
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for ObjectStoreStorage {
+    async fn get(&self, key: &str) -> Result<Bytes> {
+        let result = self.store.get(&self.path(key)).await.map_err(|e| self.error(key, e))?;
+        result.bytes().await.map_err(|e| self.error(key, e))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        if range.start == range.end {
+            return Ok(Bytes::new());
+        }
+        self.store
+            .get_range(&self.path(key), range)
+            .await
+            .map_err(|e| self.error(key, e))
+    }
+
+    async fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        self.store
+            .get_ranges(&self.path(key), ranges)
+            .await
+            .map_err(|e| self.error(key, e))
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<u64>> {
+        match self.store.head(&self.path(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.store
+            .put(&self.path(key), PutPayload::from(bytes))
+            .await
+            .map_err(|e| self.error(key, e))?;
+        Ok(())
+    }
+
+    async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<PutOutcome> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(key), PutPayload::from(bytes), options)
+            .await
+        {
+            Ok(_) => Ok(PutOutcome::Created),
+            Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {
+                Ok(PutOutcome::AlreadyExists)
+            }
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>> {
+        let path = self.path(prefix);
+        let found: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&path))
+            .try_collect()
+            .await
+            .map_err(|e| self.error(prefix, e))?;
+        Ok(found
+            .into_iter()
+            .map(|m| ListedObject {
+                key: self.relative(&m.location),
+                size: m.size,
+            })
+            .collect())
+    }
+
+    async fn list_dir(&self, prefix: &str) -> Result<DirListing> {
+        let path = self.path(prefix);
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&path))
+            .await
+            .map_err(|e| self.error(prefix, e))?;
+        Ok(DirListing {
+            prefixes: listed.common_prefixes.iter().map(|p| self.relative(p)).collect(),
+            objects: listed
+                .objects
+                .into_iter()
+                .map(|m| ListedObject {
+                    key: self.relative(&m.location),
+                    size: m.size,
+                })
+                .collect(),
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        match self.store.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
+    fn location(&self) -> &str {
+        &self.location
+    }
+}
+
+/// Opens storage from a location:
+///
+/// - a plain path or `file:///abs/path`: a local directory (created if missing);
+/// - `memory://`: a fresh in-memory store (for tests and experiments);
+/// - `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`: cloud object stores,
+///   configured from the usual environment variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`) and then
+///   from `options`.
+pub fn open_storage(location: &str, options: &StorageOptions) -> Result<DynStorage> {
+    let invalid = |reason: String| Error::InvalidLocation {
+        location: location.to_string(),
+        reason,
+    };
+    let Some((scheme, _)) = location.split_once("://") else {
+        return open_local(location, std::path::Path::new(location));
+    };
+    let url = url::Url::parse(location).map_err(|e| invalid(e.to_string()))?;
+    let root = StorePath::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
+    let store: Arc<dyn ObjectStore> = match scheme {
+        "memory" => Arc::new(object_store::memory::InMemory::new()),
+        "file" => {
+            let path = url
+                .to_file_path()
+                .map_err(|_| invalid("not an absolute file:// URL".into()))?;
+            return open_local(location, &path);
+        }
+        "s3" | "s3a" => {
+            let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(location);
+            for (k, v) in options {
+                let key = object_store::aws::AmazonS3ConfigKey::from_str(k)
+                    .map_err(|_| invalid(format!("unknown S3 option `{k}`")))?;
+                builder = builder.with_config(key, v);
+            }
+            Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
+        }
+        "gs" => {
+            let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(location);
+            for (k, v) in options {
+                let key = object_store::gcp::GoogleConfigKey::from_str(k)
+                    .map_err(|_| invalid(format!("unknown GCS option `{k}`")))?;
+                builder = builder.with_config(key, v);
+            }
+            Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
+        }
+        "az" | "azure" | "abfs" | "abfss" => {
+            let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(location);
+            for (k, v) in options {
+                let key = object_store::azure::AzureConfigKey::from_str(k)
+                    .map_err(|_| invalid(format!("unknown Azure option `{k}`")))?;
+                builder = builder.with_config(key, v);
+            }
+            Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
+        }
+        other => {
+            return Err(invalid(format!(
+                "unsupported scheme `{other}` (use a path, file://, memory://, s3://, gs:// or az://)"
+            )))
+        }
+    };
+    Ok(Arc::new(ObjectStoreStorage::new(store, root, location)))
+}
+
+fn open_local(location: &str, path: &std::path::Path) -> Result<DynStorage> {
+    std::fs::create_dir_all(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let store = object_store::local::LocalFileSystem::new_with_prefix(path).map_err(|e| Error::InvalidLocation {
+        location: location.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(Arc::new(ObjectStoreStorage::new(
+        Arc::new(store),
+        StorePath::default(),
+        location,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn conformance(storage: DynStorage) {
+        let s = storage.as_ref();
+        assert!(matches!(s.get("a/b").await, Err(Error::ObjectMissing { .. })));
+        assert_eq!(s.head("a/b").await.unwrap(), None);
+        s.put("a/b", Bytes::from_static(b"hello world")).await.unwrap();
+        assert_eq!(s.get("a/b").await.unwrap(), Bytes::from_static(b"hello world"));
+        assert_eq!(s.head("a/b").await.unwrap(), Some(11));
+        assert_eq!(s.get_range("a/b", 6..11).await.unwrap(), Bytes::from_static(b"world"));
+        let parts = s.get_ranges("a/b", &[0..5, 6..11]).await.unwrap();
+        assert_eq!(parts, vec![Bytes::from_static(b"hello"), Bytes::from_static(b"world")]);
+        assert_eq!(s.put_if_absent("a/c", Bytes::from_static(b"1")).await.unwrap(), PutOutcome::Created);
+        assert_eq!(
+            s.put_if_absent("a/c", Bytes::from_static(b"2")).await.unwrap(),
+            PutOutcome::AlreadyExists
+        );
+        assert_eq!(s.get("a/c").await.unwrap(), Bytes::from_static(b"1"));
+        s.put("a/d/e", Bytes::from_static(b"x")).await.unwrap();
+        let mut keys: Vec<String> = s.list("a").await.unwrap().into_iter().map(|o| o.key).collect();
+        keys.sort();
+        assert_eq!(keys, vec!["a/b", "a/c", "a/d/e"]);
+        let dir = s.list_dir("a").await.unwrap();
+        assert_eq!(dir.prefixes, vec!["a/d".to_string()]);
+        assert_eq!(dir.objects.len(), 2);
+        s.delete("a/b").await.unwrap();
+        s.delete("a/b").await.unwrap();
+        assert_eq!(s.head("a/b").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn memory_conformance() {
+        conformance(open_storage("memory://", &vec![]).unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn local_conformance_path_and_url() {
+        let dir = tempfile::tempdir().unwrap();
+        conformance(open_storage(dir.path().join("p").to_str().unwrap(), &vec![]).unwrap()).await;
+        let url = url::Url::from_file_path(dir.path().join("u")).unwrap();
+        conformance(open_storage(url.as_str(), &vec![]).unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_put_if_absent_has_one_winner() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = open_storage(dir.path().to_str().unwrap(), &vec![]).unwrap();
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let s = storage.clone();
+                tokio::spawn(async move { s.put_if_absent("race", Bytes::from(vec![i as u8; 1000])).await })
+            })
+            .collect();
+        let mut created = 0;
+        for t in tasks {
+            if t.await.unwrap().unwrap() == PutOutcome::Created {
+                created += 1;
+            }
+        }
+        assert_eq!(created, 1);
+    }
+
+    #[test]
+    fn bad_locations_are_explained() {
+        let err = open_storage("ftp://x/y", &vec![]).unwrap_err();
+        assert!(err.to_string().contains("unsupported scheme"), "{err}");
+        let err = open_storage("s3://bucket/p", &vec![("no_such_option".into(), "1".into())]).unwrap_err();
+        assert!(err.to_string().contains("unknown S3 option"), "{err}");
+        assert!(open_storage("s3://bucket/p", &vec![("aws_region".into(), "us-east-1".into())]).is_ok());
+    }
+}

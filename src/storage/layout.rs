@@ -1,0 +1,116 @@
+//! Where every object lives. Object keys are formed here and nowhere else.
+//!
+//! ```text
+//! floe.json                          repository marker: format version, creation time
+//! snapshots/<snapshot id>            snapshots
+//! manifests/<manifest id>            manifest shards
+//! txlogs/<txlog id>                  transaction logs too large to inline
+//! chunks/<chunk object id>           chunk objects and packs
+//! refs/branch.<name>/<seq>           one record per branch move (seq: 20 decimal digits)
+//! refs/branch.<name>/hint            advisory: a recent seq (verified before use)
+//! refs/tag.<name>/ref                a tag
+//! refs/tag.<name>/deleted            a deleted tag's tombstone
+//! ```
+
+use crate::id::{ChunkObjectId, ManifestId, SnapshotId, TxLogId};
+
+/// The repository marker object.
+pub const REPO_INFO_KEY: &str = "floe.json";
+/// Directory of snapshots.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
+/// Directory of manifests.
+pub const MANIFESTS_DIR: &str = "manifests";
+/// Directory of transaction logs.
+pub const TXLOGS_DIR: &str = "txlogs";
+/// Directory of chunk objects.
+pub const CHUNKS_DIR: &str = "chunks";
+/// Directory of refs.
+pub const REFS_DIR: &str = "refs";
+const BRANCH_PREFIX: &str = "branch.";
+const TAG_PREFIX: &str = "tag.";
+
+/// Key of a snapshot.
+pub fn snapshot_key(id: &SnapshotId) -> String {
+    format!("{SNAPSHOTS_DIR}/{id}")
+}
+
+/// Key of a manifest shard.
+pub fn manifest_key(id: &ManifestId) -> String {
+    format!("{MANIFESTS_DIR}/{id}")
+}
+
+/// Key of a transaction log.
+pub fn txlog_key(id: &TxLogId) -> String {
+    format!("{TXLOGS_DIR}/{id}")
+}
+
+/// Key of a chunk object.
+pub fn chunk_object_key(id: &ChunkObjectId) -> String {
+    format!("{CHUNKS_DIR}/{id}")
+}
+
+/// Directory holding a branch's records.
+pub fn branch_dir(name: &str) -> String {
+    format!("{REFS_DIR}/{BRANCH_PREFIX}{name}")
+}
+
+/// Key of record `seq` of a branch.
+pub fn branch_record_key(name: &str, seq: u64) -> String {
+    format!("{REFS_DIR}/{BRANCH_PREFIX}{name}/{seq:020}")
+}
+
+/// Key of a branch's advisory hint.
+pub fn branch_hint_key(name: &str) -> String {
+    format!("{REFS_DIR}/{BRANCH_PREFIX}{name}/hint")
+}
+
+/// Key of a tag.
+pub fn tag_key(name: &str) -> String {
+    format!("{REFS_DIR}/{TAG_PREFIX}{name}/ref")
+}
+
+/// Key of a deleted tag's tombstone.
+pub fn tag_tombstone_key(name: &str) -> String {
+    format!("{REFS_DIR}/{TAG_PREFIX}{name}/deleted")
+}
+
+/// A name found under `refs/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefDirName {
+    /// `refs/branch.<name>`.
+    Branch(String),
+    /// `refs/tag.<name>`.
+    Tag(String),
+}
+
+/// Classifies one `refs/` sub-prefix (as returned by a directory listing).
+pub fn parse_ref_dir(prefix: &str) -> Option<RefDirName> {
+    let name = prefix.strip_prefix(REFS_DIR)?.strip_prefix('/')?;
+    if let Some(b) = name.strip_prefix(BRANCH_PREFIX) {
+        Some(RefDirName::Branch(b.to_string()))
+    } else {
+        name.strip_prefix(TAG_PREFIX).map(|t| RefDirName::Tag(t.to_string()))
+    }
+}
+
+/// The id part of a key inside one of the digest-addressed directories.
+pub fn id_of_key<'a>(dir: &str, key: &'a str) -> Option<&'a str> {
+    key.strip_prefix(dir)?.strip_prefix('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_stable() {
+        let id = SnapshotId::from_bytes([0xab; 32]);
+        assert_eq!(snapshot_key(&id), format!("snapshots/{}", "ab".repeat(32)));
+        assert_eq!(branch_record_key("main", 7), "refs/branch.main/00000000000000000007");
+        assert_eq!(tag_key("v1"), "refs/tag.v1/ref");
+        assert_eq!(parse_ref_dir("refs/branch.dev"), Some(RefDirName::Branch("dev".into())));
+        assert_eq!(parse_ref_dir("refs/tag.v1"), Some(RefDirName::Tag("v1".into())));
+        assert_eq!(parse_ref_dir("refs/other"), None);
+        assert_eq!(id_of_key(SNAPSHOTS_DIR, "snapshots/abc"), Some("abc"));
+    }
+}
