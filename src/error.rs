@@ -31,7 +31,7 @@ pub enum Error {
 
     // ---- storage -----------------------------------------------------------------------
     /// An object that must exist is missing from storage.
-    #[error("object `{key}` is missing from storage (the repository may be damaged; run `floe fsck`)")]
+    #[error("object `{key}` is missing from storage (the repository may be damaged; check it with `floe -r <repo> fsck`)")]
     ObjectMissing { key: String },
     /// The storage backend failed; the operation may be retried.
     #[error("storage error on `{key}`: {source}")]
@@ -53,7 +53,9 @@ pub enum Error {
     #[error("object `{key}` is corrupt: {reason}")]
     CorruptObject { key: String, reason: String },
     /// An object's bytes do not hash to the digest in its key.
-    #[error("object `{key}` failed its integrity check: expected digest {expected}, found {found}")]
+    #[error(
+        "object `{key}` failed its integrity check: expected digest {expected}, found {found}"
+    )]
     DigestMismatch {
         key: String,
         expected: String,
@@ -151,7 +153,7 @@ pub enum Error {
         branch: String,
         our_base: String,
         their_snapshot: String,
-        detail: ConflictDetail,
+        detail: Box<ConflictDetail>,
     },
     /// The branch kept moving and rebase attempts ran out.
     #[error("commit to `{branch}` gave up after {attempts} attempts: the branch kept moving; retry later or raise the attempt limit")]
@@ -223,11 +225,11 @@ impl Error {
     }
 
     /// True when retrying the same operation later may succeed (transient storage failures,
-    /// lost races that ran out of attempts, unknown commit outcomes after checking the log).
+    /// a branch that kept moving). A conflict is not retryable: the same changes conflict again.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Storage { .. } | Error::TooManyRebaseAttempts { .. } | Error::Conflict { .. }
+            Error::Storage { .. } | Error::TooManyRebaseAttempts { .. }
         )
     }
 }

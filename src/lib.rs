@@ -18,10 +18,14 @@ pub use format::manifest::ChunkCoord;
 pub use format::path::NodePath;
 pub use id::{ChunkObjectId, ManifestId, SnapshotId, TxLogId};
 pub use repo::{
-    BranchInfo, ChunkChanges, LogEntry, NodeInfo, Repository, RepositorySettings, Session, SessionStatus, TagInfo,
+    ArrayStats, BranchInfo, ChunkChanges, FsckOptions, FsckProblem, FsckReport, LogEntry, NodeInfo,
+    Repository, RepositoryInfo, RepositorySettings, Session, SessionStatus, ShardCounts, TagInfo,
     VersionSpec, DEFAULT_BRANCH, REPOSITORY_FORMAT,
 };
 pub use storage::{
-    open_storage, DirListing, DynStorage, ListedObject, ObjectStoreStorage, PutOutcome, Storage, StorageOptions,
+    create_storage, open_storage, DirListing, DynStorage, ListedObject, ObjectStoreStorage,
+    PutOutcome, Storage, StorageOptions,
 };
 pub use zarr::metadata::{ArrayGeometry, ChunkKeyEncoding, NodeMetadata};
+pub use zarr::store::{ByteRange, ZarrStore};
+pub use zarr::zarrs_adapter::{AsyncZarrsStore, SyncZarrsStore};

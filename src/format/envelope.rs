@@ -99,7 +99,10 @@ pub fn check_header(key: &str, bytes: &[u8], expected: ObjectKind) -> Result<u8>
     if bytes.len() < HEADER_LEN {
         return Err(Error::corrupt(
             key,
-            format!("{} bytes is shorter than the {HEADER_LEN}-byte header", bytes.len()),
+            format!(
+                "{} bytes is shorter than the {HEADER_LEN}-byte header",
+                bytes.len()
+            ),
         ));
     }
     if &bytes[0..4] != MAGIC {
@@ -120,11 +123,19 @@ pub fn check_header(key: &str, bytes: &[u8], expected: ObjectKind) -> Result<u8>
                 format!("expected a {expected:?} object, found a {kind:?}"),
             ))
         }
-        None => return Err(Error::corrupt(key, format!("unknown object kind {}", bytes[6]))),
+        None => {
+            return Err(Error::corrupt(
+                key,
+                format!("unknown object kind {}", bytes[6]),
+            ))
+        }
     }
     let encoding = bytes[7];
     if encoding > 1 {
-        return Err(Error::corrupt(key, format!("unknown payload encoding {encoding}")));
+        return Err(Error::corrupt(
+            key,
+            format!("unknown payload encoding {encoding}"),
+        ));
     }
     Ok(encoding)
 }
@@ -141,7 +152,8 @@ pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8], expected: ObjectKind
     } else {
         body
     };
-    rmp_serde::from_slice(payload).map_err(|e| Error::corrupt(key, format!("payload does not decode: {e}")))
+    rmp_serde::from_slice(payload)
+        .map_err(|e| Error::corrupt(key, format!("payload does not decode: {e}")))
 }
 
 #[cfg(test)]

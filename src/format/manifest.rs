@@ -39,11 +39,6 @@ impl ChunkRef {
             ChunkRef::Native { length, .. } => *length,
         }
     }
-
-    /// True for a zero-length chunk.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// One entry of a manifest or a manifest delta: `None` marks a deleted chunk (deltas only).
@@ -100,7 +95,10 @@ impl ManifestColumns {
                 return Err(Error::corrupt("<manifest>", "entries of mixed rank"));
             }
             if i > 0 && entries[i - 1].0 >= *coord {
-                return Err(Error::corrupt("<manifest>", "entries are not sorted and unique"));
+                return Err(Error::corrupt(
+                    "<manifest>",
+                    "entries are not sorted and unique",
+                ));
             }
             for (d, &c) in coord.iter().enumerate() {
                 varint::put_i64(&mut cols.coords, c.wrapping_sub(prev_coord[d]) as i64);
@@ -137,9 +135,13 @@ impl ManifestColumns {
     /// Decodes back into sorted entries, validating every column.
     pub fn decode(&self) -> Result<Vec<ManifestEntry>> {
         let ndim = self.ndim as usize;
-        let count = usize::try_from(self.count).map_err(|_| Error::corrupt("<manifest>", "entry count overflows"))?;
+        let count = usize::try_from(self.count)
+            .map_err(|_| Error::corrupt("<manifest>", "entry count overflows"))?;
         if self.kinds.len() != count {
-            return Err(Error::corrupt("<manifest>", "kind column length differs from the entry count"));
+            return Err(Error::corrupt(
+                "<manifest>",
+                "kind column length differs from the entry count",
+            ));
         }
         let mut coords = Reader::new(&self.coords, "coords");
         let mut object_index = Reader::new(&self.object_index, "object_index");
@@ -182,7 +184,12 @@ impl ManifestColumns {
                         length,
                     })
                 }
-                other => return Err(Error::corrupt("<manifest>", format!("unknown chunk kind {other}"))),
+                other => {
+                    return Err(Error::corrupt(
+                        "<manifest>",
+                        format!("unknown chunk kind {other}"),
+                    ))
+                }
             };
             out.push((coord, chunk));
         }
@@ -205,7 +212,10 @@ mod tests {
     #[test]
     fn round_trip_all_kinds() {
         let entries: Vec<ManifestEntry> = vec![
-            (vec![0, 0], Some(ChunkRef::Inline(Bytes::from_static(b"abc")))),
+            (
+                vec![0, 0],
+                Some(ChunkRef::Inline(Bytes::from_static(b"abc"))),
+            ),
             (vec![0, 1], Some(native(1))),
             (vec![0, 7], None),
             (vec![1, 0], Some(native(2))),
@@ -233,7 +243,11 @@ mod tests {
             })
             .collect();
         let cols = ManifestColumns::encode(&entries).unwrap();
-        let size = cols.coords.len() + cols.kinds.len() + cols.offsets.len() + cols.lengths.len() + cols.object_index.len();
+        let size = cols.coords.len()
+            + cols.kinds.len()
+            + cols.offsets.len()
+            + cols.lengths.len()
+            + cols.object_index.len();
         assert!(size <= 5 * 10_000, "{size} bytes for 10k sequential refs");
         assert_eq!(cols.decode().unwrap(), entries);
     }

@@ -171,13 +171,24 @@ mod tests {
         assert_eq!(p.metadata_key(), "a/b/zarr.json");
         assert_eq!(NodePath::root().metadata_key(), "zarr.json");
         assert!(p.is_within(&NodePath::new("a").unwrap()));
-        assert!(!NodePath::new("ab").unwrap().is_within(&NodePath::new("a").unwrap()));
+        assert!(!NodePath::new("ab")
+            .unwrap()
+            .is_within(&NodePath::new("a").unwrap()));
         assert_eq!(p.to_string(), "/a/b");
     }
 
     #[test]
     fn rejects_hostile_paths() {
-        for bad in ["a//b", "a/../b", "./a", "a/", "__x", "a/zarr.json", "a\\b", "a\u{0}b"] {
+        for bad in [
+            "a//b",
+            "a/../b",
+            "./a",
+            "a/",
+            "__x",
+            "a/zarr.json",
+            "a\\b",
+            "a\u{0}b",
+        ] {
             assert!(NodePath::new(bad).is_err(), "{bad:?} accepted");
         }
         assert!(NodePath::new(&"x".repeat(MAX_PATH_LEN + 1)).is_err());
@@ -186,7 +197,10 @@ mod tests {
     #[test]
     fn serde_validates() {
         let enc = rmp_serde::to_vec(&NodePath::new("a/b").unwrap()).unwrap();
-        assert_eq!(rmp_serde::from_slice::<NodePath>(&enc).unwrap().as_str(), "a/b");
+        assert_eq!(
+            rmp_serde::from_slice::<NodePath>(&enc).unwrap().as_str(),
+            "a/b"
+        );
         let bad = rmp_serde::to_vec("a/../b").unwrap();
         assert!(rmp_serde::from_slice::<NodePath>(&bad).is_err());
     }

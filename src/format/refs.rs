@@ -9,7 +9,11 @@ use crate::id::SnapshotId;
 pub const MAX_REF_NAME_LEN: usize = 128;
 
 /// One step of a branch: the object `refs/branch.<name>/<seq>`.
+///
+/// Ref records are not content-addressed, so decoding is strict: an unknown field (a damaged
+/// key) is an error rather than a missing `snapshot` silently read as a deletion.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BranchRecord {
     /// Position in the branch's sequence (0 for the first record).
     pub seq: u64,
@@ -21,6 +25,7 @@ pub struct BranchRecord {
 
 /// A tag: the object `refs/tag.<name>/ref`, never changed once written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TagRecord {
     /// The tagged snapshot.
     pub snapshot: SnapshotId,
@@ -30,6 +35,7 @@ pub struct TagRecord {
 
 /// The tombstone `refs/tag.<name>/deleted` of a deleted tag.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TagTombstone {
     /// When the tag was deleted (microseconds since the epoch).
     pub deleted_at_us: i64,
@@ -74,14 +80,35 @@ mod tests {
             written_at_us: 5,
         };
         let bytes = encode(ObjectKind::Ref, &b).unwrap();
-        assert_eq!(decode::<BranchRecord>("r", &bytes, ObjectKind::Ref).unwrap(), b);
+        assert_eq!(
+            decode::<BranchRecord>("r", &bytes, ObjectKind::Ref).unwrap(),
+            b
+        );
         let t = TagRecord {
             snapshot: SnapshotId::of_bytes(b"s"),
             created_at_us: 9,
         };
         let bytes = encode(ObjectKind::Ref, &t).unwrap();
-        assert_eq!(decode::<TagRecord>("r", &bytes, ObjectKind::Ref).unwrap(), t);
+        assert_eq!(
+            decode::<TagRecord>("r", &bytes, ObjectKind::Ref).unwrap(),
+            t
+        );
         assert!(decode::<TagRecord>("r", &bytes, ObjectKind::Snapshot).is_err());
+    }
+
+    #[test]
+    fn damaged_field_names_are_refused() {
+        let b = BranchRecord {
+            seq: 1,
+            snapshot: Some(SnapshotId::of_bytes(b"s")),
+            written_at_us: 5,
+        };
+        let bytes = encode(ObjectKind::Ref, &b).unwrap();
+        let at = bytes.windows(8).position(|w| w == b"snapshot").unwrap();
+        let mut damaged = bytes.to_vec();
+        damaged[at] ^= 0xff;
+        // Without strict decoding this would read as a deletion record (`snapshot: None`).
+        assert!(decode::<BranchRecord>("r", &damaged, ObjectKind::Ref).is_err());
     }
 
     #[test]
@@ -89,7 +116,16 @@ mod tests {
         for ok in ["main", "dev-1", "v1.2.3", "a_b"] {
             validate_ref_name("branch", ok).unwrap();
         }
-        for bad in ["", ".x", "-x", "a..b", "a/b", "a@b", "sp ace", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".x",
+            "-x",
+            "a..b",
+            "a/b",
+            "a@b",
+            "sp ace",
+            &"x".repeat(129),
+        ] {
             assert!(validate_ref_name("branch", bad).is_err(), "{bad:?}");
         }
     }

@@ -143,7 +143,11 @@ mod tests {
     use crate::format::manifest::ChunkRef;
 
     pub(crate) fn sample_snapshot() -> Snapshot {
-        let delta = ManifestColumns::encode(&[(vec![0, 0], Some(ChunkRef::Inline(bytes::Bytes::from_static(b"xy"))))]).unwrap();
+        let delta = ManifestColumns::encode(&[(
+            vec![0, 0],
+            Some(ChunkRef::Inline(bytes::Bytes::from_static(b"xy"))),
+        )])
+        .unwrap();
         Snapshot {
             parent: Some(SnapshotId::of_bytes(b"p")),
             generation: 7,
@@ -193,7 +197,10 @@ mod tests {
         let bytes = encode(ObjectKind::Snapshot, &snap).unwrap();
         let back: Snapshot = decode("s", &bytes, ObjectKind::Snapshot).unwrap();
         assert_eq!(back, snap);
-        assert_eq!(back.node(&NodePath::new("t2m").unwrap()).unwrap().zarr_json, "{}");
+        assert_eq!(
+            back.node(&NodePath::new("t2m").unwrap()).unwrap().zarr_json,
+            "{}"
+        );
         assert!(back.node(&NodePath::new("nope").unwrap()).is_none());
         assert_eq!(back.committed_at().timestamp(), 1_700_000_000);
     }

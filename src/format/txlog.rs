@@ -25,18 +25,6 @@ pub struct TxLog {
     pub chunks: Vec<(NodePath, Vec<ChunkCoord>)>,
 }
 
-impl TxLog {
-    /// True when the commit changed nothing.
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty() && self.chunks.is_empty()
-    }
-
-    /// Number of chunk changes recorded.
-    pub fn chunk_change_count(&self) -> usize {
-        self.chunks.iter().map(|(_, c)| c.len()).sum()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,8 +39,6 @@ mod tests {
         let bytes = encode(ObjectKind::TxLog, &log).unwrap();
         let back: TxLog = decode("t", &bytes, ObjectKind::TxLog).unwrap();
         assert_eq!(back, log);
-        assert_eq!(back.chunk_change_count(), 2);
-        assert!(!back.is_empty());
         assert!(decode::<TxLog>("t", &bytes[..bytes.len() - 1], ObjectKind::TxLog).is_err());
     }
 }

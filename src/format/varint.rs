@@ -37,17 +37,25 @@ impl<'a> Reader<'a> {
     pub fn u64(&mut self) -> Result<u64> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
-            let byte = *self
-                .bytes
-                .get(self.pos)
-                .ok_or_else(|| Error::corrupt("<manifest>", format!("column `{}` is truncated", self.column)))?;
+            let byte = *self.bytes.get(self.pos).ok_or_else(|| {
+                Error::corrupt(
+                    "<manifest>",
+                    format!("column `{}` is truncated", self.column),
+                )
+            })?;
             self.pos += 1;
+            if shift == 63 && byte > 1 {
+                break;
+            }
             value |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
                 return Ok(value);
             }
         }
-        Err(Error::corrupt("<manifest>", format!("column `{}` has an overlong varint", self.column)))
+        Err(Error::corrupt(
+            "<manifest>",
+            format!("column `{}` has an overlong varint", self.column),
+        ))
     }
 
     /// Next zigzag-encoded signed varint.

@@ -26,7 +26,11 @@ pub(crate) enum PendingChunk {
     /// Stored (inline, or in an object already written).
     Ready(ChunkRef),
     /// Inside pack number `pack` of this session, not necessarily written yet.
-    Packed { pack: usize, offset: u64, length: u64 },
+    Packed {
+        pack: usize,
+        offset: u64,
+        length: u64,
+    },
 }
 
 impl PendingChunk {
@@ -46,6 +50,9 @@ pub(crate) type ChunkEdits = BTreeMap<ChunkCoord, Option<PendingChunk>>;
 pub(crate) struct ChangeSet {
     pub(crate) nodes: BTreeMap<NodePath, NodeEdit>,
     pub(crate) chunks: BTreeMap<NodePath, ChunkEdits>,
+    /// Arrays whose chunk grid shrank in this session: per dimension, the smallest extent the
+    /// grid had. Base chunks outside it are gone even if the array grew again afterwards.
+    pub(crate) clips: BTreeMap<NodePath, ChunkCoord>,
 }
 
 impl ChangeSet {
@@ -58,7 +65,38 @@ impl ChangeSet {
         let keep = |p: &NodePath| !(p.is_within(path) && (include_self || p != path));
         self.nodes.retain(|p, _| keep(p));
         self.chunks.retain(|p, _| keep(p));
+        self.clips.retain(|p, _| keep(p));
     }
+
+    /// Records that array `path` now has chunk grid `grid` (after `old`): when it shrank, the
+    /// session's own chunk edits outside it are dropped and base chunks outside it are clipped.
+    pub(crate) fn record_grid_change(&mut self, path: &NodePath, old: &[u64], grid: &[u64]) {
+        if old.len() != grid.len() || old.iter().zip(grid).all(|(o, n)| n >= o) {
+            return;
+        }
+        if let Some(edits) = self.chunks.get_mut(path) {
+            edits.retain(|c, _| within_grid(c, grid));
+        }
+        let clip = self
+            .clips
+            .entry(path.clone())
+            .or_insert_with(|| grid.to_vec());
+        for (c, n) in clip.iter_mut().zip(grid) {
+            *c = (*c).min(*n);
+        }
+    }
+
+    /// Drops every change of the node at `path` itself.
+    pub(crate) fn forget_node(&mut self, path: &NodePath) {
+        self.nodes.remove(path);
+        self.chunks.remove(path);
+        self.clips.remove(path);
+    }
+}
+
+/// True when `coord` lies inside a chunk grid of the same rank.
+pub(crate) fn within_grid(coord: &[u64], grid: &[u64]) -> bool {
+    coord.len() == grid.len() && coord.iter().zip(grid).all(|(c, g)| c < g)
 }
 
 /// Resolved chunk edits of one array, ready to be committed.
@@ -69,4 +107,6 @@ pub(crate) type ResolvedEdits = BTreeMap<ChunkCoord, Option<ChunkRef>>;
 pub(crate) struct ResolvedChanges {
     pub(crate) nodes: BTreeMap<NodePath, NodeEdit>,
     pub(crate) chunks: BTreeMap<NodePath, ResolvedEdits>,
+    /// See [`ChangeSet::clips`].
+    pub(crate) clips: BTreeMap<NodePath, ChunkCoord>,
 }

@@ -32,7 +32,11 @@ impl Session {
     /// or not at all. If another writer moved the branch meanwhile, the changes are re-applied
     /// on the new tip when they do not overlap (with jittered backoff); overlapping changes
     /// fail with [`Error::Conflict`] and leave the session's changes in place.
-    pub async fn commit(&self, message: &str, metadata: Option<Map<String, Value>>) -> Result<SnapshotId> {
+    pub async fn commit(
+        &self,
+        message: &str,
+        metadata: Option<Map<String, Value>>,
+    ) -> Result<SnapshotId> {
         let branch = self.inner.branch.clone().ok_or(Error::ReadOnlySession)?;
         let _gate = self.inner.write_gate.write().await;
         let changes = self.resolved_changes().await?;
@@ -50,7 +54,8 @@ impl Session {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let (id, snapshot) = build_snapshot(repo, &parent, &changes, message, &metadata_json).await?;
+            let (id, snapshot) =
+                build_snapshot(repo, &parent, &changes, message, &metadata_json).await?;
             let outcome = repo
                 .try_advance_branch(&branch, parent_seq + 1, Some(id))
                 .await
@@ -75,12 +80,17 @@ impl Session {
                             attempts: attempt,
                         });
                     }
-                    let (tip_seq, tip) = repo.branch_head(&branch).await?;
-                    check_rebase(repo, &branch, original_base, parent.id, tip, &changes).await?;
-                    let exp = settings.commit_backoff_base.saturating_mul(1 << attempt.min(10));
+                    // Back off first, then rebase onto the tip as it is after the pause: a
+                    // tip read before sleeping is likely stale by the next attempt when other
+                    // writers keep committing.
+                    let exp = settings
+                        .commit_backoff_base
+                        .saturating_mul(1 << attempt.min(10));
                     let cap = exp.min(settings.commit_backoff_max);
                     let jitter = rand::rng().random_range(0..=cap.as_micros().max(1) as u64);
                     tokio::time::sleep(Duration::from_micros(jitter)).await;
+                    let (tip_seq, tip) = repo.branch_head(&branch).await?;
+                    check_rebase(repo, &branch, original_base, parent.id, tip, &changes).await?;
                     parent = repo.load_snapshot(&tip).await?;
                     parent_seq = tip_seq;
                 }
@@ -96,6 +106,7 @@ impl Session {
         let mut resolved = ResolvedChanges {
             nodes: state.changes.nodes.clone(),
             chunks: BTreeMap::new(),
+            clips: state.changes.clips.clone(),
         };
         let packs = &state.packs;
         let mut out_chunks = BTreeMap::new();
@@ -105,13 +116,22 @@ impl Session {
                 let value = match edit {
                     None => None,
                     Some(PendingChunk::Ready(r)) => Some(r.clone()),
-                    Some(PendingChunk::Packed { pack, offset, length }) => match packs.locate(*pack, *offset, *length) {
+                    Some(PendingChunk::Packed {
+                        pack,
+                        offset,
+                        length,
+                    }) => match packs.locate(*pack, *offset, *length) {
                         Some(Err(object)) => Some(crate::format::manifest::ChunkRef::Native {
                             object,
                             offset: *offset,
                             length: *length,
                         }),
-                        _ => return Err(Error::corrupt("<session pack>", "a pack was not written before commit")),
+                        _ => {
+                            return Err(Error::corrupt(
+                                "<session pack>",
+                                "a pack was not written before commit",
+                            ))
+                        }
                     },
                 };
                 done.insert(coord.clone(), value);
@@ -120,7 +140,8 @@ impl Session {
         }
         // Keep the session's own view consistent: packed chunks now have final locations.
         for (path, edits) in &out_chunks {
-            let entry: &mut BTreeMap<ChunkCoord, Option<PendingChunk>> = state.changes.chunks.entry(path.clone()).or_default();
+            let entry: &mut BTreeMap<ChunkCoord, Option<PendingChunk>> =
+                state.changes.chunks.entry(path.clone()).or_default();
             for (coord, value) in edits {
                 entry.insert(coord.clone(), value.clone().map(PendingChunk::Ready));
             }
@@ -167,7 +188,10 @@ pub(crate) async fn build_snapshot(
                     (Some(_), _) => NodeKind::Array(ArrayManifest::default()),
                 };
                 if let (Some(g), false) = (metadata.geometry(), *fresh) {
-                    if let Some(old) = parent.node_metadata(path)?.and_then(|m| m.geometry().cloned()) {
+                    if let Some(old) = parent
+                        .node_metadata(path)?
+                        .and_then(|m| m.geometry().cloned())
+                    {
                         old_geometry.insert(path.clone(), old);
                     }
                     new_geometry.insert(path.clone(), g.clone());
@@ -193,20 +217,39 @@ pub(crate) async fn build_snapshot(
         .collect();
     let empty = BTreeMap::new();
     for path in touched {
-        let Some(record) = nodes.get_mut(&path) else { continue };
-        let NodeKind::Array(manifest) = &mut record.kind else { continue };
+        let Some(record) = nodes.get_mut(&path) else {
+            continue;
+        };
+        let NodeKind::Array(manifest) = &mut record.kind else {
+            continue;
+        };
         let geometry = NodeMetadata::parse(&path, record.zarr_json.as_bytes())?
             .geometry()
             .cloned()
-            .ok_or_else(|| Error::invalid_metadata(path.as_str(), "array metadata lost its geometry"))?;
+            .ok_or_else(|| {
+                Error::invalid_metadata(path.as_str(), "array metadata lost its geometry")
+            })?;
         let edits = changes.chunks.get(&path).unwrap_or(&empty);
-        update_array_manifest(repo, manifest, old_geometry.get(&path), &geometry, edits).await?;
+        let clip = changes.clips.get(&path);
+        update_array_manifest(
+            repo,
+            manifest,
+            old_geometry.get(&path),
+            &geometry,
+            clip,
+            edits,
+        )
+        .await?;
         if !edits.is_empty() {
-            txlog.chunks.push((path.clone(), edits.keys().cloned().collect()));
+            txlog
+                .chunks
+                .push((path.clone(), edits.keys().cloned().collect()));
         }
     }
     let (generation, skips, recent) = child_history(parent.id, &parent.snapshot);
-    let txlog_size = rmp_serde::to_vec(&txlog).map(|v| v.len()).unwrap_or(usize::MAX);
+    let txlog_size = rmp_serde::to_vec_named(&txlog)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     let txlog = if txlog_size <= repo.settings().txlog_inline_max_bytes {
         TxLogRef::Inline(txlog)
     } else {
@@ -241,14 +284,16 @@ async fn check_rebase(
         branch: branch.to_string(),
         our_base: original_base.to_string(),
         their_snapshot: their.to_string(),
-        detail,
+        detail: Box::new(detail),
     };
     if !repo.is_ancestor(parent, tip).await? {
         return Err(conflict(
             tip,
             ConflictDetail::Node {
                 path: "/".into(),
-                reason: "the branch was reset to a snapshot that does not contain this session's base".into(),
+                reason:
+                    "the branch was reset to a snapshot that does not contain this session's base"
+                        .into(),
             },
         ));
     }
@@ -259,37 +304,65 @@ async fn check_rebase(
         if let Some(detail) = find_conflict(&log, changes) {
             return Err(conflict(current, detail));
         }
-        current = loaded
-            .snapshot
-            .parent
-            .ok_or_else(|| Error::corrupt(format!("snapshots/{current}"), "history ends before the session base"))?;
+        current = loaded.snapshot.parent.ok_or_else(|| {
+            Error::corrupt(
+                format!("snapshots/{current}"),
+                "history ends before the session base",
+            )
+        })?;
     }
     Ok(())
 }
 
 /// The first overlap between a committed transaction log and a session's changes.
 pub(crate) fn find_conflict(theirs: &TxLog, ours: &ResolvedChanges) -> Option<ConflictDetail> {
-    let their_nodes: BTreeMap<&NodePath, NodeChange> = theirs.nodes.iter().map(|(p, c)| (p, *c)).collect();
-    let deleted_above = |path: &NodePath| {
+    let their_nodes: BTreeMap<&NodePath, NodeChange> =
+        theirs.nodes.iter().map(|(p, c)| (p, *c)).collect();
+    // Their deletions and (re)creations of an ancestor: a created ancestor may now be an
+    // array, which cannot hold nodes, and a deleted one took its subtree with it.
+    let replaced_above = |path: &NodePath| {
         theirs
             .nodes
             .iter()
-            .find(|(p, c)| *c == NodeChange::Deleted && path.is_within(p) && p != path)
+            .find(|(p, c)| *c != NodeChange::Updated && path.is_within(p) && p != path)
             .map(|(p, _)| p.clone())
     };
     let node_conflict = |path: &NodePath, reason: String| ConflictDetail::Node {
         path: path.to_string(),
         reason,
     };
-    for path in ours.nodes.keys() {
+    for (path, edit) in &ours.nodes {
         if let Some(change) = their_nodes.get(path) {
-            return Some(node_conflict(path, format!("changed by both commits (theirs: {change:?})")));
+            return Some(node_conflict(
+                path,
+                format!("changed by both commits (theirs: {change:?})"),
+            ));
         }
-        if let Some(p) = deleted_above(path) {
-            return Some(node_conflict(path, format!("its parent {p} was deleted")));
+        if let Some(p) = replaced_above(path) {
+            return Some(node_conflict(
+                path,
+                format!("its ancestor {p} was deleted or replaced"),
+            ));
+        }
+        // Deleting a node, or replacing it by one of another kind, removes everything below
+        // it: nodes the other commit created or changed there would be orphaned.
+        let removes_subtree = matches!(edit, NodeEdit::Deleted | NodeEdit::Put { fresh: true, .. })
+            || matches!(edit, NodeEdit::Put { metadata, .. } if metadata.geometry().is_some());
+        if removes_subtree {
+            if let Some((below, _)) = theirs
+                .nodes
+                .iter()
+                .find(|(p, _)| p.is_within(path) && p != path)
+            {
+                return Some(node_conflict(
+                    path,
+                    format!("the other commit changed {below} below it"),
+                ));
+            }
         }
     }
-    let their_chunks: BTreeMap<&NodePath, &Vec<ChunkCoord>> = theirs.chunks.iter().map(|(p, c)| (p, c)).collect();
+    let their_chunks: BTreeMap<&NodePath, &Vec<ChunkCoord>> =
+        theirs.chunks.iter().map(|(p, c)| (p, c)).collect();
     for (path, edits) in &ours.chunks {
         if edits.is_empty() {
             continue;
@@ -300,11 +373,18 @@ pub(crate) fn find_conflict(theirs: &TxLog, ours: &ResolvedChanges) -> Option<Co
                 format!("its metadata changed concurrently ({change:?}) while this session wrote chunks"),
             ));
         }
-        if let Some(p) = deleted_above(path) {
-            return Some(node_conflict(path, format!("its parent {p} was deleted")));
+        if let Some(p) = replaced_above(path) {
+            return Some(node_conflict(
+                path,
+                format!("its ancestor {p} was deleted or replaced"),
+            ));
         }
         if let Some(their) = their_chunks.get(path) {
-            let overlap: Vec<ChunkCoord> = their.iter().filter(|c| edits.contains_key(*c)).cloned().collect();
+            let overlap: Vec<ChunkCoord> = their
+                .iter()
+                .filter(|c| edits.contains_key(*c))
+                .cloned()
+                .collect();
             if !overlap.is_empty() {
                 return Some(ConflictDetail::Chunks {
                     path: path.to_string(),

@@ -16,7 +16,9 @@ use serde_json::{Map, Value};
 use super::loaded::LoadedSnapshot;
 use super::repository::Repository;
 use crate::error::{Error, Result};
-use crate::format::snapshot::{micros_to_time, AncestorRef, LogRecord, Snapshot, RECENT_ENTRY_MAX_TEXT, RECENT_LOG_LEN};
+use crate::format::snapshot::{
+    micros_to_time, AncestorRef, LogRecord, Snapshot, RECENT_ENTRY_MAX_TEXT, RECENT_LOG_LEN,
+};
 use crate::id::SnapshotId;
 
 /// One entry of a branch's history.
@@ -35,7 +37,10 @@ pub struct LogEntry {
 }
 
 /// The history fields of a new child of `parent`.
-pub(crate) fn child_history(parent_id: SnapshotId, parent: &Snapshot) -> (u64, Vec<AncestorRef>, Vec<LogRecord>) {
+pub(crate) fn child_history(
+    parent_id: SnapshotId,
+    parent: &Snapshot,
+) -> (u64, Vec<AncestorRef>, Vec<LogRecord>) {
     let p = parent.generation;
     let parent_ref = AncestorRef {
         id: parent_id,
@@ -63,7 +68,8 @@ pub(crate) fn child_history(parent_id: SnapshotId, parent: &Snapshot) -> (u64, V
         id: parent_id,
         generation: p,
         committed_at_us: parent.committed_at_us,
-        text: (text_len <= RECENT_ENTRY_MAX_TEXT).then(|| (parent.message.clone(), parent.metadata_json.clone())),
+        text: (text_len <= RECENT_ENTRY_MAX_TEXT)
+            .then(|| (parent.message.clone(), parent.metadata_json.clone())),
     };
     let mut recent = Vec::with_capacity(RECENT_LOG_LEN);
     recent.push(parent_log);
@@ -157,21 +163,34 @@ impl Repository {
     }
 
     /// The newest snapshot at or before `time` in the history ending at `tip`.
-    pub async fn snapshot_as_of(&self, tip: SnapshotId, time: DateTime<Utc>) -> Result<Option<SnapshotId>> {
+    pub async fn snapshot_as_of(
+        &self,
+        tip: SnapshotId,
+        time: DateTime<Utc>,
+    ) -> Result<Option<SnapshotId>> {
         let t = time.timestamp_micros();
         Ok(self.descend(tip, |_, at| at > t).await?.map(|s| s.id))
     }
 
     /// The ancestor-or-self of `tip` with the given generation.
-    pub async fn ancestor_at_generation(&self, tip: SnapshotId, generation: u64) -> Result<Option<SnapshotId>> {
+    pub async fn ancestor_at_generation(
+        &self,
+        tip: SnapshotId,
+        generation: u64,
+    ) -> Result<Option<SnapshotId>> {
         let found = self.descend(tip, |g, _| g > generation).await?;
-        Ok(found.filter(|s| s.snapshot.generation == generation).map(|s| s.id))
+        Ok(found
+            .filter(|s| s.snapshot.generation == generation)
+            .map(|s| s.id))
     }
 
     /// True when `ancestor` is `descendant` or one of its ancestors.
     pub async fn is_ancestor(&self, ancestor: SnapshotId, descendant: SnapshotId) -> Result<bool> {
         let a = self.load_snapshot(&ancestor).await?;
-        Ok(self.ancestor_at_generation(descendant, a.snapshot.generation).await? == Some(ancestor))
+        Ok(self
+            .ancestor_at_generation(descendant, a.snapshot.generation)
+            .await?
+            == Some(ancestor))
     }
 
     /// The log entry of one snapshot.
@@ -182,12 +201,21 @@ impl Repository {
     /// Snapshots whose id starts with `prefix` (hex). Lists the snapshot directory.
     pub async fn find_snapshots_by_prefix(&self, prefix: &str) -> Result<Vec<SnapshotId>> {
         let prefix = prefix.to_ascii_lowercase();
-        let listed = self.storage().list(crate::storage::layout::SNAPSHOTS_DIR).await?;
+        let listed = self
+            .storage()
+            .list(crate::storage::layout::SNAPSHOTS_DIR)
+            .await?;
         let mut out = Vec::new();
         for object in listed {
-            if let Some(id) = crate::storage::layout::id_of_key(crate::storage::layout::SNAPSHOTS_DIR, &object.key) {
+            if let Some(id) = crate::storage::layout::id_of_key(
+                crate::storage::layout::SNAPSHOTS_DIR,
+                &object.key,
+            ) {
                 if id.starts_with(&prefix) {
-                    out.push(SnapshotId::parse(id).map_err(|_| Error::corrupt(&object.key, "not a snapshot id"))?);
+                    out.push(
+                        SnapshotId::parse(id)
+                            .map_err(|_| Error::corrupt(&object.key, "not a snapshot id"))?,
+                    );
                 }
             }
         }

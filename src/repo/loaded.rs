@@ -22,7 +22,10 @@ impl ShardIndex {
     /// Builds an index from base entries (tombstones, which bases never hold, are skipped).
     pub(crate) fn from_base(entries: Vec<ManifestEntry>) -> Self {
         ShardIndex {
-            entries: entries.into_iter().filter_map(|(c, r)| r.map(|r| (c, r))).collect(),
+            entries: entries
+                .into_iter()
+                .filter_map(|(c, r)| r.map(|r| (c, r)))
+                .collect(),
         }
     }
 
@@ -89,7 +92,11 @@ impl ShardIndex {
 
 /// Shard coordinates of the chunk at `coord` in a shard layout.
 pub(crate) fn shard_of(coord: &[u64], shard_shape: &[u64]) -> ChunkCoord {
-    coord.iter().zip(shard_shape).map(|(c, s)| c / s.max(&1)).collect()
+    coord
+        .iter()
+        .zip(shard_shape)
+        .map(|(c, s)| c / s.max(&1))
+        .collect()
 }
 
 /// A decoded snapshot plus caches of what readers derive from it.
@@ -125,9 +132,11 @@ impl LoadedSnapshot {
             return Ok(None);
         };
         let parsed = Arc::new(
-            NodeMetadata::parse(path, node.zarr_json.as_bytes()).map_err(|e| Error::CorruptObject {
-                key: format!("snapshots/{}", self.id),
-                reason: e.to_string(),
+            NodeMetadata::parse(path, node.zarr_json.as_bytes()).map_err(|e| {
+                Error::CorruptObject {
+                    key: format!("snapshots/{}", self.id),
+                    reason: e.to_string(),
+                }
             })?,
         );
         lock(&self.metadata).insert(path.clone(), parsed.clone());
@@ -178,7 +187,12 @@ impl LoadedSnapshot {
     }
 
     /// The chunk reference stored for `coord` of array `path` in this snapshot.
-    pub(crate) async fn chunk_ref(&self, repo: &Repository, path: &NodePath, coord: &[u64]) -> Result<Option<ChunkRef>> {
+    pub(crate) async fn chunk_ref(
+        &self,
+        repo: &Repository,
+        path: &NodePath,
+        coord: &[u64],
+    ) -> Result<Option<ChunkRef>> {
         let Some(shard) = self.shard_ref(path, coord) else {
             return Ok(None);
         };
@@ -204,8 +218,17 @@ mod tests {
 
     #[test]
     fn overlay_replaces_deletes_and_inserts() {
-        let base = ShardIndex::from_base(vec![(vec![0], inline(b"a")), (vec![2], inline(b"b")), (vec![4], inline(b"c"))]);
-        let delta = vec![(vec![1], inline(b"x")), (vec![2], None), (vec![4], inline(b"y")), (vec![5], inline(b"z"))];
+        let base = ShardIndex::from_base(vec![
+            (vec![0], inline(b"a")),
+            (vec![2], inline(b"b")),
+            (vec![4], inline(b"c")),
+        ]);
+        let delta = vec![
+            (vec![1], inline(b"x")),
+            (vec![2], None),
+            (vec![4], inline(b"y")),
+            (vec![5], inline(b"z")),
+        ];
         let merged = ShardIndex::overlay(Some(&base), &delta);
         let keys: Vec<u64> = merged.entries().iter().map(|(c, _)| c[0]).collect();
         assert_eq!(keys, vec![0, 1, 4, 5]);

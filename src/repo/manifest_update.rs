@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::change_set::ResolvedEdits;
+use super::change_set::{within_grid, ResolvedEdits};
 use super::loaded::{shard_of, ShardIndex};
 use super::repository::Repository;
 use crate::error::Result;
@@ -23,7 +23,10 @@ pub(crate) fn choose_shard_shape(grid: &[u64], target: u64) -> Vec<u64> {
     let mut shape = vec![1u64; n];
     let mut budget = target.max(1);
     for d in (1..n).rev() {
-        let want = grid[d].max(1).checked_next_power_of_two().unwrap_or(u64::MAX);
+        let want = grid[d]
+            .max(1)
+            .checked_next_power_of_two()
+            .unwrap_or(u64::MAX);
         shape[d] = want.min(budget).max(1);
         budget = (budget / shape[d]).max(1);
     }
@@ -34,14 +37,24 @@ pub(crate) fn choose_shard_shape(grid: &[u64], target: u64) -> Vec<u64> {
 }
 
 /// Applies `edits` (and a shrink from `old` to `new` geometry) to `manifest`.
+///
+/// `clip` is the smallest chunk grid the array had in the session (see
+/// `ChangeSet::clips`): existing entries outside it are dropped before `edits` apply, so an
+/// array shrunk and grown again in one session does not get its old chunks back.
 pub(crate) async fn update_array_manifest(
     repo: &Repository,
     manifest: &mut ArrayManifest,
     old: Option<&ArrayGeometry>,
     new: &ArrayGeometry,
+    clip: Option<&ChunkCoord>,
     edits: &ResolvedEdits,
 ) -> Result<()> {
-    let grid = new.grid_shape();
+    let mut grid = new.grid_shape();
+    if let Some(clip) = clip.filter(|c| c.len() == grid.len()) {
+        for (g, c) in grid.iter_mut().zip(clip) {
+            *g = (*g).min(*c);
+        }
+    }
     if manifest.shard_shape.len() != grid.len() {
         manifest.shard_shape = choose_shard_shape(&grid, repo.settings().shard_target_refs);
         manifest.shards.clear();
@@ -66,14 +79,24 @@ pub(crate) async fn update_array_manifest(
                 .zip(&grid)
                 .any(|((s, size), g)| (s + 1).saturating_mul(*size) > *g)
     };
-    let mut shards: BTreeMap<ChunkCoord, ShardRef> = manifest.shards.drain(..).map(|s| (s.coord.clone(), s)).collect();
-    let trim: Vec<ChunkCoord> = shards.values().filter(|s| needs_trim(s)).map(|s| s.coord.clone()).collect();
+    let mut shards: BTreeMap<ChunkCoord, ShardRef> = manifest
+        .shards
+        .drain(..)
+        .map(|s| (s.coord.clone(), s))
+        .collect();
+    let trim: Vec<ChunkCoord> = shards
+        .values()
+        .filter(|s| needs_trim(s))
+        .map(|s| s.coord.clone())
+        .collect();
     for coord in trim {
         per_shard.entry(coord).or_default();
     }
     for (shard_coord, shard_edits) in per_shard {
         let old_shard = shards.remove(&shard_coord);
-        if let Some(updated) = update_shard(repo, shard_coord, old_shard, shard_edits, new).await? {
+        if let Some(updated) =
+            update_shard(repo, shard_coord, old_shard, shard_edits, &grid).await?
+        {
             shards.insert(updated.coord.clone(), updated);
         }
     }
@@ -86,7 +109,7 @@ async fn update_shard(
     coord: ChunkCoord,
     old: Option<ShardRef>,
     edits: Vec<ManifestEntry>,
-    geometry: &ArrayGeometry,
+    keep: &[u64],
 ) -> Result<Option<ShardRef>> {
     let (base_id, old_delta) = match &old {
         Some(s) => (s.base, s.delta.as_ref().map(|d| d.decode()).transpose()?),
@@ -96,29 +119,38 @@ async fn update_shard(
         Some(id) => Some(repo.load_manifest(id).await?),
         None => None,
     };
-    let mut delta: BTreeMap<ChunkCoord, Option<ChunkRef>> = old_delta.unwrap_or_default().into_iter().collect();
-    for (c, r) in edits {
-        delta.insert(c, r);
-    }
-    // Drop what lies outside the current grid (after a shrink).
-    let outside: Vec<ChunkCoord> = base
+    let mut stats = old.as_ref().map_or(ShardStats::default(), |s| ShardStats {
+        count: s.chunk_count,
+        bytes: s.chunk_bytes,
+        inline: s.inline_count,
+    });
+    let mut delta: BTreeMap<ChunkCoord, Option<ChunkRef>> =
+        old_delta.unwrap_or_default().into_iter().collect();
+    // Drop what lies outside the kept grid (after a shrink), before this commit's edits.
+    let outside: Vec<ManifestEntry> = base
         .iter()
         .flat_map(|b| b.entries().iter().map(|(c, _)| c))
         .chain(delta.keys())
-        .filter(|c| !geometry.contains_chunk(c))
-        .cloned()
+        .filter(|c| !within_grid(c, keep))
+        .map(|c| (c.clone(), None))
         .collect();
-    for c in outside {
-        delta.insert(c, None);
+    // Statistics move by the difference between each edited chunk's old and new reference,
+    // so an edit costs O(log n) whatever the shard size.
+    for (c, r) in outside.into_iter().chain(edits) {
+        let previous = match delta.get(&c) {
+            Some(current) => current.clone(),
+            None => base.as_ref().and_then(|b| b.get(&c).cloned()),
+        };
+        stats.remove(previous.as_ref());
+        stats.add(r.as_ref());
+        delta.insert(c, r);
     }
     // Tombstones only matter for entries the base holds.
     delta.retain(|c, r| r.is_some() || base.as_ref().is_some_and(|b| b.get(c).is_some()));
-    let delta: Vec<ManifestEntry> = delta.into_iter().collect();
-    let merged = ShardIndex::overlay(base.as_deref(), &delta);
-    if merged.entries().is_empty() {
+    if stats.count == 0 {
         return Ok(None);
     }
-    let (chunk_count, chunk_bytes, inline_count) = stats(&merged);
+    let delta: Vec<ManifestEntry> = delta.into_iter().collect();
     let settings = repo.settings();
     let delta_columns = ManifestColumns::encode(&delta)?;
     let delta_bytes = delta_columns.coords.len()
@@ -126,35 +158,59 @@ async fn update_shard(
         + delta_columns.offsets.len()
         + delta_columns.inline_data.len()
         + delta_columns.objects.len() * 32;
-    let (base_id, delta) = if delta.len() > settings.delta_max_entries || delta_bytes > settings.delta_max_bytes {
-        let entries: Vec<ManifestEntry> = merged.into_entries().into_iter().map(|(c, r)| (c, Some(r))).collect();
-        let id = repo.write_manifest(&ManifestColumns::encode(&entries)?).await?;
-        (Some(id), None)
-    } else if delta.is_empty() {
-        (base_id, None)
-    } else {
-        (base_id, Some(delta_columns))
-    };
+    let (base_id, delta) =
+        if delta.len() > settings.delta_max_entries || delta_bytes > settings.delta_max_bytes {
+            let merged = ShardIndex::overlay(base.as_deref(), &delta);
+            let entries: Vec<ManifestEntry> = merged
+                .into_entries()
+                .into_iter()
+                .map(|(c, r)| (c, Some(r)))
+                .collect();
+            let id = repo
+                .write_manifest(&ManifestColumns::encode(&entries)?)
+                .await?;
+            (Some(id), None)
+        } else if delta.is_empty() {
+            (base_id, None)
+        } else {
+            (base_id, Some(delta_columns))
+        };
     Ok(Some(ShardRef {
         coord,
         base: base_id,
         delta,
-        chunk_count,
-        chunk_bytes,
-        inline_count,
+        chunk_count: stats.count,
+        chunk_bytes: stats.bytes,
+        inline_count: stats.inline,
     }))
 }
 
-fn stats(index: &ShardIndex) -> (u64, u64, u64) {
-    let mut bytes = 0;
-    let mut inline = 0;
-    for (_, r) in index.entries() {
-        bytes += r.len();
-        if matches!(r, ChunkRef::Inline(_)) {
-            inline += 1;
+/// Chunk statistics of one shard.
+#[derive(Default)]
+struct ShardStats {
+    count: u64,
+    bytes: u64,
+    inline: u64,
+}
+
+impl ShardStats {
+    fn add(&mut self, r: Option<&ChunkRef>) {
+        if let Some(r) = r {
+            self.count += 1;
+            self.bytes += r.len();
+            self.inline += u64::from(matches!(r, ChunkRef::Inline(_)));
         }
     }
-    (index.entries().len() as u64, bytes, inline)
+
+    fn remove(&mut self, r: Option<&ChunkRef>) {
+        if let Some(r) = r {
+            self.count = self.count.saturating_sub(1);
+            self.bytes = self.bytes.saturating_sub(r.len());
+            self.inline = self
+                .inline
+                .saturating_sub(u64::from(matches!(r, ChunkRef::Inline(_))));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -166,7 +222,10 @@ mod tests {
         assert_eq!(choose_shard_shape(&[1, 1, 1], 16384), vec![16384, 1, 1]);
         assert_eq!(choose_shard_shape(&[10000], 16384), vec![16384]);
         assert_eq!(choose_shard_shape(&[16, 2, 2], 16384), vec![4096, 2, 2]);
-        assert_eq!(choose_shard_shape(&[5, 1000, 1000], 16384), vec![1, 16, 1024]);
+        assert_eq!(
+            choose_shard_shape(&[5, 1000, 1000], 16384),
+            vec![1, 16, 1024]
+        );
         assert_eq!(choose_shard_shape(&[], 16384), Vec::<u64>::new());
         assert_eq!(choose_shard_shape(&[0, 3], 16), vec![4, 4]);
     }

@@ -2,6 +2,7 @@
 
 mod change_set;
 mod commit;
+mod fsck;
 mod history;
 mod loaded;
 mod manifest_update;
@@ -9,12 +10,16 @@ mod packs;
 mod refs;
 mod repository;
 mod session;
+mod session_chunks;
 mod settings;
+mod stats;
 mod version;
 
+pub use fsck::{FsckOptions, FsckProblem, FsckReport, ShardCounts};
 pub use history::LogEntry;
 pub use refs::{BranchInfo, TagInfo};
 pub use repository::{Repository, DEFAULT_BRANCH, REPOSITORY_FORMAT};
 pub use session::{ChunkChanges, NodeInfo, Session, SessionStatus};
 pub use settings::RepositorySettings;
+pub use stats::{ArrayStats, RepositoryInfo};
 pub use version::VersionSpec;

@@ -27,7 +27,9 @@ impl Packs {
     /// chunk would take it past `target` bytes.
     pub(crate) fn append(&mut self, data: &[u8], target: usize) -> (usize, u64) {
         let needs_new = match self.packs.last() {
-            Some(PackState::Open(buf)) => buf.len() + data.len() > target && buf.len() > chunk_object_header().len(),
+            Some(PackState::Open(buf)) => {
+                buf.len() + data.len() > target && buf.len() > chunk_object_header().len()
+            }
             _ => true,
         };
         if needs_new {
@@ -73,7 +75,12 @@ impl Packs {
     }
 
     /// Bytes of a chunk still in memory, or the object id to read it from.
-    pub(crate) fn locate(&self, pack: usize, offset: u64, length: u64) -> Option<Result<Bytes, ChunkObjectId>> {
+    pub(crate) fn locate(
+        &self,
+        pack: usize,
+        offset: u64,
+        length: u64,
+    ) -> Option<Result<Bytes, ChunkObjectId>> {
         let range = offset as usize..(offset + length) as usize;
         match self.packs.get(pack)? {
             PackState::Open(buf) => buf.get(range).map(|s| Ok(Bytes::copy_from_slice(s))),
@@ -97,8 +104,14 @@ mod tests {
         let (p2, _) = packs.append(b"0123456789", 40);
         assert_eq!(p2, 1, "would overflow the target");
         assert_eq!(packs.sealed().len(), 1);
-        assert_eq!(packs.locate(0, 29, 6).unwrap().unwrap(), Bytes::from_static(b"world!"));
-        assert_eq!(packs.locate(1, 24, 10).unwrap().unwrap(), Bytes::from_static(b"0123456789"));
+        assert_eq!(
+            packs.locate(0, 29, 6).unwrap().unwrap(),
+            Bytes::from_static(b"world!")
+        );
+        assert_eq!(
+            packs.locate(1, 24, 10).unwrap().unwrap(),
+            Bytes::from_static(b"0123456789")
+        );
         let id = ChunkObjectId::of_bytes(b"x");
         packs.mark_written(0, id);
         assert_eq!(packs.locate(0, 24, 5).unwrap(), Err(id));

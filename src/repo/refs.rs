@@ -60,17 +60,28 @@ pub(crate) enum AdvanceOutcome {
 
 impl Repository {
     async fn record_exists(&self, name: &str, seq: u64) -> Result<bool> {
-        Ok(self.storage().head(&layout::branch_record_key(name, seq)).await?.is_some())
+        Ok(self
+            .storage()
+            .head(&layout::branch_record_key(name, seq))
+            .await?
+            .is_some())
     }
 
-    pub(crate) async fn read_branch_record(&self, name: &str, seq: u64) -> Result<Option<BranchRecord>> {
+    pub(crate) async fn read_branch_record(
+        &self,
+        name: &str,
+        seq: u64,
+    ) -> Result<Option<BranchRecord>> {
         let key = layout::branch_record_key(name, seq);
         match get_optional(self.storage().as_ref(), &key).await? {
             None => Ok(None),
             Some(bytes) => {
                 let record: BranchRecord = envelope::decode(&key, &bytes, ObjectKind::Ref)?;
                 if record.seq != seq {
-                    return Err(Error::corrupt(key, format!("record claims sequence {}", record.seq)));
+                    return Err(Error::corrupt(
+                        key,
+                        format!("record claims sequence {}", record.seq),
+                    ));
                 }
                 Ok(Some(record))
             }
@@ -118,12 +129,12 @@ impl Repository {
             }
         }
         if moved || record.seq != lo {
-            record = self
-                .read_branch_record(name, lo)
-                .await?
-                .ok_or_else(|| Error::ObjectMissing {
-                    key: layout::branch_record_key(name, lo),
-                })?;
+            record =
+                self.read_branch_record(name, lo)
+                    .await?
+                    .ok_or_else(|| Error::ObjectMissing {
+                        key: layout::branch_record_key(name, lo),
+                    })?;
         }
         Ok(Some(BranchHead {
             seq: lo,
@@ -138,7 +149,9 @@ impl Repository {
                 seq,
                 snapshot: Some(id),
             }) => Ok((seq, id)),
-            _ => Err(Error::BranchNotFound { name: name.to_string() }),
+            _ => Err(Error::BranchNotFound {
+                name: name.to_string(),
+            }),
         }
     }
 
@@ -194,10 +207,16 @@ impl Repository {
         Ok(outcome)
     }
 
-    pub(crate) async fn write_first_branch_record(&self, name: &str, snapshot: SnapshotId) -> Result<()> {
+    pub(crate) async fn write_first_branch_record(
+        &self,
+        name: &str,
+        snapshot: SnapshotId,
+    ) -> Result<()> {
         match self.try_advance_branch(name, 0, Some(snapshot)).await? {
             AdvanceOutcome::Landed => Ok(()),
-            AdvanceOutcome::Lost => Err(Error::BranchExists { name: name.to_string() }),
+            AdvanceOutcome::Lost => Err(Error::BranchExists {
+                name: name.to_string(),
+            }),
         }
     }
 
@@ -207,14 +226,23 @@ impl Repository {
         self.load_snapshot(&snapshot).await?;
         let next = match self.branch_head_record(name).await? {
             None => 0,
-            Some(BranchHead { snapshot: Some(_), .. }) => {
-                return Err(Error::BranchExists { name: name.to_string() });
+            Some(BranchHead {
+                snapshot: Some(_), ..
+            }) => {
+                return Err(Error::BranchExists {
+                    name: name.to_string(),
+                });
             }
-            Some(BranchHead { seq, snapshot: None }) => seq + 1,
+            Some(BranchHead {
+                seq,
+                snapshot: None,
+            }) => seq + 1,
         };
         match self.try_advance_branch(name, next, Some(snapshot)).await? {
             AdvanceOutcome::Landed => Ok(()),
-            AdvanceOutcome::Lost => Err(Error::BranchExists { name: name.to_string() }),
+            AdvanceOutcome::Lost => Err(Error::BranchExists {
+                name: name.to_string(),
+            }),
         }
     }
 
@@ -223,7 +251,10 @@ impl Repository {
         self.load_snapshot(&snapshot).await?;
         loop {
             let (seq, _) = self.branch_head(name).await?;
-            if let AdvanceOutcome::Landed = self.try_advance_branch(name, seq + 1, Some(snapshot)).await? {
+            if let AdvanceOutcome::Landed = self
+                .try_advance_branch(name, seq + 1, Some(snapshot))
+                .await?
+            {
                 return Ok(());
             }
         }
@@ -232,7 +263,9 @@ impl Repository {
     /// Deletes a branch (its history stays readable by snapshot id). `main` cannot be deleted.
     pub async fn delete_branch(&self, name: &str) -> Result<()> {
         if name == DEFAULT_BRANCH {
-            return Err(Error::ProtectedBranch { name: name.to_string() });
+            return Err(Error::ProtectedBranch {
+                name: name.to_string(),
+            });
         }
         loop {
             let (seq, _) = self.branch_head(name).await?;
@@ -244,7 +277,16 @@ impl Repository {
 
     async fn ref_dir_names(&self) -> Result<Vec<layout::RefDirName>> {
         let listing = self.storage().list_dir(layout::REFS_DIR).await?;
-        let mut names: Vec<_> = listing.prefixes.iter().filter_map(|p| layout::parse_ref_dir(p)).collect();
+        // Directories whose names break the naming rules were not written by floe: skip them.
+        let mut names: Vec<_> = listing
+            .prefixes
+            .iter()
+            .filter_map(|p| layout::parse_ref_dir(p))
+            .filter(|n| match n {
+                layout::RefDirName::Branch(b) => validate_ref_name("branch", b).is_ok(),
+                layout::RefDirName::Tag(t) => validate_ref_name("tag", t).is_ok(),
+            })
+            .collect();
         names.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
         Ok(names)
     }
@@ -259,7 +301,11 @@ impl Repository {
                     snapshot: Some(snapshot),
                 }) = self.branch_head_record(&name).await?
                 {
-                    out.push(BranchInfo { name, snapshot, seq });
+                    out.push(BranchInfo {
+                        name,
+                        snapshot,
+                        seq,
+                    });
                 }
             }
         }
@@ -271,30 +317,52 @@ impl Repository {
     pub async fn create_tag(&self, name: &str, snapshot: SnapshotId) -> Result<()> {
         validate_ref_name("tag", name)?;
         self.load_snapshot(&snapshot).await?;
-        if self.storage().head(&layout::tag_tombstone_key(name)).await?.is_some() {
-            return Err(Error::TagExists { name: name.to_string() });
+        if self
+            .storage()
+            .head(&layout::tag_tombstone_key(name))
+            .await?
+            .is_some()
+        {
+            return Err(Error::TagExists {
+                name: name.to_string(),
+            });
         }
         let record = TagRecord {
             snapshot,
             created_at_us: now_us(),
         };
         let bytes = envelope::encode(ObjectKind::Ref, &record)?;
-        match self.storage().put_if_absent(&layout::tag_key(name), bytes).await? {
+        match self
+            .storage()
+            .put_if_absent(&layout::tag_key(name), bytes)
+            .await?
+        {
             PutOutcome::Created => Ok(()),
-            PutOutcome::AlreadyExists => Err(Error::TagExists { name: name.to_string() }),
+            PutOutcome::AlreadyExists => Err(Error::TagExists {
+                name: name.to_string(),
+            }),
         }
     }
 
     /// The tag's record.
     pub async fn tag(&self, name: &str) -> Result<TagInfo> {
         validate_ref_name("tag", name)?;
-        if self.storage().head(&layout::tag_tombstone_key(name)).await?.is_some() {
-            return Err(Error::TagDeleted { name: name.to_string() });
+        if self
+            .storage()
+            .head(&layout::tag_tombstone_key(name))
+            .await?
+            .is_some()
+        {
+            return Err(Error::TagDeleted {
+                name: name.to_string(),
+            });
         }
         let key = layout::tag_key(name);
         let bytes = get_optional(self.storage().as_ref(), &key)
             .await?
-            .ok_or_else(|| Error::TagNotFound { name: name.to_string() })?;
+            .ok_or_else(|| Error::TagNotFound {
+                name: name.to_string(),
+            })?;
         let record: TagRecord = envelope::decode(&key, &bytes, ObjectKind::Ref)?;
         Ok(TagInfo {
             name: name.to_string(),
@@ -312,9 +380,15 @@ impl Repository {
                 deleted_at_us: now_us(),
             },
         )?;
-        match self.storage().put_if_absent(&layout::tag_tombstone_key(name), bytes).await? {
+        match self
+            .storage()
+            .put_if_absent(&layout::tag_tombstone_key(name), bytes)
+            .await?
+        {
             PutOutcome::Created => Ok(()),
-            PutOutcome::AlreadyExists => Err(Error::TagDeleted { name: name.to_string() }),
+            PutOutcome::AlreadyExists => Err(Error::TagDeleted {
+                name: name.to_string(),
+            }),
         }
     }
 

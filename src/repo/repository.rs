@@ -14,7 +14,9 @@ use crate::format::snapshot::{Snapshot, TxLogRef};
 use crate::format::txlog::TxLog;
 use crate::format::{now_us, snapshot::micros_to_time};
 use crate::id::{ManifestId, SnapshotId, TxLogId};
-use crate::storage::{get_optional, layout, open_storage, DynStorage, PutOutcome, StorageOptions};
+use crate::storage::{
+    create_storage, get_optional, layout, open_storage, DynStorage, PutOutcome, StorageOptions,
+};
 
 /// The newest repository format this build reads and the one it writes.
 pub const REPOSITORY_FORMAT: u32 = 1;
@@ -98,13 +100,27 @@ impl Repository {
             recent: Vec::new(),
         };
         let root_id = repo.write_snapshot(&root).await?;
-        repo.write_first_branch_record(DEFAULT_BRANCH, root_id).await?;
+        match repo
+            .write_first_branch_record(DEFAULT_BRANCH, root_id)
+            .await
+        {
+            Ok(()) => {}
+            // An earlier init stopped after creating `main` and before writing `floe.json`
+            // (or another init is racing this one): finish the repository with that `main`;
+            // `floe.json` below decides who created the repository.
+            Err(Error::BranchExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
         let info = RepoInfo {
             floe_format: REPOSITORY_FORMAT,
             created_at: micros_to_time(root.committed_at_us).to_rfc3339(),
         };
-        let info_json = serde_json::to_vec_pretty(&info).map_err(|e| Error::corrupt(layout::REPO_INFO_KEY, e.to_string()))?;
-        match storage.put_if_absent(layout::REPO_INFO_KEY, Bytes::from(info_json)).await? {
+        let info_json = serde_json::to_vec_pretty(&info)
+            .map_err(|e| Error::corrupt(layout::REPO_INFO_KEY, e.to_string()))?;
+        match storage
+            .put_if_absent(layout::REPO_INFO_KEY, Bytes::from(info_json))
+            .await?
+        {
             PutOutcome::Created => Ok(repo),
             PutOutcome::AlreadyExists => Err(Error::RepositoryExists {
                 location: storage.location().to_string(),
@@ -119,8 +135,12 @@ impl Repository {
                 location: storage.location().to_string(),
             });
         };
-        let info: RepoInfo = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::corrupt(layout::REPO_INFO_KEY, format!("not a floe repository marker: {e}")))?;
+        let info: RepoInfo = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::corrupt(
+                layout::REPO_INFO_KEY,
+                format!("not a floe repository marker: {e}"),
+            )
+        })?;
         if info.floe_format > REPOSITORY_FORMAT {
             return Err(Error::UnsupportedFormatVersion {
                 found: info.floe_format,
@@ -132,12 +152,21 @@ impl Repository {
 
     /// Opens the repository at a path or URL (see [`open_storage`]) with default settings.
     pub async fn open_location(location: &str, options: &StorageOptions) -> Result<Self> {
-        Self::open(open_storage(location, options)?, RepositorySettings::default()).await
+        Self::open(
+            open_storage(location, options)?,
+            RepositorySettings::default(),
+        )
+        .await
     }
 
-    /// Creates a repository at a path or URL with default settings.
+    /// Creates a repository at a path or URL with default settings (creating a missing local
+    /// directory).
     pub async fn init_location(location: &str, options: &StorageOptions) -> Result<Self> {
-        Self::init(open_storage(location, options)?, RepositorySettings::default()).await
+        Self::init(
+            create_storage(location, options)?,
+            RepositorySettings::default(),
+        )
+        .await
     }
 
     /// The storage under this repository.
@@ -161,14 +190,16 @@ impl Repository {
     pub(crate) async fn write_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
         let bytes = envelope::encode(ObjectKind::Snapshot, snapshot)?;
         let id = SnapshotId::of_bytes(&bytes);
-        self.put_immutable(&layout::snapshot_key(&id), bytes).await?;
+        self.put_immutable(&layout::snapshot_key(&id), bytes)
+            .await?;
         Ok(id)
     }
 
     pub(crate) async fn write_manifest(&self, columns: &ManifestColumns) -> Result<ManifestId> {
         let bytes = envelope::encode(ObjectKind::Manifest, columns)?;
         let id = ManifestId::of_bytes(&bytes);
-        self.put_immutable(&layout::manifest_key(&id), bytes).await?;
+        self.put_immutable(&layout::manifest_key(&id), bytes)
+            .await?;
         Ok(id)
     }
 

@@ -3,19 +3,15 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::change_set::{ChangeSet, NodeEdit, PendingChunk};
+use super::change_set::{ChangeSet, NodeEdit};
 use super::loaded::{lock, LoadedSnapshot};
 use super::packs::Packs;
 use super::repository::Repository;
 use crate::error::{Error, Result};
-use crate::format::envelope::chunk_object_header;
-use crate::format::manifest::{ChunkCoord, ChunkRef};
 use crate::format::path::NodePath;
-use crate::id::{ChunkObjectId, SnapshotId};
-use crate::storage::layout;
+use crate::id::SnapshotId;
 use crate::zarr::metadata::NodeMetadata;
 
 /// A group or array as a session sees it.
@@ -72,7 +68,12 @@ impl Repository {
         self.session_at(id, Some(branch.to_string()), seq).await
     }
 
-    async fn session_at(&self, id: SnapshotId, branch: Option<String>, seq: u64) -> Result<Session> {
+    async fn session_at(
+        &self,
+        id: SnapshotId,
+        branch: Option<String>,
+        seq: u64,
+    ) -> Result<Session> {
         let base = self.load_snapshot(&id).await?;
         Ok(Session {
             inner: Arc::new(SessionInner {
@@ -111,10 +112,6 @@ impl Session {
         self.inner.branch.is_some()
     }
 
-    pub(crate) fn base(&self) -> Arc<LoadedSnapshot> {
-        lock(&self.inner.state).base.clone()
-    }
-
     pub(crate) fn check_writable(&self) -> Result<()> {
         if self.is_writable() {
             Ok(())
@@ -144,7 +141,9 @@ impl Session {
 
     /// The node at `path`, or [`Error::NodeNotFound`].
     pub fn require_node(&self, path: &NodePath) -> Result<NodeInfo> {
-        self.node(path)?.ok_or_else(|| Error::NodeNotFound { path: path.to_string() })
+        self.node(path)?.ok_or_else(|| Error::NodeNotFound {
+            path: path.to_string(),
+        })
     }
 
     /// Every node, sorted by path.
@@ -166,7 +165,10 @@ impl Session {
                 out.insert(path, metadata);
             }
         }
-        Ok(out.into_iter().map(|(path, metadata)| NodeInfo { path, metadata }).collect())
+        Ok(out
+            .into_iter()
+            .map(|(path, metadata)| NodeInfo { path, metadata })
+            .collect())
     }
 
     /// Creates or replaces the node at `path` from a `zarr.json` document.
@@ -191,9 +193,14 @@ impl Session {
             ancestor = a.parent();
         }
         let existing = self.node(path)?;
-        let same_kind = existing.as_ref().map(|e| e.metadata.kind_name()) == Some(metadata.kind_name());
+        let same_kind =
+            existing.as_ref().map(|e| e.metadata.kind_name()) == Some(metadata.kind_name());
         if metadata.geometry().is_some() && !same_kind {
-            let below = self.list_nodes()?.into_iter().filter(|n| n.path.is_within(path) && &n.path != path).count();
+            let below = self
+                .list_nodes()?
+                .into_iter()
+                .filter(|n| n.path.is_within(path) && &n.path != path)
+                .count();
             if below > 0 {
                 self.delete_descendants(path)?;
             }
@@ -207,6 +214,14 @@ impl Session {
         };
         if !same_kind {
             state.changes.chunks.remove(path);
+            state.changes.clips.remove(path);
+        } else if let (Some(old), Some(new)) = (
+            existing.as_ref().and_then(|e| e.metadata.geometry()),
+            metadata.geometry(),
+        ) {
+            state
+                .changes
+                .record_grid_change(path, &old.grid_shape(), &new.grid_shape());
         }
         state.changes.nodes.insert(
             path.clone(),
@@ -219,12 +234,17 @@ impl Session {
     }
 
     /// Creates (or updates) a group with the given attributes.
-    pub async fn create_group(&self, path: &NodePath, attributes: Map<String, Value>) -> Result<()> {
+    pub async fn create_group(
+        &self,
+        path: &NodePath,
+        attributes: Map<String, Value>,
+    ) -> Result<()> {
         let mut doc = serde_json::json!({"zarr_format": 3, "node_type": "group"});
         if !attributes.is_empty() {
             doc["attributes"] = Value::Object(attributes);
         }
-        self.set_metadata(path, NodeMetadata::from_value(path, doc)?).await
+        self.set_metadata(path, NodeMetadata::from_value(path, doc)?)
+            .await
     }
 
     /// Creates (or updates) an array from its Zarr v3 metadata document.
@@ -241,7 +261,11 @@ impl Session {
     }
 
     /// Replaces the user attributes of a node.
-    pub async fn set_attributes(&self, path: &NodePath, attributes: Map<String, Value>) -> Result<()> {
+    pub async fn set_attributes(
+        &self,
+        path: &NodePath,
+        attributes: Map<String, Value>,
+    ) -> Result<()> {
         let node = self.require_node(path)?;
         let mut doc = node.metadata.document().clone();
         if attributes.is_empty() {
@@ -249,7 +273,8 @@ impl Session {
         } else {
             doc.insert("attributes".into(), Value::Object(attributes));
         }
-        self.set_metadata(path, NodeMetadata::from_value(path, Value::Object(doc))?).await
+        self.set_metadata(path, NodeMetadata::from_value(path, Value::Object(doc))?)
+            .await
     }
 
     /// Changes an array's shape. Chunks entirely outside the new shape are dropped at commit
@@ -266,27 +291,35 @@ impl Session {
         if shape.len() != geometry.shape.len() {
             return Err(Error::invalid_metadata(
                 path.as_str(),
-                format!("new shape has {} dimensions, the array has {}", shape.len(), geometry.shape.len()),
+                format!(
+                    "new shape has {} dimensions, the array has {}",
+                    shape.len(),
+                    geometry.shape.len()
+                ),
             ));
         }
         let mut doc = node.metadata.document().clone();
         doc.insert("shape".into(), Value::from(shape.to_vec()));
-        self.set_metadata(path, NodeMetadata::from_value(path, Value::Object(doc))?).await
+        self.set_metadata(path, NodeMetadata::from_value(path, Value::Object(doc))?)
+            .await
     }
 
+    /// Drops every change below `path` and records the deletion of every node below it that
+    /// the base snapshot holds (including those already deleted in this session).
     fn delete_descendants(&self, path: &NodePath) -> Result<()> {
-        let below: Vec<NodePath> = self
-            .list_nodes()?
-            .into_iter()
-            .map(|n| n.path)
-            .filter(|p| p.is_within(path) && p != path)
-            .collect();
         let mut state = lock(&self.inner.state);
         state.changes.forget_below(path, false);
+        let below: Vec<NodePath> = state
+            .base
+            .snapshot
+            .nodes
+            .iter()
+            .map(|n| &n.path)
+            .filter(|p| p.is_within(path) && *p != path)
+            .cloned()
+            .collect();
         for p in below {
-            if state.base.snapshot.node(&p).is_some() {
-                state.changes.nodes.insert(p, NodeEdit::Deleted);
-            }
+            state.changes.nodes.insert(p, NodeEdit::Deleted);
         }
         Ok(())
     }
@@ -298,227 +331,16 @@ impl Session {
         self.require_node(path)?;
         self.delete_descendants(path)?;
         let mut state = lock(&self.inner.state);
-        state.changes.forget_below(path, true);
+        // Only the node's own edits: its descendants' deletions were just recorded.
+        state.changes.forget_node(path);
         if state.base.snapshot.node(path).is_some() {
             state.changes.nodes.insert(path.clone(), NodeEdit::Deleted);
         }
         Ok(())
     }
+}
 
-    // ---- chunks -----------------------------------------------------------------------
-
-    fn array_geometry(&self, path: &NodePath) -> Result<crate::zarr::metadata::ArrayGeometry> {
-        let node = self.require_node(path)?;
-        node.metadata.geometry().cloned().ok_or_else(|| Error::WrongNodeKind {
-            path: path.to_string(),
-            expected: "array",
-            found: "group",
-        })
-    }
-
-    fn check_chunk(&self, path: &NodePath, coord: &[u64]) -> Result<()> {
-        let geometry = self.array_geometry(path)?;
-        if !geometry.contains_chunk(coord) {
-            return Err(Error::ChunkOutOfBounds {
-                path: path.to_string(),
-                coords: coord.to_vec(),
-                grid: geometry.grid_shape(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Stores the encoded bytes of one chunk. Tiny chunks go inline, small ones into a pack,
-    /// large ones into an object of their own (written before this returns).
-    pub async fn set_chunk(&self, path: &NodePath, coord: &[u64], data: Bytes) -> Result<()> {
-        self.check_writable()?;
-        let _gate = self.inner.write_gate.read().await;
-        self.check_chunk(path, coord)?;
-        let settings = self.inner.repo.settings();
-        let pending = if data.len() <= settings.inline_threshold {
-            PendingChunk::Ready(ChunkRef::Inline(data))
-        } else if data.len() >= settings.single_object_threshold {
-            let mut object = chunk_object_header();
-            let offset = object.len() as u64;
-            object.extend_from_slice(&data);
-            let object = object.freeze();
-            let id = ChunkObjectId::of_bytes(&object);
-            self.inner
-                .repo
-                .put_immutable(&layout::chunk_object_key(&id), object)
-                .await?;
-            PendingChunk::Ready(ChunkRef::Native {
-                object: id,
-                offset,
-                length: data.len() as u64,
-            })
-        } else {
-            let (pack, offset) = lock(&self.inner.state).packs.append(&data, settings.pack_target_bytes);
-            PendingChunk::Packed {
-                pack,
-                offset,
-                length: data.len() as u64,
-            }
-        };
-        lock(&self.inner.state)
-            .changes
-            .chunks
-            .entry(path.clone())
-            .or_default()
-            .insert(coord.to_vec(), Some(pending));
-        self.write_sealed_packs().await
-    }
-
-    /// Deletes one chunk (reads return nothing, i.e. the fill value).
-    pub async fn delete_chunk(&self, path: &NodePath, coord: &[u64]) -> Result<()> {
-        self.check_writable()?;
-        let _gate = self.inner.write_gate.read().await;
-        self.check_chunk(path, coord)?;
-        lock(&self.inner.state)
-            .changes
-            .chunks
-            .entry(path.clone())
-            .or_default()
-            .insert(coord.to_vec(), None);
-        Ok(())
-    }
-
-    /// Writes every sealed pack. Called after writes and at commit.
-    pub(crate) async fn write_sealed_packs(&self) -> Result<()> {
-        let sealed = lock(&self.inner.state).packs.sealed();
-        for (index, bytes) in sealed {
-            let id = ChunkObjectId::of_bytes(&bytes);
-            self.inner
-                .repo
-                .put_immutable(&layout::chunk_object_key(&id), bytes)
-                .await?;
-            lock(&self.inner.state).packs.mark_written(index, id);
-        }
-        Ok(())
-    }
-
-    /// Where the chunk at `coord` of array `path` lives, `None` when it was never written (or
-    /// lies outside the current shape).
-    pub(crate) async fn chunk_location(&self, path: &NodePath, coord: &[u64]) -> Result<Option<PendingChunk>> {
-        let Some(node) = self.node(path)? else {
-            return Ok(None);
-        };
-        let Some(geometry) = node.metadata.geometry() else {
-            return Ok(None);
-        };
-        if !geometry.contains_chunk(coord) {
-            return Ok(None);
-        }
-        let (edit, inherit, base) = {
-            let state = lock(&self.inner.state);
-            let edit = state.changes.chunks.get(path).and_then(|c| c.get(coord)).cloned();
-            let inherit = !matches!(
-                state.changes.nodes.get(path),
-                Some(NodeEdit::Put { fresh: true, .. }) | Some(NodeEdit::Deleted)
-            );
-            (edit, inherit, state.base.clone())
-        };
-        if let Some(edit) = edit {
-            return Ok(edit);
-        }
-        if !inherit {
-            return Ok(None);
-        }
-        Ok(base
-            .chunk_ref(&self.inner.repo, path, coord)
-            .await?
-            .map(PendingChunk::Ready))
-    }
-
-    async fn read_located(&self, location: PendingChunk, range: Option<std::ops::Range<u64>>) -> Result<Bytes> {
-        let length = location.len();
-        let range = range.unwrap_or(0..length);
-        if range.start > range.end || range.end > length {
-            return Err(Error::InvalidByteRange {
-                key: "<chunk>".into(),
-                start: range.start,
-                end: range.end,
-                size: length,
-            });
-        }
-        let (object, offset) = match location {
-            PendingChunk::Ready(ChunkRef::Inline(data)) => {
-                return Ok(data.slice(range.start as usize..range.end as usize));
-            }
-            PendingChunk::Ready(ChunkRef::Native { object, offset, .. }) => (object, offset),
-            PendingChunk::Packed { pack, offset, length } => {
-                match lock(&self.inner.state).packs.locate(pack, offset, length) {
-                    Some(Ok(bytes)) => return Ok(bytes.slice(range.start as usize..range.end as usize)),
-                    Some(Err(object)) => (object, offset),
-                    None => return Err(Error::corrupt("<session pack>", "pack slot missing")),
-                }
-            }
-        };
-        self.inner
-            .repo
-            .storage()
-            .get_range(&layout::chunk_object_key(&object), offset + range.start..offset + range.end)
-            .await
-    }
-
-    /// The encoded bytes of one chunk, `None` if it was never written.
-    pub async fn get_chunk(&self, path: &NodePath, coord: &[u64]) -> Result<Option<Bytes>> {
-        match self.chunk_location(path, coord).await? {
-            None => Ok(None),
-            Some(location) => self.read_located(location, None).await.map(Some),
-        }
-    }
-
-    /// A byte range of one chunk's encoded bytes.
-    pub async fn get_chunk_range(
-        &self,
-        path: &NodePath,
-        coord: &[u64],
-        range: std::ops::Range<u64>,
-    ) -> Result<Option<Bytes>> {
-        match self.chunk_location(path, coord).await? {
-            None => Ok(None),
-            Some(location) => self.read_located(location, Some(range)).await.map(Some),
-        }
-    }
-
-    /// Size of one chunk's encoded bytes, `None` if it was never written.
-    pub async fn chunk_size(&self, path: &NodePath, coord: &[u64]) -> Result<Option<u64>> {
-        Ok(self.chunk_location(path, coord).await?.map(|l| l.len()))
-    }
-
-    /// Coordinates of every stored chunk of an array, sorted.
-    pub async fn list_chunks(&self, path: &NodePath) -> Result<Vec<ChunkCoord>> {
-        let geometry = self.array_geometry(path)?;
-        let (edits, inherit, base) = {
-            let state = lock(&self.inner.state);
-            let inherit = !matches!(
-                state.changes.nodes.get(path),
-                Some(NodeEdit::Put { fresh: true, .. }) | Some(NodeEdit::Deleted)
-            );
-            (state.changes.chunks.get(path).cloned().unwrap_or_default(), inherit, state.base.clone())
-        };
-        let mut coords: BTreeMap<ChunkCoord, bool> = BTreeMap::new();
-        if inherit {
-            if let Some(crate::format::snapshot::NodeKind::Array(manifest)) = base.snapshot.node(path).map(|n| &n.kind) {
-                for shard in &manifest.shards {
-                    let index = base.shard_index(&self.inner.repo, path, shard).await?;
-                    for (c, _) in index.entries() {
-                        coords.insert(c.clone(), true);
-                    }
-                }
-            }
-        }
-        for (c, edit) in edits {
-            coords.insert(c, edit.is_some());
-        }
-        Ok(coords
-            .into_iter()
-            .filter(|(c, live)| *live && geometry.contains_chunk(c))
-            .map(|(c, _)| c)
-            .collect())
-    }
-
+impl Session {
     // ---- status -----------------------------------------------------------------------
 
     /// The uncommitted changes, summarised.
@@ -529,7 +351,9 @@ impl Session {
             let base_has = state.base.snapshot.node(path).is_some();
             match edit {
                 NodeEdit::Deleted => status.deleted_nodes.push(path.clone()),
-                NodeEdit::Put { fresh, .. } if !base_has || *fresh => status.new_nodes.push(path.clone()),
+                NodeEdit::Put { fresh, .. } if !base_has || *fresh => {
+                    status.new_nodes.push(path.clone())
+                }
                 NodeEdit::Put { .. } => status.updated_nodes.push(path.clone()),
             }
         }
@@ -578,7 +402,10 @@ pub struct SessionStatus {
 impl SessionStatus {
     /// True when nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.new_nodes.is_empty() && self.updated_nodes.is_empty() && self.deleted_nodes.is_empty() && self.chunks.is_empty()
+        self.new_nodes.is_empty()
+            && self.updated_nodes.is_empty()
+            && self.deleted_nodes.is_empty()
+            && self.chunks.is_empty()
     }
 }
 

@@ -76,10 +76,12 @@ impl Repository {
             }
             VersionSpec::AsOf { branch, time } => {
                 let tip = self.branch_tip(branch).await?;
-                self.snapshot_as_of(tip, *time).await?.ok_or_else(|| Error::NoCommitAsOf {
-                    branch: branch.clone(),
-                    time: time.to_rfc3339(),
-                })
+                self.snapshot_as_of(tip, *time)
+                    .await?
+                    .ok_or_else(|| Error::NoCommitAsOf {
+                        branch: branch.clone(),
+                        time: time.to_rfc3339(),
+                    })
             }
             VersionSpec::Name(name) => self.resolve_name(name).await,
         }
@@ -107,7 +109,9 @@ impl Repository {
             let found = self.find_snapshots_by_prefix(name).await?;
             return match found.as_slice() {
                 [one] => Ok(*one),
-                [] => Err(Error::SnapshotNotFound { id: name.to_string() }),
+                [] => Err(Error::SnapshotNotFound {
+                    id: name.to_string(),
+                }),
                 many => Err(Error::AmbiguousSnapshotPrefix {
                     prefix: name.to_string(),
                     count: many.len(),
@@ -127,7 +131,10 @@ mod tests {
 
     #[test]
     fn parses_forms() {
-        assert_eq!(VersionSpec::parse("main").unwrap(), VersionSpec::Name("main".into()));
+        assert_eq!(
+            VersionSpec::parse("main").unwrap(),
+            VersionSpec::Name("main".into())
+        );
         match VersionSpec::parse("main@2026-01-02T03:04:05Z").unwrap() {
             VersionSpec::AsOf { branch, time } => {
                 assert_eq!(branch, "main");

@@ -38,7 +38,11 @@ impl ObjectStoreStorage {
 
     fn path(&self, key: &str) -> StorePath {
         let mut parts: Vec<object_store::path::PathPart<'_>> = self.root.parts().collect();
-        parts.extend(key.split('/').filter(|s| !s.is_empty()).map(object_store::path::PathPart::from));
+        parts.extend(
+            key.split('/')
+                .filter(|s| !s.is_empty())
+                .map(object_store::path::PathPart::from),
+        );
         StorePath::from_iter(parts)
     }
 
@@ -53,7 +57,9 @@ impl ObjectStoreStorage {
 
     fn error(&self, key: &str, source: object_store::Error) -> Error {
         match source {
-            object_store::Error::NotFound { .. } => Error::ObjectMissing { key: key.to_string() },
+            object_store::Error::NotFound { .. } => Error::ObjectMissing {
+                key: key.to_string(),
+            },
             source => Error::Storage {
                 key: key.to_string(),
                 source,
@@ -65,7 +71,11 @@ impl ObjectStoreStorage {
 #[async_trait]
 impl Storage for ObjectStoreStorage {
     async fn get(&self, key: &str) -> Result<Bytes> {
-        let result = self.store.get(&self.path(key)).await.map_err(|e| self.error(key, e))?;
+        let result = self
+            .store
+            .get(&self.path(key))
+            .await
+            .map_err(|e| self.error(key, e))?;
         result.bytes().await.map_err(|e| self.error(key, e))
     }
 
@@ -113,9 +123,8 @@ impl Storage for ObjectStoreStorage {
             .await
         {
             Ok(_) => Ok(PutOutcome::Created),
-            Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {
-                Ok(PutOutcome::AlreadyExists)
-            }
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(PutOutcome::AlreadyExists),
             Err(e) => Err(self.error(key, e)),
         }
     }
@@ -145,7 +154,11 @@ impl Storage for ObjectStoreStorage {
             .await
             .map_err(|e| self.error(prefix, e))?;
         Ok(DirListing {
-            prefixes: listed.common_prefixes.iter().map(|p| self.relative(p)).collect(),
+            prefixes: listed
+                .common_prefixes
+                .iter()
+                .map(|p| self.relative(p))
+                .collect(),
             objects: listed
                 .objects
                 .into_iter()
@@ -171,18 +184,28 @@ impl Storage for ObjectStoreStorage {
 
 /// Opens storage from a location:
 ///
-/// - a plain path or `file:///abs/path`: a local directory (created if missing);
+/// - a plain path or `file:///abs/path`: an existing local directory (see [`create_storage`]);
 /// - `memory://`: a fresh in-memory store (for tests and experiments);
 /// - `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`: cloud object stores,
 ///   configured from the usual environment variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`) and then
 ///   from `options`.
 pub fn open_storage(location: &str, options: &StorageOptions) -> Result<DynStorage> {
+    open_with(location, options, false)
+}
+
+/// Like [`open_storage`], but creates a local directory (and its parents) when it is missing.
+/// Used to create repositories; opening never creates anything.
+pub fn create_storage(location: &str, options: &StorageOptions) -> Result<DynStorage> {
+    open_with(location, options, true)
+}
+
+fn open_with(location: &str, options: &StorageOptions, create: bool) -> Result<DynStorage> {
     let invalid = |reason: String| Error::InvalidLocation {
         location: location.to_string(),
         reason,
     };
     let Some((scheme, _)) = location.split_once("://") else {
-        return open_local(location, std::path::Path::new(location));
+        return open_local(location, std::path::Path::new(location), create);
     };
     let url = url::Url::parse(location).map_err(|e| invalid(e.to_string()))?;
     let root = StorePath::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
@@ -192,7 +215,7 @@ pub fn open_storage(location: &str, options: &StorageOptions) -> Result<DynStora
             let path = url
                 .to_file_path()
                 .map_err(|_| invalid("not an absolute file:// URL".into()))?;
-            return open_local(location, &path);
+            return open_local(location, &path, create);
         }
         "s3" | "s3a" => {
             let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(location);
@@ -204,7 +227,8 @@ pub fn open_storage(location: &str, options: &StorageOptions) -> Result<DynStora
             Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
         }
         "gs" => {
-            let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(location);
+            let mut builder =
+                object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(location);
             for (k, v) in options {
                 let key = object_store::gcp::GoogleConfigKey::from_str(k)
                     .map_err(|_| invalid(format!("unknown GCS option `{k}`")))?;
@@ -213,7 +237,8 @@ pub fn open_storage(location: &str, options: &StorageOptions) -> Result<DynStora
             Arc::new(builder.build().map_err(|e| invalid(e.to_string()))?)
         }
         "az" | "azure" | "abfs" | "abfss" => {
-            let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(location);
+            let mut builder =
+                object_store::azure::MicrosoftAzureBuilder::from_env().with_url(location);
             for (k, v) in options {
                 let key = object_store::azure::AzureConfigKey::from_str(k)
                     .map_err(|_| invalid(format!("unknown Azure option `{k}`")))?;
@@ -223,21 +248,30 @@ pub fn open_storage(location: &str, options: &StorageOptions) -> Result<DynStora
         }
         other => {
             return Err(invalid(format!(
-                "unsupported scheme `{other}` (use a path, file://, memory://, s3://, gs:// or az://)"
-            )))
+            "unsupported scheme `{other}` (use a path, file://, memory://, s3://, gs:// or az://)"
+        )))
         }
     };
     Ok(Arc::new(ObjectStoreStorage::new(store, root, location)))
 }
 
-fn open_local(location: &str, path: &std::path::Path) -> Result<DynStorage> {
-    std::fs::create_dir_all(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let store = object_store::local::LocalFileSystem::new_with_prefix(path).map_err(|e| Error::InvalidLocation {
-        location: location.to_string(),
-        reason: e.to_string(),
+fn open_local(location: &str, path: &std::path::Path, create: bool) -> Result<DynStorage> {
+    if create {
+        std::fs::create_dir_all(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    } else if !path.is_dir() {
+        return Err(Error::InvalidLocation {
+            location: location.to_string(),
+            reason: "no such directory".into(),
+        });
+    }
+    let store = object_store::local::LocalFileSystem::new_with_prefix(path).map_err(|e| {
+        Error::InvalidLocation {
+            location: location.to_string(),
+            reason: e.to_string(),
+        }
     })?;
     Ok(Arc::new(ObjectStoreStorage::new(
         Arc::new(store),
@@ -252,22 +286,50 @@ mod tests {
 
     async fn conformance(storage: DynStorage) {
         let s = storage.as_ref();
-        assert!(matches!(s.get("a/b").await, Err(Error::ObjectMissing { .. })));
+        assert!(matches!(
+            s.get("a/b").await,
+            Err(Error::ObjectMissing { .. })
+        ));
         assert_eq!(s.head("a/b").await.unwrap(), None);
-        s.put("a/b", Bytes::from_static(b"hello world")).await.unwrap();
-        assert_eq!(s.get("a/b").await.unwrap(), Bytes::from_static(b"hello world"));
-        assert_eq!(s.head("a/b").await.unwrap(), Some(11));
-        assert_eq!(s.get_range("a/b", 6..11).await.unwrap(), Bytes::from_static(b"world"));
-        let parts = s.get_ranges("a/b", &[0..5, 6..11]).await.unwrap();
-        assert_eq!(parts, vec![Bytes::from_static(b"hello"), Bytes::from_static(b"world")]);
-        assert_eq!(s.put_if_absent("a/c", Bytes::from_static(b"1")).await.unwrap(), PutOutcome::Created);
+        s.put("a/b", Bytes::from_static(b"hello world"))
+            .await
+            .unwrap();
         assert_eq!(
-            s.put_if_absent("a/c", Bytes::from_static(b"2")).await.unwrap(),
+            s.get("a/b").await.unwrap(),
+            Bytes::from_static(b"hello world")
+        );
+        assert_eq!(s.head("a/b").await.unwrap(), Some(11));
+        assert_eq!(
+            s.get_range("a/b", 6..11).await.unwrap(),
+            Bytes::from_static(b"world")
+        );
+        let parts = s.get_ranges("a/b", &[0..5, 6..11]).await.unwrap();
+        assert_eq!(
+            parts,
+            vec![Bytes::from_static(b"hello"), Bytes::from_static(b"world")]
+        );
+
+        assert_eq!(
+            s.put_if_absent("a/c", Bytes::from_static(b"1"))
+                .await
+                .unwrap(),
+            PutOutcome::Created
+        );
+        assert_eq!(
+            s.put_if_absent("a/c", Bytes::from_static(b"2"))
+                .await
+                .unwrap(),
             PutOutcome::AlreadyExists
         );
         assert_eq!(s.get("a/c").await.unwrap(), Bytes::from_static(b"1"));
         s.put("a/d/e", Bytes::from_static(b"x")).await.unwrap();
-        let mut keys: Vec<String> = s.list("a").await.unwrap().into_iter().map(|o| o.key).collect();
+        let mut keys: Vec<String> = s
+            .list("a")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
         keys.sort();
         assert_eq!(keys, vec!["a/b", "a/c", "a/d/e"]);
         let dir = s.list_dir("a").await.unwrap();
@@ -286,9 +348,16 @@ mod tests {
     #[tokio::test]
     async fn local_conformance_path_and_url() {
         let dir = tempfile::tempdir().unwrap();
-        conformance(open_storage(dir.path().join("p").to_str().unwrap(), &vec![]).unwrap()).await;
+        let path = dir.path().join("p");
+        assert!(
+            open_storage(path.to_str().unwrap(), &vec![]).is_err(),
+            "opening never creates"
+        );
+        conformance(create_storage(path.to_str().unwrap(), &vec![]).unwrap()).await;
         let url = url::Url::from_file_path(dir.path().join("u")).unwrap();
-        conformance(open_storage(url.as_str(), &vec![]).unwrap()).await;
+        conformance(create_storage(url.as_str(), &vec![]).unwrap()).await;
+        let reopened = open_storage(url.as_str(), &vec![]).unwrap();
+        assert_eq!(reopened.get("a/c").await.unwrap(), Bytes::from_static(b"1"));
     }
 
     #[tokio::test]
@@ -298,7 +367,10 @@ mod tests {
         let tasks: Vec<_> = (0..16)
             .map(|i| {
                 let s = storage.clone();
-                tokio::spawn(async move { s.put_if_absent("race", Bytes::from(vec![i as u8; 1000])).await })
+                tokio::spawn(async move {
+                    s.put_if_absent("race", Bytes::from(vec![i as u8; 1000]))
+                        .await
+                })
             })
             .collect();
         let mut created = 0;
@@ -314,8 +386,16 @@ mod tests {
     fn bad_locations_are_explained() {
         let err = open_storage("ftp://x/y", &vec![]).unwrap_err();
         assert!(err.to_string().contains("unsupported scheme"), "{err}");
-        let err = open_storage("s3://bucket/p", &vec![("no_such_option".into(), "1".into())]).unwrap_err();
+        let err = open_storage(
+            "s3://bucket/p",
+            &vec![("no_such_option".into(), "1".into())],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("unknown S3 option"), "{err}");
-        assert!(open_storage("s3://bucket/p", &vec![("aws_region".into(), "us-east-1".into())]).is_ok());
+        assert!(open_storage(
+            "s3://bucket/p",
+            &vec![("aws_region".into(), "us-east-1".into())]
+        )
+        .is_ok());
     }
 }

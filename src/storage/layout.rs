@@ -49,11 +49,6 @@ pub fn chunk_object_key(id: &ChunkObjectId) -> String {
     format!("{CHUNKS_DIR}/{id}")
 }
 
-/// Directory holding a branch's records.
-pub fn branch_dir(name: &str) -> String {
-    format!("{REFS_DIR}/{BRANCH_PREFIX}{name}")
-}
-
 /// Key of record `seq` of a branch.
 pub fn branch_record_key(name: &str, seq: u64) -> String {
     format!("{REFS_DIR}/{BRANCH_PREFIX}{name}/{seq:020}")
@@ -89,7 +84,8 @@ pub fn parse_ref_dir(prefix: &str) -> Option<RefDirName> {
     if let Some(b) = name.strip_prefix(BRANCH_PREFIX) {
         Some(RefDirName::Branch(b.to_string()))
     } else {
-        name.strip_prefix(TAG_PREFIX).map(|t| RefDirName::Tag(t.to_string()))
+        name.strip_prefix(TAG_PREFIX)
+            .map(|t| RefDirName::Tag(t.to_string()))
     }
 }
 
@@ -106,10 +102,19 @@ mod tests {
     fn keys_are_stable() {
         let id = SnapshotId::from_bytes([0xab; 32]);
         assert_eq!(snapshot_key(&id), format!("snapshots/{}", "ab".repeat(32)));
-        assert_eq!(branch_record_key("main", 7), "refs/branch.main/00000000000000000007");
+        assert_eq!(
+            branch_record_key("main", 7),
+            "refs/branch.main/00000000000000000007"
+        );
         assert_eq!(tag_key("v1"), "refs/tag.v1/ref");
-        assert_eq!(parse_ref_dir("refs/branch.dev"), Some(RefDirName::Branch("dev".into())));
-        assert_eq!(parse_ref_dir("refs/tag.v1"), Some(RefDirName::Tag("v1".into())));
+        assert_eq!(
+            parse_ref_dir("refs/branch.dev"),
+            Some(RefDirName::Branch("dev".into()))
+        );
+        assert_eq!(
+            parse_ref_dir("refs/tag.v1"),
+            Some(RefDirName::Tag("v1".into()))
+        );
         assert_eq!(parse_ref_dir("refs/other"), None);
         assert_eq!(id_of_key(SNAPSHOTS_DIR, "snapshots/abc"), Some("abc"));
     }

@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 
-pub use backend::{open_storage, ObjectStoreStorage, StorageOptions};
+pub use backend::{create_storage, open_storage, ObjectStoreStorage, StorageOptions};
 
 /// What [`Storage::put_if_absent`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,8 +64,8 @@ pub struct DirListing {
 pub trait Storage: Send + Sync + Debug {
     /// Reads a whole object. Fails with [`Error::ObjectMissing`] when it does not exist.
     async fn get(&self, key: &str) -> Result<Bytes>;
-    /// Reads `range` of an object. Fails with [`Error::ObjectMissing`] when it does not exist
-    /// and [`Error::InvalidByteRange`] when the range is past its end.
+    /// Reads `range` of an object. Fails with [`Error::ObjectMissing`] when it does not exist;
+    /// a range past the object's end is an error of the backend ([`Error::Storage`]).
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes>;
     /// Reads several ranges of one object, coalescing nearby ranges into fewer requests.
     async fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>>;

@@ -31,13 +31,20 @@ pub fn chunk_key_suffix(encoding: ChunkKeyEncoding, coords: &[u64]) -> String {
 
 /// Parses a chunk key suffix of an array of rank `ndim`; `None` when it is not a chunk key of
 /// that encoding and rank (leading zeros and signs are refused so each chunk has one key).
-pub fn parse_chunk_key_suffix(encoding: ChunkKeyEncoding, ndim: usize, suffix: &str) -> Option<Vec<u64>> {
+pub fn parse_chunk_key_suffix(
+    encoding: ChunkKeyEncoding,
+    ndim: usize,
+    suffix: &str,
+) -> Option<Vec<u64>> {
     let (separator, body) = match encoding {
         ChunkKeyEncoding::Default { separator } => {
             if ndim == 0 {
                 return (suffix == "c").then(Vec::new);
             }
-            (separator, suffix.strip_prefix('c')?.strip_prefix(separator)?)
+            (
+                separator,
+                suffix.strip_prefix('c')?.strip_prefix(separator)?,
+            )
         }
         ChunkKeyEncoding::V2 { separator } => {
             if ndim == 0 {
@@ -77,7 +84,11 @@ mod tests {
         for enc in encodings {
             for coords in [vec![], vec![0], vec![1, 20, 300]] {
                 let key = chunk_key_suffix(enc, &coords);
-                assert_eq!(parse_chunk_key_suffix(enc, coords.len(), &key), Some(coords.clone()), "{enc:?} {key}");
+                assert_eq!(
+                    parse_chunk_key_suffix(enc, coords.len(), &key),
+                    Some(coords.clone()),
+                    "{enc:?} {key}"
+                );
             }
         }
         assert_eq!(chunk_key_suffix(encodings[0], &[1, 2]), "c/1/2");
@@ -88,9 +99,14 @@ mod tests {
     #[test]
     fn rejects_non_canonical_keys() {
         let enc = ChunkKeyEncoding::Default { separator: '/' };
-        for bad in ["c/01/2", "c/1", "c/1/2/3", "c/-1/2", "c/a/2", "1/2", "c//2", "c/1/+2"] {
+        for bad in [
+            "c/01/2", "c/1", "c/1/2/3", "c/-1/2", "c/a/2", "1/2", "c//2", "c/1/+2",
+        ] {
             assert_eq!(parse_chunk_key_suffix(enc, 2, bad), None, "{bad}");
         }
-        assert_eq!(parse_chunk_key_suffix(enc, 1, "c/99999999999999999999999"), None);
+        assert_eq!(
+            parse_chunk_key_suffix(enc, 1, "c/99999999999999999999999"),
+            None
+        );
     }
 }

@@ -44,12 +44,15 @@ impl ArrayGeometry {
 
     /// True when `coords` addresses a chunk inside the current grid.
     pub fn contains_chunk(&self, coords: &[u64]) -> bool {
-        coords.len() == self.shape.len() && coords.iter().zip(self.grid_shape()).all(|(&c, g)| c < g)
+        coords.len() == self.shape.len()
+            && coords.iter().zip(self.grid_shape()).all(|(&c, g)| c < g)
     }
 
     /// Total number of chunks in the grid (saturating).
     pub fn chunk_count(&self) -> u64 {
-        self.grid_shape().iter().fold(1u64, |a, &g| a.saturating_mul(g))
+        self.grid_shape()
+            .iter()
+            .fold(1u64, |a, &g| a.saturating_mul(g))
     }
 }
 
@@ -85,7 +88,9 @@ impl NodeMetadata {
             return Err(bad("zarr.json must be a JSON object".into()));
         };
         if document.get("zarr_format") != Some(&Value::from(3)) {
-            return Err(bad("only Zarr format 3 is supported (`zarr_format` must be 3)".into()));
+            return Err(bad(
+                "only Zarr format 3 is supported (`zarr_format` must be 3)".into(),
+            ));
         }
         match document.get("node_type").and_then(Value::as_str) {
             Some("group") => {
@@ -97,8 +102,10 @@ impl NodeMetadata {
                 Ok(NodeMetadata::Group { document })
             }
             Some("array") => {
-                serde_json::from_value::<zarrs::metadata::v3::ArrayMetadataV3>(Value::Object(document.clone()))
-                    .map_err(|e| bad(format!("not valid Zarr v3 array metadata: {e}")))?;
+                serde_json::from_value::<zarrs::metadata::v3::ArrayMetadataV3>(Value::Object(
+                    document.clone(),
+                ))
+                .map_err(|e| bad(format!("not valid Zarr v3 array metadata: {e}")))?;
                 let geometry = geometry(&document).map_err(bad)?;
                 Ok(NodeMetadata::Array { document, geometry })
             }
@@ -149,7 +156,10 @@ fn u64_list(value: Option<&Value>, what: &str) -> std::result::Result<Vec<u64>, 
         .and_then(Value::as_array)
         .ok_or_else(|| format!("`{what}` must be a list of integers"))?
         .iter()
-        .map(|v| v.as_u64().ok_or_else(|| format!("`{what}` must hold non-negative integers")))
+        .map(|v| {
+            v.as_u64()
+                .ok_or_else(|| format!("`{what}` must hold non-negative integers"))
+        })
         .collect()
 }
 
@@ -173,7 +183,9 @@ fn geometry(document: &Map<String, Value>) -> std::result::Result<ArrayGeometry,
     if chunk_shape.contains(&0) {
         return Err("chunk sizes must be positive".into());
     }
-    let encoding = document.get("chunk_key_encoding").ok_or("missing `chunk_key_encoding`")?;
+    let encoding = document
+        .get("chunk_key_encoding")
+        .ok_or("missing `chunk_key_encoding`")?;
     let separator = encoding
         .get("configuration")
         .and_then(|c| c.get("separator"))

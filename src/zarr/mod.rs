@@ -1,4 +1,9 @@
-//! The Zarr v3 view of a session: keys, metadata, and the key-value store.
+//! The Zarr v3 view of a session: keys, metadata, the key-value store and the zarrs adapters.
 
+pub mod consolidated;
 pub mod keys;
+pub mod listing;
 pub mod metadata;
+pub mod resolve;
+pub mod store;
+pub mod zarrs_adapter;

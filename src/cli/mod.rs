@@ -1,0 +1,134 @@
+//! The `floe` command line: inspect and manage a floe repository.
+//!
+//! Every command takes the repository as `-r/--repo <URL or PATH>` or the `FLOE_REPO`
+//! environment variable. Listing verbs (`log`, `branch list`, `tag list`, `ls`, `info`,
+//! `status`) print aligned columns for people and, with `--json`, one JSON document whose
+//! fields are documented in each verb's `--help`. Errors are one line on stderr,
+//! `error: <message>`, and the exit code says what kind of failure it was (see
+//! [`common::EXIT_CODES_HELP`]).
+
+mod branch;
+mod cat;
+mod common;
+mod fsck;
+mod info;
+mod init;
+mod log;
+mod ls;
+mod status;
+mod tag;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use common::{CliError, CliResult, Exit, RepoLocation};
+
+/// floe: a versioned, transactional store for Zarr v3 arrays.
+#[derive(Debug, Parser)]
+#[command(name = "floe", version, after_long_help = common::EXIT_CODES_HELP)]
+struct Cli {
+    /// The repository: a local path, or a file://, s3://, gs://, az:// URL.
+    #[arg(
+        short = 'r',
+        long = "repo",
+        env = "FLOE_REPO",
+        global = true,
+        value_name = "URL|PATH"
+    )]
+    repo: Option<String>,
+    /// A storage backend option, e.g. `aws_region=eu-west-1` (repeatable).
+    #[arg(
+        short = 'o',
+        long = "storage-option",
+        global = true,
+        value_name = "KEY=VALUE",
+        value_parser = common::parse_key_value
+    )]
+    storage_options: Vec<(String, String)>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new, empty repository with a `main` branch.
+    Init,
+    /// Show the history ending at a version, newest first.
+    #[command(after_long_help = log::JSON_HELP)]
+    Log(log::LogArgs),
+    /// Create, list, delete and reset branches.
+    #[command(subcommand)]
+    Branch(branch::BranchCommand),
+    /// Create, list and delete tags.
+    #[command(subcommand)]
+    Tag(tag::TagCommand),
+    /// List the groups and arrays of a version as a tree.
+    #[command(after_long_help = ls::JSON_HELP)]
+    Ls(ls::LsArgs),
+    /// Describe one group or array: shape, chunks, data type, codecs, sizes.
+    #[command(after_long_help = info::JSON_HELP)]
+    Info(info::InfoArgs),
+    /// Write the raw bytes of one Zarr key (e.g. `t2m/zarr.json`, `t2m/c/0/0`) to stdout.
+    #[command(long_about = cat::LONG_ABOUT)]
+    Cat(cat::CatArgs),
+    /// Summarise the repository: location, format version, branches, tags.
+    #[command(long_about = status::LONG_ABOUT, after_long_help = status::JSON_HELP)]
+    Status(status::StatusArgs),
+    /// Check that every object reachable from the live branches and tags is present and intact.
+    #[command(long_about = fsck::LONG_ABOUT, after_long_help = fsck::JSON_HELP)]
+    Fsck(fsck::FsckArgs),
+}
+
+/// Parses the command line, runs the command and returns the process exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return report(CliError::new(
+                Exit::Failure,
+                format!("cannot start the async runtime: {e}"),
+            ))
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => report(error),
+    }
+}
+
+fn report(error: CliError) -> ExitCode {
+    let code = error.code();
+    if let CliError::Failed { message, .. } = &error {
+        let _ = writeln!(std::io::stderr(), "error: {message}");
+    }
+    ExitCode::from(code as u8)
+}
+
+async fn dispatch(cli: Cli) -> CliResult {
+    let location = RepoLocation {
+        location: cli.repo,
+        options: cli.storage_options,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = match cli.command {
+        Command::Init => init::run(&location, &mut out).await,
+        Command::Log(args) => log::run(&location, args, &mut out).await,
+        Command::Branch(command) => branch::run(&location, command, &mut out).await,
+        Command::Tag(command) => tag::run(&location, command, &mut out).await,
+        Command::Ls(args) => ls::run(&location, args, &mut out).await,
+        Command::Info(args) => info::run(&location, args, &mut out).await,
+        Command::Cat(args) => cat::run(&location, args, &mut out).await,
+        Command::Status(args) => status::run(&location, args, &mut out).await,
+        Command::Fsck(args) => fsck::run(&location, args, &mut out).await,
+    };
+    let flushed = out.flush().map_err(CliError::from);
+    result.and(flushed)
+}

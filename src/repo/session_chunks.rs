@@ -1,0 +1,303 @@
+//! Chunk reads and writes of a session.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use super::change_set::{within_grid, NodeEdit, PendingChunk};
+use super::loaded::lock;
+use super::session::Session;
+use crate::error::{Error, Result};
+use crate::format::envelope::chunk_object_header;
+use crate::format::manifest::{ChunkCoord, ChunkRef};
+use crate::format::path::NodePath;
+use crate::id::ChunkObjectId;
+use crate::storage::layout;
+
+impl Session {
+    // ---- chunks -----------------------------------------------------------------------
+
+    fn array_geometry(&self, path: &NodePath) -> Result<crate::zarr::metadata::ArrayGeometry> {
+        let node = self.require_node(path)?;
+        node.metadata
+            .geometry()
+            .cloned()
+            .ok_or_else(|| Error::WrongNodeKind {
+                path: path.to_string(),
+                expected: "array",
+                found: "group",
+            })
+    }
+
+    fn check_chunk(&self, path: &NodePath, coord: &[u64]) -> Result<()> {
+        let geometry = self.array_geometry(path)?;
+        if !geometry.contains_chunk(coord) {
+            return Err(Error::ChunkOutOfBounds {
+                path: path.to_string(),
+                coords: coord.to_vec(),
+                grid: geometry.grid_shape(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stores the encoded bytes of one chunk. Tiny chunks go inline, small ones into a pack,
+    /// large ones into an object of their own (written before this returns).
+    pub async fn set_chunk(&self, path: &NodePath, coord: &[u64], data: Bytes) -> Result<()> {
+        self.check_writable()?;
+        let _gate = self.inner.write_gate.read().await;
+        self.check_chunk(path, coord)?;
+        let settings = self.inner.repo.settings();
+        let pending = if data.len() <= settings.inline_threshold {
+            PendingChunk::Ready(ChunkRef::Inline(data))
+        } else if data.len() >= settings.single_object_threshold {
+            let mut object = chunk_object_header();
+            let offset = object.len() as u64;
+            object.extend_from_slice(&data);
+            let object = object.freeze();
+            let id = ChunkObjectId::of_bytes(&object);
+            self.inner
+                .repo
+                .put_immutable(&layout::chunk_object_key(&id), object)
+                .await?;
+            PendingChunk::Ready(ChunkRef::Native {
+                object: id,
+                offset,
+                length: data.len() as u64,
+            })
+        } else {
+            let (pack, offset) = lock(&self.inner.state)
+                .packs
+                .append(&data, settings.pack_target_bytes);
+            PendingChunk::Packed {
+                pack,
+                offset,
+                length: data.len() as u64,
+            }
+        };
+        lock(&self.inner.state)
+            .changes
+            .chunks
+            .entry(path.clone())
+            .or_default()
+            .insert(coord.to_vec(), Some(pending));
+        self.write_sealed_packs().await
+    }
+
+    /// Deletes one chunk (reads return nothing, i.e. the fill value).
+    pub async fn delete_chunk(&self, path: &NodePath, coord: &[u64]) -> Result<()> {
+        self.check_writable()?;
+        let _gate = self.inner.write_gate.read().await;
+        self.check_chunk(path, coord)?;
+        lock(&self.inner.state)
+            .changes
+            .chunks
+            .entry(path.clone())
+            .or_default()
+            .insert(coord.to_vec(), None);
+        Ok(())
+    }
+
+    /// Writes every sealed pack. Called after writes and at commit.
+    pub(crate) async fn write_sealed_packs(&self) -> Result<()> {
+        let sealed = lock(&self.inner.state).packs.sealed();
+        for (index, bytes) in sealed {
+            let id = ChunkObjectId::of_bytes(&bytes);
+            self.inner
+                .repo
+                .put_immutable(&layout::chunk_object_key(&id), bytes)
+                .await?;
+            lock(&self.inner.state).packs.mark_written(index, id);
+        }
+        Ok(())
+    }
+
+    /// Where the chunk at `coord` of array `path` lives, `None` when it was never written (or
+    /// lies outside the current shape).
+    pub(crate) async fn chunk_location(
+        &self,
+        path: &NodePath,
+        coord: &[u64],
+    ) -> Result<Option<PendingChunk>> {
+        let Some(node) = self.node(path)? else {
+            return Ok(None);
+        };
+        let Some(geometry) = node.metadata.geometry() else {
+            return Ok(None);
+        };
+        if !geometry.contains_chunk(coord) {
+            return Ok(None);
+        }
+        let (edit, inherit, base) = {
+            let state = lock(&self.inner.state);
+            let edit = state
+                .changes
+                .chunks
+                .get(path)
+                .and_then(|c| c.get(coord))
+                .cloned();
+            let inherit = !matches!(
+                state.changes.nodes.get(path),
+                Some(NodeEdit::Put { fresh: true, .. }) | Some(NodeEdit::Deleted)
+            ) && state
+                .changes
+                .clips
+                .get(path)
+                .is_none_or(|clip| within_grid(coord, clip));
+            (edit, inherit, state.base.clone())
+        };
+        if let Some(edit) = edit {
+            return Ok(edit);
+        }
+        if !inherit {
+            return Ok(None);
+        }
+        Ok(base
+            .chunk_ref(&self.inner.repo, path, coord)
+            .await?
+            .map(PendingChunk::Ready))
+    }
+
+    async fn read_located(
+        &self,
+        location: PendingChunk,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<Bytes> {
+        let length = location.len();
+        let range = range.unwrap_or(0..length);
+        if range.start > range.end || range.end > length {
+            return Err(Error::InvalidByteRange {
+                key: "<chunk>".into(),
+                start: range.start,
+                end: range.end,
+                size: length,
+            });
+        }
+        let (object, offset) = match location {
+            PendingChunk::Ready(ChunkRef::Inline(data)) => {
+                return Ok(data.slice(range.start as usize..range.end as usize));
+            }
+            PendingChunk::Ready(ChunkRef::Native { object, offset, .. }) => (object, offset),
+            PendingChunk::Packed {
+                pack,
+                offset,
+                length,
+            } => match lock(&self.inner.state).packs.locate(pack, offset, length) {
+                Some(Ok(bytes)) => return Ok(bytes.slice(range.start as usize..range.end as usize)),
+                Some(Err(object)) => (object, offset),
+                None => return Err(Error::corrupt("<session pack>", "pack slot missing")),
+            },
+        };
+        let key = layout::chunk_object_key(&object);
+        read_chunk_bytes(
+            self.inner.repo.storage().as_ref(),
+            &key,
+            offset + range.start..offset + range.end,
+        )
+        .await
+    }
+
+    /// The encoded bytes of one chunk, `None` if it was never written.
+    pub async fn get_chunk(&self, path: &NodePath, coord: &[u64]) -> Result<Option<Bytes>> {
+        match self.chunk_location(path, coord).await? {
+            None => Ok(None),
+            Some(location) => self.read_located(location, None).await.map(Some),
+        }
+    }
+
+    /// A byte range of one chunk's encoded bytes.
+    pub async fn get_chunk_range(
+        &self,
+        path: &NodePath,
+        coord: &[u64],
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Bytes>> {
+        match self.chunk_location(path, coord).await? {
+            None => Ok(None),
+            Some(location) => self.read_located(location, Some(range)).await.map(Some),
+        }
+    }
+
+    /// Size of one chunk's encoded bytes, `None` if it was never written.
+    pub async fn chunk_size(&self, path: &NodePath, coord: &[u64]) -> Result<Option<u64>> {
+        Ok(self.chunk_location(path, coord).await?.map(|l| l.len()))
+    }
+
+    /// Coordinates of every stored chunk of an array, sorted.
+    pub async fn list_chunks(&self, path: &NodePath) -> Result<Vec<ChunkCoord>> {
+        let geometry = self.array_geometry(path)?;
+        let (edits, inherit, clip, base) = {
+            let state = lock(&self.inner.state);
+            let inherit = !matches!(
+                state.changes.nodes.get(path),
+                Some(NodeEdit::Put { fresh: true, .. }) | Some(NodeEdit::Deleted)
+            );
+            let clip = state.changes.clips.get(path).cloned();
+            (
+                state.changes.chunks.get(path).cloned().unwrap_or_default(),
+                inherit,
+                clip,
+                state.base.clone(),
+            )
+        };
+        let mut coords: BTreeMap<ChunkCoord, bool> = BTreeMap::new();
+        if inherit {
+            if let Some(crate::format::snapshot::NodeKind::Array(manifest)) =
+                base.snapshot.node(path).map(|n| &n.kind)
+            {
+                for shard in &manifest.shards {
+                    let index = base.shard_index(&self.inner.repo, path, shard).await?;
+                    for (c, _) in index.entries() {
+                        if clip.as_ref().is_none_or(|clip| within_grid(c, clip)) {
+                            coords.insert(c.clone(), true);
+                        }
+                    }
+                }
+            }
+        }
+        for (c, edit) in edits {
+            coords.insert(c, edit.is_some());
+        }
+        Ok(coords
+            .into_iter()
+            .filter(|(c, live)| *live && geometry.contains_chunk(c))
+            .map(|(c, _)| c)
+            .collect())
+    }
+}
+
+/// Reads `range` of a chunk object. A chunk reference always lies inside its object, so an
+/// object too short for it (truncated, or replaced) is reported as corrupt rather than as a
+/// transient storage failure or a short chunk.
+async fn read_chunk_bytes(
+    storage: &dyn crate::storage::Storage,
+    key: &str,
+    range: std::ops::Range<u64>,
+) -> Result<Bytes> {
+    let wanted = range.end - range.start;
+    let result = storage.get_range(key, range.clone()).await;
+    match &result {
+        Ok(bytes) if bytes.len() as u64 == wanted => return result,
+        Ok(_) | Err(Error::InvalidByteRange { .. }) | Err(Error::Storage { .. }) => {}
+        Err(_) => return result,
+    }
+    match storage.head(key).await {
+        Ok(Some(size)) if size < range.end => Err(Error::corrupt(
+            key,
+            format!(
+                "the object has {size} bytes but a chunk reference needs bytes {}..{}",
+                range.start, range.end
+            ),
+        )),
+        Ok(None) => Err(Error::ObjectMissing {
+            key: key.to_string(),
+        }),
+        _ => match result {
+            Ok(bytes) => Err(Error::corrupt(
+                key,
+                format!("read {} bytes of a {wanted}-byte chunk", bytes.len()),
+            )),
+            Err(e) => Err(e),
+        },
+    }
+}

@@ -1,0 +1,412 @@
+//! History: the log (order, content, limits), as-of lookups, ancestry, and how many objects
+//! reading history and committing cost on long histories (counted by a storage decorator).
+
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::Duration;
+use floe::{
+    DirListing, DynStorage, Error, ListedObject, NodePath, PutOutcome, Repository,
+    RepositorySettings, SnapshotId, Storage, VersionSpec,
+};
+use serde_json::{json, Map, Value};
+
+fn array_json(shape: &[u64], chunks: &[u64]) -> Value {
+    json!({
+        "zarr_format": 3, "node_type": "array", "shape": shape, "data_type": "int32",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0, "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}]
+    })
+}
+
+fn p(path: &str) -> NodePath {
+    NodePath::new(path).unwrap()
+}
+
+async fn memory_repo() -> (Repository, DynStorage) {
+    let storage = floe::open_storage("memory://", &vec![]).unwrap();
+    let repo = Repository::init(storage.clone(), RepositorySettings::default())
+        .await
+        .unwrap();
+    (repo, storage)
+}
+
+/// A repository with an array `a` (shape [n], chunks of 1) and `n` commits each writing one
+/// chunk. Returns the snapshot ids of the commits, oldest first (the root is not included).
+async fn history(repo: &Repository, n: u64) -> Vec<SnapshotId> {
+    let s = repo.writable_session("main").await.unwrap();
+    s.create_group(&NodePath::root(), Map::new()).await.unwrap();
+    s.create_array(&p("a"), array_json(&[n.max(1)], &[1]))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        s.set_chunk(
+            &p("a"),
+            &[i % n.max(1)],
+            Bytes::from(i.to_le_bytes().to_vec()),
+        )
+        .await
+        .unwrap();
+        let mut meta = Map::new();
+        meta.insert("i".into(), json!(i));
+        ids.push(s.commit(&format!("commit {i}"), Some(meta)).await.unwrap());
+    }
+    ids
+}
+
+// ---- a storage decorator that counts requests ----------------------------------------------
+
+#[derive(Debug, Default)]
+struct Requests {
+    gets: Vec<String>,
+    heads: Vec<String>,
+    puts: Vec<String>,
+    lists: usize,
+}
+
+/// Wraps a storage and records every request.
+#[derive(Debug)]
+struct Counting {
+    inner: DynStorage,
+    seen: Mutex<Requests>,
+}
+
+impl Counting {
+    fn wrap(inner: DynStorage) -> Arc<Counting> {
+        Arc::new(Counting {
+            inner,
+            seen: Mutex::new(Requests::default()),
+        })
+    }
+
+    fn take(&self) -> Requests {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+impl Requests {
+    fn gets_under(&self, dir: &str) -> usize {
+        self.gets.iter().filter(|k| k.starts_with(dir)).count()
+    }
+}
+
+#[async_trait]
+impl Storage for Counting {
+    async fn get(&self, key: &str) -> floe::Result<Bytes> {
+        self.seen.lock().unwrap().gets.push(key.to_string());
+        self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &str, range: Range<u64>) -> floe::Result<Bytes> {
+        self.seen.lock().unwrap().gets.push(key.to_string());
+        self.inner.get_range(key, range).await
+    }
+    async fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> floe::Result<Vec<Bytes>> {
+        self.seen.lock().unwrap().gets.push(key.to_string());
+        self.inner.get_ranges(key, ranges).await
+    }
+    async fn head(&self, key: &str) -> floe::Result<Option<u64>> {
+        self.seen.lock().unwrap().heads.push(key.to_string());
+        self.inner.head(key).await
+    }
+    async fn put(&self, key: &str, bytes: Bytes) -> floe::Result<()> {
+        self.seen.lock().unwrap().puts.push(key.to_string());
+        self.inner.put(key, bytes).await
+    }
+    async fn put_if_absent(&self, key: &str, bytes: Bytes) -> floe::Result<PutOutcome> {
+        self.seen.lock().unwrap().puts.push(key.to_string());
+        self.inner.put_if_absent(key, bytes).await
+    }
+    async fn list(&self, prefix: &str) -> floe::Result<Vec<ListedObject>> {
+        self.seen.lock().unwrap().lists += 1;
+        self.inner.list(prefix).await
+    }
+    async fn list_dir(&self, prefix: &str) -> floe::Result<DirListing> {
+        self.seen.lock().unwrap().lists += 1;
+        self.inner.list_dir(prefix).await
+    }
+    async fn delete(&self, key: &str) -> floe::Result<()> {
+        self.inner.delete(key).await
+    }
+    fn location(&self) -> &str {
+        self.inner.location()
+    }
+}
+
+/// A fresh handle (cold caches) on `storage` that counts its requests.
+async fn counted(
+    storage: &DynStorage,
+    settings: RepositorySettings,
+) -> (Repository, Arc<Counting>) {
+    let counting = Counting::wrap(storage.clone());
+    let dyn_storage: DynStorage = counting.clone();
+    let repo = Repository::open(dyn_storage, settings).await.unwrap();
+    counting.take();
+    (repo, counting)
+}
+
+// ---- history ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn log_is_newest_first_with_times_messages_and_metadata() {
+    let (repo, _) = memory_repo().await;
+    let s = repo.writable_session("main").await.unwrap();
+    let long_message = "m".repeat(2000);
+    let mut ids = Vec::new();
+    for i in 0..70u64 {
+        s.create_group(&p(&format!("g{i}")), Map::new())
+            .await
+            .unwrap();
+        let mut meta = Map::new();
+        meta.insert("day".into(), json!(i));
+        meta.insert("by".into(), json!("cron"));
+        let message = if i % 10 == 3 {
+            long_message.clone()
+        } else {
+            format!("day {i}")
+        };
+        ids.push(s.commit(&message, Some(meta)).await.unwrap());
+    }
+    let tip = repo.branch_tip("main").await.unwrap();
+    let log = repo.log_from(tip, usize::MAX).await.unwrap();
+    assert_eq!(log.len(), 71);
+    for (k, entry) in log.iter().take(70).enumerate() {
+        let i = 69 - k as u64;
+        assert_eq!(entry.id, ids[i as usize]);
+        assert_eq!(entry.generation, i + 1);
+        let want = if i % 10 == 3 {
+            long_message.clone()
+        } else {
+            format!("day {i}")
+        };
+        assert_eq!(entry.message, want);
+        assert_eq!(entry.metadata["day"], json!(i));
+        assert_eq!(entry.metadata["by"], json!("cron"));
+        assert!(
+            entry.committed_at > log[k + 1].committed_at,
+            "times strictly decrease"
+        );
+        assert_eq!(repo.snapshot_entry(entry.id).await.unwrap(), *entry);
+    }
+    assert_eq!(log[70].message, "Repository initialized");
+    assert_eq!(log[70].generation, 0);
+    assert!(log[70].metadata.is_empty());
+
+    // Limits, and logs starting anywhere in the history.
+    assert!(repo.log_from(tip, 0).await.unwrap().is_empty());
+    assert_eq!(repo.log_from(tip, 1).await.unwrap(), log[..1].to_vec());
+    assert_eq!(repo.log_from(tip, 33).await.unwrap(), log[..33].to_vec());
+    assert_eq!(repo.log_from(tip, 40).await.unwrap(), log[..40].to_vec());
+    assert_eq!(
+        repo.log_from(ids[10], usize::MAX).await.unwrap(),
+        log[59..].to_vec()
+    );
+    let fresh = Repository::open(repo.storage().clone(), RepositorySettings::default())
+        .await
+        .unwrap();
+    assert_eq!(fresh.log_from(tip, usize::MAX).await.unwrap(), log);
+}
+
+#[tokio::test]
+async fn as_of_is_exact_on_a_long_history() {
+    let (repo, _) = memory_repo().await;
+    let ids = history(&repo, 300).await;
+    let tip = ids[299];
+    let log = repo.log_from(tip, usize::MAX).await.unwrap();
+    assert_eq!(log.len(), 301);
+    // Fresh handle: every lookup goes through the history index in storage.
+    let fresh = Repository::open(repo.storage().clone(), RepositorySettings::default())
+        .await
+        .unwrap();
+    for (k, entry) in log.iter().enumerate() {
+        let t = entry.committed_at;
+        assert_eq!(
+            fresh.snapshot_as_of(tip, t).await.unwrap(),
+            Some(entry.id),
+            "at commit {k}"
+        );
+        let before = fresh
+            .snapshot_as_of(tip, t - Duration::microseconds(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            before,
+            log.get(k + 1).map(|e| e.id),
+            "just before commit {k}"
+        );
+        assert_eq!(
+            fresh
+                .ancestor_at_generation(tip, entry.generation)
+                .await
+                .unwrap(),
+            Some(entry.id)
+        );
+    }
+    assert_eq!(
+        fresh.snapshot_as_of(tip, chrono::Utc::now()).await.unwrap(),
+        Some(tip)
+    );
+    assert_eq!(fresh.ancestor_at_generation(tip, 301).await.unwrap(), None);
+    // From a tip in the middle, later commits are invisible.
+    let mid = ids[150];
+    assert_eq!(
+        fresh
+            .snapshot_as_of(mid, log[0].committed_at)
+            .await
+            .unwrap(),
+        Some(mid)
+    );
+}
+
+#[tokio::test]
+async fn ancestry_follows_parents_across_branches() {
+    let (repo, _) = memory_repo().await;
+    let ids = history(&repo, 40).await;
+    repo.create_branch("dev", ids[20]).await.unwrap();
+    let dev = repo.writable_session("dev").await.unwrap();
+    dev.create_group(&p("dev-only"), Map::new()).await.unwrap();
+    let dev_tip = dev.commit("on dev", None).await.unwrap();
+    for (a, b, want) in [
+        (ids[0], ids[39], true),
+        (ids[39], ids[0], false),
+        (ids[17], ids[17], true),
+        (ids[20], dev_tip, true),
+        (ids[19], dev_tip, true),
+        (ids[21], dev_tip, false),
+        (dev_tip, ids[39], false),
+    ] {
+        assert_eq!(
+            repo.is_ancestor(a, b).await.unwrap(),
+            want,
+            "{a:?} ancestor of {b:?}"
+        );
+    }
+    assert!(matches!(
+        repo.is_ancestor(SnapshotId::of_bytes(b"?"), ids[3]).await,
+        Err(Error::SnapshotNotFound { .. })
+    ));
+}
+
+// ---- request counts -----------------------------------------------------------------------
+
+#[tokio::test]
+async fn as_of_and_log_read_few_snapshots_on_a_long_history() {
+    let (repo, storage) = memory_repo().await;
+    let ids = history(&repo, 1000).await;
+    let tip = ids[999];
+    let log = repo.log_from(tip, usize::MAX).await.unwrap();
+    assert_eq!(log.len(), 1001);
+    for k in [
+        0usize, 1, 2, 31, 32, 33, 64, 333, 500, 511, 512, 777, 998, 999, 1000,
+    ] {
+        let (fresh, counter) = counted(&storage, RepositorySettings::default()).await;
+        let found = fresh
+            .snapshot_as_of(tip, log[k].committed_at)
+            .await
+            .unwrap();
+        assert_eq!(found, Some(log[k].id));
+        let seen = counter.take();
+        let snapshots = seen.gets_under("snapshots/");
+        assert!(
+            snapshots <= 40,
+            "as-of of entry {k} read {snapshots} snapshots"
+        );
+        assert_eq!(
+            seen.gets.len(),
+            snapshots,
+            "as-of reads only snapshots: {:?}",
+            seen.gets
+        );
+        assert_eq!(seen.lists, 0);
+    }
+    // Resolving `main@time` adds only the branch lookup.
+    let (fresh, counter) = counted(&storage, RepositorySettings::default()).await;
+    let spec = VersionSpec::AsOf {
+        branch: "main".into(),
+        time: log[700].committed_at,
+    };
+    assert_eq!(fresh.resolve(&spec).await.unwrap(), log[700].id);
+    let seen = counter.take();
+    assert!(seen.gets_under("snapshots/") <= 40, "{:?}", seen.gets);
+    assert!(
+        seen.gets_under("refs/") <= 3 && seen.heads.len() <= 4,
+        "{:?} {:?}",
+        seen.gets,
+        seen.heads
+    );
+    assert_eq!(seen.lists, 0);
+
+    // The first 50 log entries come from the tip and one ancestor's recent-entries list.
+    let (fresh, counter) = counted(&storage, RepositorySettings::default()).await;
+    let first50 = fresh.log_from(tip, 50).await.unwrap();
+    assert_eq!(first50, log[..50].to_vec());
+    let seen = counter.take();
+    assert!(seen.gets_under("snapshots/") <= 3, "{:?}", seen.gets);
+    // The whole log costs about one read per 32 entries.
+    let (fresh, counter) = counted(&storage, RepositorySettings::default()).await;
+    assert_eq!(fresh.log_from(tip, usize::MAX).await.unwrap(), log);
+    let seen = counter.take();
+    assert!(
+        seen.gets_under("snapshots/") <= 1001 / 32 + 2,
+        "{}",
+        seen.gets.len()
+    );
+    // Ancestry checks are O(log n) too.
+    let (fresh, counter) = counted(&storage, RepositorySettings::default()).await;
+    assert!(fresh.is_ancestor(ids[3], tip).await.unwrap());
+    assert!(counter.take().gets_under("snapshots/") <= 41);
+}
+
+#[tokio::test]
+async fn an_append_after_500_commits_costs_what_the_first_did() {
+    let (repo, storage) = memory_repo().await;
+    let s = repo.writable_session("main").await.unwrap();
+    let a = p("t2m");
+    s.create_group(&NodePath::root(), Map::new()).await.unwrap();
+    s.create_array(&a, array_json(&[0, 8], &[1, 8]))
+        .await
+        .unwrap();
+    s.commit("create", None).await.unwrap();
+    let day = |d: u64| Bytes::from(vec![d as u8; 4 * 8]);
+    let mut costs = Vec::new();
+    for d in 0..501u64 {
+        let measured = d == 1 || d == 500;
+        let (repo, counter) = if measured {
+            let (r, c) = counted(&storage, RepositorySettings::default()).await;
+            (r, Some(c))
+        } else {
+            (repo.clone(), None)
+        };
+        let s = repo.writable_session("main").await.unwrap();
+        s.resize_array(&a, &[d + 1, 8]).await.unwrap();
+        s.set_chunk(&a, &[d, 0], day(d)).await.unwrap();
+        if let Some(c) = &counter {
+            c.take();
+        }
+        s.commit(&format!("day {d}"), None).await.unwrap();
+        if let Some(c) = counter {
+            let seen = c.take();
+            assert!(seen.puts.len() <= 4, "day {d}: puts {:?}", seen.puts);
+            assert!(
+                seen.puts.iter().filter(|k| !k.ends_with("/hint")).count() <= 3,
+                "day {d}: {:?}",
+                seen.puts
+            );
+            assert!(seen.gets.len() <= 2, "day {d}: gets {:?}", seen.gets);
+            assert!(seen.heads.len() <= 2, "day {d}: heads {:?}", seen.heads);
+            assert_eq!(seen.lists, 0);
+            costs.push((seen.puts.len(), seen.gets.len(), seen.heads.len()));
+        }
+    }
+    assert_eq!(costs[0], costs[1], "commit 500 costs what commit 1 did");
+    let r = repo
+        .readonly_session(&VersionSpec::Name("main".into()))
+        .await
+        .unwrap();
+    for d in [0u64, 250, 500] {
+        assert_eq!(r.get_chunk(&a, &[d, 0]).await.unwrap().unwrap(), day(d));
+    }
+}
