@@ -355,16 +355,30 @@ async fn damaged_manifest() {
                 }
             }
         }
-        // A commit that must rewrite a's shard fails and moves nothing.
+        // A commit that may replace an entry of a's base (chunk 2 lies inside the base's
+        // bounding box) must read the base: it fails and moves nothing.
         let s = repo.writable_session("main").await.unwrap();
-        s.set_chunk(&p("a"), &[7], Bytes::from_static(b"x"))
+        s.set_chunk(&p("a"), &[2], Bytes::from_static(b"x"))
             .await
             .unwrap();
         let err = s.commit("needs a's manifest", None).await.unwrap_err();
         assert!(is_integrity_error(&err, &a_key), "{how:?}: {err:?}");
         assert_eq!(repo.branch_tip("main").await.unwrap(), f.c3);
-        // A commit that does not touch `a` goes through.
+        // An append beyond the base's box never reads the base, so it lands; the new snapshot
+        // references the same (damaged) base as its parent and is no more damaged than it.
         s.discard().await;
+        s.set_chunk(&p("a"), &[7], Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        s.commit("append to a", None).await.unwrap();
+        assert!(s.get_chunk(&p("a"), &[2]).await.is_err());
+        assert_eq!(
+            s.get_chunk(&p("a"), &[7]).await.unwrap().unwrap(),
+            Bytes::from_static(b"x")
+        );
+        repo.reset_branch("main", f.c3).await.unwrap();
+        // A commit that does not touch `a` goes through.
+        let s = repo.writable_session("main").await.unwrap();
         s.set_chunk(&p("b"), &[7], Bytes::from_static(b"y"))
             .await
             .unwrap();
@@ -556,13 +570,20 @@ async fn damaged_branch_hint_is_ignored() {
     std::fs::remove_file(&hint).unwrap();
     let repo = f.fresh().await;
     assert_eq!(repo.branch_tip("main").await.unwrap(), f.c3);
-    // Commits still go to the next record, and rewrite the hint.
+    // Commits still go to the next record; the hint is rewritten at every 8th record.
     let s = repo.writable_session("main").await.unwrap();
-    s.create_group(&p("g"), Map::new()).await.unwrap();
-    let c4 = s.commit("c4", None).await.unwrap();
-    assert!(f.record_file("main", 4).exists());
-    assert_eq!(std::fs::read_to_string(&hint).unwrap().trim(), "4");
-    assert_eq!(f.fresh().await.branch_tip("main").await.unwrap(), c4);
+    let mut last = f.c3;
+    for seq in 4..=8u64 {
+        s.create_group(&p(&format!("g{seq}")), Map::new())
+            .await
+            .unwrap();
+        last = s.commit(&format!("c{seq}"), None).await.unwrap();
+        assert!(f.record_file("main", seq).exists());
+        assert_eq!(hint.exists(), seq == 8, "record {seq}");
+        assert_eq!(f.fresh().await.branch_tip("main").await.unwrap(), last);
+    }
+    assert_eq!(std::fs::read_to_string(&hint).unwrap().trim(), "8");
+    assert_eq!(f.fresh().await.branch_tip("main").await.unwrap(), last);
 }
 
 #[tokio::test]

@@ -410,3 +410,68 @@ async fn an_append_after_500_commits_costs_what_the_first_did() {
         assert_eq!(r.get_chunk(&a, &[d, 0]).await.unwrap().unwrap(), day(d));
     }
 }
+
+#[tokio::test]
+async fn appends_never_read_the_compacted_base_manifest() {
+    // Small deltas: the shard is compacted into a base manifest every few days, yet an append
+    // (edits beyond the base's bounding box) must not read that base, and every day must still
+    // read back with exact statistics.
+    let settings = RepositorySettings {
+        delta_max_entries: 4,
+        ..RepositorySettings::default()
+    };
+    let storage = floe::open_storage("memory://", &vec![]).unwrap();
+    let repo = Repository::init(storage.clone(), settings.clone())
+        .await
+        .unwrap();
+    let a = p("t2m");
+    let s = repo.writable_session("main").await.unwrap();
+    s.create_array(&a, array_json(&[0, 8], &[1, 8]))
+        .await
+        .unwrap();
+    s.commit("create", None).await.unwrap();
+    let day = |d: u64| Bytes::from(vec![d as u8; 600]);
+    let mut manifest_gets = Vec::new();
+    for d in 0..40u64 {
+        let (fresh, counter) = counted(&storage, settings.clone()).await;
+        let s = fresh.writable_session("main").await.unwrap();
+        s.resize_array(&a, &[d + 1, 8]).await.unwrap();
+        s.set_chunk(&a, &[d, 0], day(d)).await.unwrap();
+        counter.take();
+        s.commit(&format!("day {d}"), None).await.unwrap();
+        let seen = counter.take();
+        let compacted = seen.puts.iter().any(|k| k.starts_with("manifests/"));
+        // Only a compaction (which merges base and delta into a new base) may read the base.
+        if !compacted {
+            manifest_gets.push(seen.gets_under("manifests/"));
+        }
+        let stats = s.array_stats(&a).await.unwrap();
+        assert_eq!(stats.chunks_initialized, d + 1);
+        assert_eq!(stats.bytes_stored, 600 * (d + 1));
+    }
+    assert!(manifest_gets.len() >= 30, "most commits did not compact");
+    assert!(manifest_gets.iter().all(|&n| n == 0), "{manifest_gets:?}");
+    let listed = storage.list("manifests").await.unwrap();
+    assert!(listed.len() >= 5, "the shard was compacted: {listed:?}");
+    // Overwriting an old day does read the base (it may replace a base entry) and stays exact.
+    let s = repo.writable_session("main").await.unwrap();
+    s.set_chunk(&a, &[3, 0], Bytes::from(vec![9u8; 700]))
+        .await
+        .unwrap();
+    s.commit("fix day 3", None).await.unwrap();
+    let stats = s.array_stats(&a).await.unwrap();
+    assert_eq!(stats.chunks_initialized, 40);
+    assert_eq!(stats.bytes_stored, 600 * 39 + 700);
+    let r = repo
+        .readonly_session(&VersionSpec::Name("main".into()))
+        .await
+        .unwrap();
+    for d in 0..40u64 {
+        let expected = if d == 3 {
+            Bytes::from(vec![9u8; 700])
+        } else {
+            day(d)
+        };
+        assert_eq!(r.get_chunk(&a, &[d, 0]).await.unwrap().unwrap(), expected);
+    }
+}

@@ -102,6 +102,32 @@ fn floe_chunk_reads(ctx: &Ctx, location: &str) -> Res<f64> {
     Ok(median(&times))
 }
 
+/// Reference: the same uncompressed cube written and read by the same zarrs calls on zarrs'
+/// own plain filesystem store (one file per chunk). Returns (write ms, median read ms): what the
+/// Zarr client itself costs on top of plain files, independent of floe.
+fn zarrs_filesystem_round_trip(dir: &Path, cube: &[f32]) -> Res<(f64, f64)> {
+    std::fs::create_dir_all(dir)?;
+    let store: zarrs::storage::ReadableWritableListableStorage =
+        std::sync::Arc::new(zarrs::filesystem::FilesystemStore::new(dir)?);
+    zarr_io::create_root_group(&store, Default::default())?;
+    let array = zarr_io::create_bulk_array(&store, false)?;
+    let start = Instant::now();
+    zarr_io::write_bulk(&array, cube)?;
+    let write_ms = ms_since(start);
+    let mut reads = Vec::with_capacity(READ_RUNS);
+    for _ in 0..READ_RUNS {
+        let start = Instant::now();
+        let got = zarr_io::read_bulk(&store)?;
+        reads.push(ms_since(start));
+        if let Some(at) = data::first_mismatch_le_bytes(&got, cube) {
+            return Err(mismatch(format!(
+                "W3 (zarrs filesystem): element {at} differs"
+            )));
+        }
+    }
+    Ok((write_ms, median(&reads)))
+}
+
 /// Figures of one codec's round trip.
 struct RoundTrip {
     write_ms: f64,
@@ -196,6 +222,9 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<Report> {
     let raw = repository_round_trip(ctx, &dir.join("raw"), &cube, false)?;
     println!("W3: zstd round trip");
     let zstd = repository_round_trip(ctx, &dir.join("zstd"), &cube, true)?;
+    println!("W3: zarrs on its own filesystem store (reference)");
+    let (zarrs_fs_write, zarrs_fs_read) =
+        zarrs_filesystem_round_trip(&dir.join("zarrs-fs"), &cube)?;
     println!("W3: plain files ({threads} threads)");
     let chunks = chunk_bytes(&cube);
     drop(cube);
@@ -234,6 +263,12 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<Report> {
         mbps(zstd.stored, zstd.chunk_read_ms).into(),
     );
     report.extra("plain_files_read_mbps_10_threads", mb(plain_read_10).into());
+    report.extra("zarrs_filesystem_write_mbps_raw", mb(zarrs_fs_write).into());
+    report.extra("zarrs_filesystem_read_mbps_raw", mb(zarrs_fs_read).into());
+    let vs_zarrs_fs = zarrs_fs_read / raw.read_ms;
+    report.extra("read_raw_vs_zarrs_filesystem", vs_zarrs_fs.into());
+    let chunk_vs_plain = plain_read / raw.chunk_read_ms * (raw.stored as f64 / bytes as f64);
+    report.extra("floe_chunk_read_vs_plain_files", chunk_vs_plain.into());
     report.extra("threads", threads.into());
     report.extra("stored_bytes_raw_codec", raw.stored.into());
     report.extra("stored_bytes_zstd", zstd.stored.into());

@@ -117,6 +117,12 @@ pub struct ShardRef {
     pub coord: ChunkCoord,
     /// The compacted entries of the shard, if any.
     pub base: Option<ManifestId>,
+    /// Per dimension, the smallest and largest chunk coordinate of the base's entries. A
+    /// writer whose edits all fall outside this box knows, without reading the base, that
+    /// they add chunks rather than replace any (an append never reads the base). `None` when
+    /// there is no base, or when it is unknown (writers then read the base).
+    #[serde(default)]
+    pub base_box: Option<(ChunkCoord, ChunkCoord)>,
     /// Entries changed since the base was written (tombstones delete base entries).
     pub delta: Option<ManifestColumns>,
     /// Number of chunks the shard references.
@@ -168,6 +174,7 @@ mod tests {
                         shards: vec![ShardRef {
                             coord: vec![0, 0],
                             base: Some(ManifestId::of_bytes(b"m")),
+                            base_box: Some((vec![0, 0], vec![3, 0])),
                             delta: Some(delta),
                             chunk_count: 3,
                             chunk_bytes: 300,

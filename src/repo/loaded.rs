@@ -105,6 +105,7 @@ pub(crate) struct LoadedSnapshot {
     pub(crate) snapshot: Snapshot,
     metadata: Mutex<HashMap<NodePath, Arc<NodeMetadata>>>,
     shards: Mutex<HashMap<(NodePath, ChunkCoord), Arc<ShardIndex>>>,
+    deltas: Mutex<HashMap<(NodePath, ChunkCoord), Arc<ShardIndex>>>,
 }
 
 impl std::fmt::Debug for LoadedSnapshot {
@@ -120,6 +121,7 @@ impl LoadedSnapshot {
             snapshot,
             metadata: Mutex::default(),
             shards: Mutex::default(),
+            deltas: Mutex::default(),
         }
     }
 
@@ -196,8 +198,46 @@ impl LoadedSnapshot {
         let Some(shard) = self.shard_ref(path, coord) else {
             return Ok(None);
         };
+        if outside_base_box(shard, coord) {
+            // Only the delta can hold this chunk: no need to read the base.
+            return self.delta_index(path, shard).map(|d| d.get(coord).cloned());
+        }
         let index = self.shard_index(repo, path, shard).await?;
         Ok(index.get(coord).cloned())
+    }
+
+    /// The decoded inline delta of one shard (its tombstones dropped).
+    fn delta_index(&self, path: &NodePath, shard: &ShardRef) -> Result<Arc<ShardIndex>> {
+        let key = (path.clone(), shard.coord.clone());
+        if let Some(found) = lock(&self.deltas).get(&key) {
+            return Ok(found.clone());
+        }
+        let entries = match &shard.delta {
+            None => Vec::new(),
+            Some(delta) => delta.decode().map_err(|e| Error::CorruptObject {
+                key: format!("snapshots/{}", self.id),
+                reason: e.to_string(),
+            })?,
+        };
+        let index = Arc::new(ShardIndex::from_base(entries));
+        lock(&self.deltas).insert(key, index.clone());
+        Ok(index)
+    }
+}
+
+/// True when the shard has a base whose bounding box excludes `coord`, so that only the
+/// shard's delta can hold the chunk.
+pub(crate) fn outside_base_box(shard: &ShardRef, coord: &[u64]) -> bool {
+    match (&shard.base, &shard.base_box) {
+        (Some(_), Some((lo, hi))) => {
+            coord.len() != lo.len()
+                || coord
+                    .iter()
+                    .zip(lo)
+                    .zip(hi)
+                    .any(|((c, l), h)| c < l || c > h)
+        }
+        _ => false,
     }
 }
 

@@ -111,13 +111,30 @@ async fn update_shard(
     edits: Vec<ManifestEntry>,
     keep: &[u64],
 ) -> Result<Option<ShardRef>> {
-    let (base_id, old_delta) = match &old {
-        Some(s) => (s.base, s.delta.as_ref().map(|d| d.decode()).transpose()?),
-        None => (None, None),
+    let (base_id, old_box, old_delta) = match &old {
+        Some(s) => (
+            s.base,
+            s.base_box.clone(),
+            s.delta.as_ref().map(|d| d.decode()).transpose()?,
+        ),
+        None => (None, None, None),
     };
-    let base = match &base_id {
-        Some(id) => Some(repo.load_manifest(id).await?),
-        None => None,
+    // The base is read only when an edit may replace one of its entries or a shrink may cut
+    // some of them off; appends beyond the base's bounding box never read it.
+    let may_hold = |c: &[u64]| match &old_box {
+        Some((lo, hi)) => {
+            c.len() == lo.len() && c.iter().zip(lo).zip(hi).all(|((c, l), h)| l <= c && c <= h)
+        }
+        None => true,
+    };
+    let may_be_cut = match &old_box {
+        Some((_, hi)) => !within_grid(hi, keep),
+        None => true,
+    };
+    let needs_base = base_id.is_some() && (may_be_cut || edits.iter().any(|(c, _)| may_hold(c)));
+    let mut base = match (&base_id, needs_base) {
+        (Some(id), true) => Some(repo.load_manifest(id).await?),
+        _ => None,
     };
     let mut stats = old.as_ref().map_or(ShardStats::default(), |s| ShardStats {
         count: s.chunk_count,
@@ -136,17 +153,27 @@ async fn update_shard(
         .collect();
     // Statistics move by the difference between each edited chunk's old and new reference,
     // so an edit costs O(log n) whatever the shard size.
+    let in_base = |base: &Option<std::sync::Arc<ShardIndex>>, c: &[u64]| {
+        base.as_ref().and_then(|b| b.get(c).cloned())
+    };
     for (c, r) in outside.into_iter().chain(edits) {
         let previous = match delta.get(&c) {
             Some(current) => current.clone(),
-            None => base.as_ref().and_then(|b| b.get(&c).cloned()),
+            None => in_base(&base, &c),
         };
         stats.remove(previous.as_ref());
         stats.add(r.as_ref());
         delta.insert(c, r);
     }
-    // Tombstones only matter for entries the base holds.
-    delta.retain(|c, r| r.is_some() || base.as_ref().is_some_and(|b| b.get(c).is_some()));
+    // Tombstones only matter for entries the base holds. Without the base loaded, keep those
+    // inside its box (earlier commits checked them); none outside it can matter.
+    delta.retain(|c, r| {
+        r.is_some()
+            || match &base {
+                Some(b) => b.get(c).is_some(),
+                None => base_id.is_some() && may_hold(c),
+            }
+    });
     if stats.count == 0 {
         return Ok(None);
     }
@@ -158,31 +185,56 @@ async fn update_shard(
         + delta_columns.offsets.len()
         + delta_columns.inline_data.len()
         + delta_columns.objects.len() * 32;
-    let (base_id, delta) =
-        if delta.len() > settings.delta_max_entries || delta_bytes > settings.delta_max_bytes {
-            let merged = ShardIndex::overlay(base.as_deref(), &delta);
-            let entries: Vec<ManifestEntry> = merged
-                .into_entries()
-                .into_iter()
-                .map(|(c, r)| (c, Some(r)))
-                .collect();
-            let id = repo
-                .write_manifest(&ManifestColumns::encode(&entries)?)
-                .await?;
-            (Some(id), None)
-        } else if delta.is_empty() {
-            (base_id, None)
-        } else {
-            (base_id, Some(delta_columns))
-        };
+    let compact =
+        delta.len() > settings.delta_max_entries || delta_bytes > settings.delta_max_bytes;
+    let (base_id, base_box, delta) = if compact {
+        if let (None, Some(id)) = (&base, &base_id) {
+            base = Some(repo.load_manifest(id).await?);
+        }
+        let merged = ShardIndex::overlay(base.as_deref(), &delta);
+        let entries: Vec<ManifestEntry> = merged
+            .into_entries()
+            .into_iter()
+            .map(|(c, r)| (c, Some(r)))
+            .collect();
+        let bounds = bounding_box(entries.iter().map(|(c, _)| c.as_slice()));
+        let id = repo
+            .write_manifest(&ManifestColumns::encode(&entries)?)
+            .await?;
+        (Some(id), bounds, None)
+    } else if delta.is_empty() {
+        (base_id, old_box, None)
+    } else {
+        (base_id, old_box, Some(delta_columns))
+    };
     Ok(Some(ShardRef {
         coord,
         base: base_id,
+        base_box,
         delta,
         chunk_count: stats.count,
         chunk_bytes: stats.bytes,
         inline_count: stats.inline,
     }))
+}
+
+/// Per-dimension minimum and maximum of a set of coordinates (`None` when empty).
+pub(crate) fn bounding_box<'a>(
+    coords: impl Iterator<Item = &'a [u64]>,
+) -> Option<(ChunkCoord, ChunkCoord)> {
+    let mut bounds: Option<(ChunkCoord, ChunkCoord)> = None;
+    for c in coords {
+        match &mut bounds {
+            None => bounds = Some((c.to_vec(), c.to_vec())),
+            Some((lo, hi)) => {
+                for ((l, h), v) in lo.iter_mut().zip(hi.iter_mut()).zip(c) {
+                    *l = (*l).min(*v);
+                    *h = (*h).max(*v);
+                }
+            }
+        }
+    }
+    bounds
 }
 
 /// Chunk statistics of one shard.

@@ -20,6 +20,10 @@ use crate::format::snapshot::micros_to_time;
 use crate::id::SnapshotId;
 use crate::storage::{get_optional, layout, PutOutcome};
 
+/// The branch hint is rewritten when the record number is a multiple of this, so a reader
+/// gallops over at most this many records past it (about 2 log2(8) = 6 existence checks).
+pub(crate) const HINT_INTERVAL: u64 = 8;
+
 /// A branch and where it points.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BranchInfo {
@@ -197,8 +201,10 @@ impl Repository {
                 }
             }
         };
-        if matches!(outcome, AdvanceOutcome::Landed) {
+        if matches!(outcome, AdvanceOutcome::Landed) && seq % HINT_INTERVAL == 0 {
             // Advisory only: a failed or stale hint costs a few extra probes, never correctness.
+            // Refreshed every HINT_INTERVAL records: overwriting an object on every commit costs
+            // more (a temporary object and a deletion each time) than the probes it saves.
             let _ = self
                 .storage()
                 .put(&layout::branch_hint_key(name), Bytes::from(seq.to_string()))

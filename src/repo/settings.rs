@@ -43,7 +43,7 @@ impl Default for RepositorySettings {
             pack_target_bytes: 32 << 20,
             shard_target_refs: 16 * 1024,
             delta_max_entries: 1024,
-            delta_max_bytes: 32 * 1024,
+            delta_max_bytes: 4 * 1024,
             txlog_inline_max_bytes: 8 * 1024,
             max_commit_attempts: 25,
             commit_backoff_base: Duration::from_millis(5),

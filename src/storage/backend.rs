@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload,
+};
 
 use super::{DirListing, DynStorage, ListedObject, PutOutcome, Storage};
 use crate::error::{Error, Result};
@@ -55,6 +58,37 @@ impl ObjectStoreStorage {
             .join("/")
     }
 
+    /// Reads an object or a range of it. Local files come back from the backend as an open
+    /// file: they are read straight into an uninitialised buffer of the exact size (one pass
+    /// over the bytes, where the generic path first zero-fills the buffer).
+    async fn read(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes> {
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let result = self
+            .store
+            .get_opts(&self.path(key), options)
+            .await
+            .map_err(|e| self.error(key, e))?;
+        let range = result.range.clone();
+        match result.payload {
+            GetResultPayload::File(file, path) if super::inline_io_allowed() => {
+                read_file_range(file, range).map_err(|source| Error::Io { path, source })
+            }
+            GetResultPayload::File(file, path) => {
+                let read = tokio::task::spawn_blocking(move || read_file_range(file, range))
+                    .await
+                    .map_err(|e| Error::Io {
+                        path: path.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?;
+                read.map_err(|source| Error::Io { path, source })
+            }
+            GetResultPayload::Stream(_) => result.bytes().await.map_err(|e| self.error(key, e)),
+        }
+    }
+
     fn error(&self, key: &str, source: object_store::Error) -> Error {
         match source {
             object_store::Error::NotFound { .. } => Error::ObjectMissing {
@@ -71,22 +105,14 @@ impl ObjectStoreStorage {
 #[async_trait]
 impl Storage for ObjectStoreStorage {
     async fn get(&self, key: &str) -> Result<Bytes> {
-        let result = self
-            .store
-            .get(&self.path(key))
-            .await
-            .map_err(|e| self.error(key, e))?;
-        result.bytes().await.map_err(|e| self.error(key, e))
+        self.read(key, None).await
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
         if range.start == range.end {
             return Ok(Bytes::new());
         }
-        self.store
-            .get_range(&self.path(key), range)
-            .await
-            .map_err(|e| self.error(key, e))
+        self.read(key, Some(range)).await
     }
 
     async fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
@@ -180,6 +206,17 @@ impl Storage for ObjectStoreStorage {
     fn location(&self) -> &str {
         &self.location
     }
+}
+
+/// Reads `range` of an open file into a buffer of exactly that size, without zero-filling it.
+fn read_file_range(mut file: std::fs::File, range: Range<u64>) -> std::io::Result<Bytes> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = usize::try_from(range.end - range.start)
+        .map_err(|_| std::io::Error::other("range does not fit in memory"))?;
+    file.seek(SeekFrom::Start(range.start))?;
+    let mut buf = Vec::with_capacity(len);
+    file.take(len as u64).read_to_end(&mut buf)?;
+    Ok(Bytes::from(buf))
 }
 
 /// Opens storage from a location:

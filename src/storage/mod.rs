@@ -85,6 +85,22 @@ pub trait Storage: Send + Sync + Debug {
     fn location(&self) -> &str;
 }
 
+tokio::task_local! {
+    static INLINE_IO: bool;
+}
+
+/// Runs `future` with blocking file reads done on the thread that polls it rather than on
+/// tokio's blocking pool. Only for futures driven by a thread that may block anyway (one
+/// inside `Handle::block_on`): it saves a thread hand-off per read.
+pub(crate) async fn with_inline_io<F: std::future::Future>(future: F) -> F::Output {
+    INLINE_IO.scope(true, future).await
+}
+
+/// True inside [`with_inline_io`].
+pub(crate) fn inline_io_allowed() -> bool {
+    INLINE_IO.try_with(|allowed| *allowed).unwrap_or(false)
+}
+
 /// Shared handle to a storage implementation.
 pub type DynStorage = Arc<dyn Storage>;
 

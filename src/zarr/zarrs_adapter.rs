@@ -314,6 +314,9 @@ impl SyncZarrsStore {
             Executor::Borrowed(handle) => (handle, false),
             Executor::Owned { handle, .. } => (handle, true),
         };
+        // Every path below blocks the calling thread until the future is done, so the
+        // future's file reads may block it too.
+        let future = crate::storage::with_inline_io(future);
         let Ok(current) = Handle::try_current() else {
             return Ok(handle.block_on(future));
         };

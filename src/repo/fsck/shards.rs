@@ -244,6 +244,7 @@ impl Checker<'_> {
                     None => sound = false,
                     Some(index) => {
                         self.check_base_region(id, job, &index);
+                        self.check_base_box(job, &index);
                         base = Some((summary, index));
                     }
                 },
@@ -311,6 +312,26 @@ impl Checker<'_> {
             base_extent.merge(Extent::of(delta.iter().map(|(c, _)| c)))
         };
         Ok(extent.into_option())
+    }
+
+    /// A shard's `base_box` must contain every base entry: writers trust it to skip reading
+    /// the base, so a box too small would corrupt later commits.
+    fn check_base_box(&self, job: &ShardJob<'_>, index: &ShardIndex) {
+        let Some((lo, hi)) = &job.shard.base_box else {
+            return;
+        };
+        let outside = index.entries().iter().find(|(c, _)| {
+            c.len() != lo.len() || c.iter().zip(lo).zip(hi).any(|((c, l), h)| c < l || c > h)
+        });
+        if let Some((coord, _)) = outside {
+            self.corrupt(
+                job.key,
+                format!(
+                    "shard {:?} of {}: base entry {coord:?} lies outside the recorded base box {lo:?}..={hi:?}",
+                    job.shard.coord, job.path
+                ),
+            );
+        }
     }
 
     fn check_base_region(&self, id: &ManifestId, job: &ShardJob<'_>, index: &ShardIndex) {
