@@ -134,6 +134,9 @@ pub enum Error {
         coords: Vec<u64>,
         grid: Vec<u64>,
     },
+    /// A read kept racing commits or discards of the same session and gave up.
+    #[error("reading {what} raced with commits or discards of the same session; retry the read")]
+    SessionChangedDuringRead { what: String },
     /// A byte range request cannot be satisfied.
     #[error("byte range {start}..{end} is outside `{key}` ({size} bytes)")]
     InvalidByteRange {

@@ -29,3 +29,8 @@ pub use storage::{
 pub use zarr::metadata::{ArrayGeometry, ChunkKeyEncoding, NodeMetadata};
 pub use zarr::store::{ByteRange, ZarrStore};
 pub use zarr::zarrs_adapter::{AsyncZarrsStore, SyncZarrsStore};
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

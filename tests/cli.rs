@@ -1,68 +1,14 @@
 //! The `floe` binary run on temporary repositories: output, JSON documents and exit codes.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 use bytes::Bytes;
+use common::cli::{floe, floe_env, ok};
+use common::{filled, int32_array, p, runtime};
 use floe::{NodePath, Repository, SnapshotId};
 use serde_json::{json, Value};
-
-struct Run {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-impl Run {
-    fn text(&self) -> String {
-        String::from_utf8(self.stdout.clone()).unwrap()
-    }
-
-    fn json(&self) -> Value {
-        assert_eq!(self.code, 0, "stderr: {}", self.stderr);
-        serde_json::from_slice(&self.stdout).unwrap()
-    }
-
-    /// Asserts a failure: the given exit code and exactly one `error: ` line on stderr.
-    fn assert_error(&self, code: i32, needle: &str) {
-        assert_eq!(self.code, code, "stderr: {}", self.stderr);
-        assert!(self.stderr.starts_with("error: "), "{:?}", self.stderr);
-        assert_eq!(self.stderr.lines().count(), 1, "{:?}", self.stderr);
-        assert!(
-            self.stderr.contains(needle),
-            "{:?} lacks {needle:?}",
-            self.stderr
-        );
-        assert!(self.stdout.is_empty(), "stdout: {}", self.text());
-    }
-}
-
-fn floe_env(repo: Option<&Path>, env_repo: Option<&Path>, args: &[&str]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
-    command.env_remove("FLOE_REPO");
-    if let Some(path) = env_repo {
-        command.env("FLOE_REPO", path);
-    }
-    if let Some(path) = repo {
-        command.arg("-r").arg(path);
-    }
-    let output = command.args(args).output().unwrap();
-    Run {
-        code: output.status.code().unwrap(),
-        stdout: output.stdout,
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
-}
-
-fn floe(repo: &Path, args: &[&str]) -> Run {
-    floe_env(Some(repo), None, args)
-}
-
-fn ok(repo: &Path, args: &[&str]) -> Run {
-    let run = floe(repo, args);
-    assert_eq!(run.code, 0, "floe {args:?} failed: {}", run.stderr);
-    run
-}
 
 fn t2m_json() -> Value {
     json!({
@@ -76,19 +22,9 @@ fn t2m_json() -> Value {
     })
 }
 
-fn small_json() -> Value {
-    json!({
-        "zarr_format": 3, "node_type": "array", "shape": [4], "data_type": "int32",
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2]}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": 0,
-        "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}]
-    })
-}
-
 /// Native-sized (800 bytes) chunk of `t2m` for day `d`.
 fn day_chunk(d: u8) -> Bytes {
-    Bytes::from(vec![d + 1; 800])
+    filled(800, d + 1)
 }
 
 /// Snapshot ids of a repository built through the library.
@@ -106,11 +42,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("repo");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (init, day0, day1) = runtime.block_on(async {
+    let (init, day0, day1) = runtime().block_on(async {
         let repo = Repository::init_location(path.to_str().unwrap(), &vec![])
             .await
             .unwrap();
@@ -119,18 +51,20 @@ fn fixture() -> Fixture {
         let mut title = serde_json::Map::new();
         title.insert("title".into(), json!("test"));
         s.create_group(&NodePath::root(), title).await.unwrap();
-        s.create_group(&NodePath::new("forecast").unwrap(), Default::default())
+        s.create_group(&p("forecast"), Default::default())
             .await
             .unwrap();
-        let t2m = NodePath::new("forecast/t2m").unwrap();
+        let t2m = p("forecast/t2m");
         s.create_array(&t2m, t2m_json()).await.unwrap();
         s.set_chunk(&t2m, &[0, 0], day_chunk(0)).await.unwrap();
         let mut meta = serde_json::Map::new();
         meta.insert("author".into(), json!("cron"));
         let day0 = s.commit("day 0", Some(meta.clone())).await.unwrap();
         s.set_chunk(&t2m, &[1, 0], day_chunk(1)).await.unwrap();
-        let small = NodePath::new("small").unwrap();
-        s.create_array(&small, small_json()).await.unwrap();
+        let small = p("small");
+        s.create_array(&small, int32_array(&[4], &[2]))
+            .await
+            .unwrap();
         s.set_chunk(&small, &[0], Bytes::from_static(&[1, 0, 0, 0, 2, 0, 0, 0]))
             .await
             .unwrap();

@@ -4,41 +4,25 @@
 //! The multi-process test re-executes this test binary: with `FLOE_TEST_WRITER_REPO` set, the
 //! ignored test `writer_process` acts as one writer (see `child_writer`).
 
+mod common;
+
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use floe::{
-    ConflictDetail, Error, NodePath, Repository, RepositorySettings, Session, SnapshotId,
-    VersionSpec,
-};
-use serde_json::{json, Map, Value};
-
-fn array_json(shape: &[u64], chunks: &[u64]) -> Value {
-    json!({
-        "zarr_format": 3, "node_type": "array", "shape": shape, "data_type": "uint8",
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": 0, "codecs": [{"name": "bytes"}]
-    })
-}
-
-fn p(path: &str) -> NodePath {
-    NodePath::new(path).unwrap()
-}
+use common::{filled, memory_repo, p, uint8_array};
+use floe::{ConflictDetail, Error, NodePath, Repository, Session, SnapshotId, VersionSpec};
+use serde_json::{json, Map};
 
 /// A memory repository with group `g` and array `a` (4 x 4 chunks), committed.
 async fn setup() -> (Repository, SnapshotId) {
-    let storage = floe::open_storage("memory://", &vec![]).unwrap();
-    let repo = Repository::init(storage, RepositorySettings::default())
-        .await
-        .unwrap();
+    let (repo, _) = memory_repo().await;
     let s = repo.writable_session("main").await.unwrap();
     s.create_group(&NodePath::root(), Map::new()).await.unwrap();
     s.create_group(&p("g"), Map::new()).await.unwrap();
-    s.create_array(&p("a"), array_json(&[4, 4], &[1, 1]))
+    s.create_array(&p("a"), uint8_array(&[4, 4], &[1, 1]))
         .await
         .unwrap();
     s.set_chunk(&p("a"), &[0, 0], Bytes::from_static(b"base"))
@@ -90,7 +74,7 @@ async fn disjoint_chunk_writes_both_land() {
     one.set_chunk(&p("a"), &[1, 1], Bytes::from_static(b"one"))
         .await
         .unwrap();
-    two.set_chunk(&p("a"), &[2, 2], Bytes::from(vec![2u8; 2000]))
+    two.set_chunk(&p("a"), &[2, 2], filled(2000, 2))
         .await
         .unwrap();
     two.delete_chunk(&p("a"), &[0, 0]).await.unwrap();
@@ -114,7 +98,7 @@ async fn disjoint_chunk_writes_both_land() {
     );
     assert_eq!(
         r.get_chunk(&p("a"), &[2, 2]).await.unwrap().unwrap(),
-        Bytes::from(vec![2u8; 2000])
+        filled(2000, 2)
     );
     assert_eq!(r.get_chunk(&p("a"), &[0, 0]).await.unwrap(), None);
     // The rebased session sees both commits and goes on from the new tip.
@@ -277,7 +261,7 @@ async fn creating_below_a_concurrently_removed_group_conflicts() {
     let del = repo.writable_session("main").await.unwrap();
     let add = repo.writable_session("main").await.unwrap();
     del.delete_node(&p("g")).await.unwrap();
-    add.create_array(&p("g/new"), array_json(&[1, 1], &[1, 1]))
+    add.create_array(&p("g/new"), uint8_array(&[1, 1], &[1, 1]))
         .await
         .unwrap();
     del.commit("delete g", None).await.unwrap();
@@ -288,7 +272,7 @@ async fn creating_below_a_concurrently_removed_group_conflicts() {
     let replace = repo.writable_session("main").await.unwrap();
     let add = repo.writable_session("main").await.unwrap();
     replace
-        .create_array(&p("g"), array_json(&[2], &[1]))
+        .create_array(&p("g"), uint8_array(&[2], &[1]))
         .await
         .unwrap();
     add.create_group(&p("g/sub"), Map::new()).await.unwrap();
@@ -498,7 +482,7 @@ async fn processes_commit(writers: u64, commits: u64) {
     let repo = Repository::init_location(location, &vec![]).await.unwrap();
     let s = repo.writable_session("main").await.unwrap();
     s.create_group(&NodePath::root(), Map::new()).await.unwrap();
-    s.create_array(&p("a"), array_json(&[commits, writers], &[1, 1]))
+    s.create_array(&p("a"), uint8_array(&[commits, writers], &[1, 1]))
         .await
         .unwrap();
     s.commit("create", None).await.unwrap();

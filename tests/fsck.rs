@@ -2,11 +2,13 @@
 //! right key and nothing else, for each kind of damage done to its files. Also the `floe fsck`
 //! command's output and exit codes.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use bytes::Bytes;
+use common::cli::{floe, Run};
+use common::{filled, int32_array, p};
 use floe::{
     FsckOptions, FsckProblem, FsckReport, NodePath, Repository, RepositorySettings, SnapshotId,
 };
@@ -25,23 +27,6 @@ fn settings() -> RepositorySettings {
         io_concurrency: 4,
         ..RepositorySettings::default()
     }
-}
-
-fn array_json(shape: &[u64], chunks: &[u64]) -> Value {
-    json!({
-        "zarr_format": 3, "node_type": "array", "shape": shape, "data_type": "int32",
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": 0, "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}]
-    })
-}
-
-fn p(path: &str) -> NodePath {
-    NodePath::new(path).unwrap()
-}
-
-fn bytes(n: usize, v: u8) -> Bytes {
-    Bytes::from(vec![v; n])
 }
 
 /// Every object of the digest-addressed directories: key → size.
@@ -104,6 +89,17 @@ impl Built {
             .unwrap()
     }
 
+    /// `fsck` without verifying chunk digests (sizes and ranges only).
+    async fn quick_fsck(&self) -> FsckReport {
+        self.open()
+            .await
+            .fsck(FsckOptions {
+                verify_chunk_digests: false,
+            })
+            .await
+            .unwrap()
+    }
+
     fn file(&self, key: &str) -> PathBuf {
         self.path.join(key)
     }
@@ -130,12 +126,12 @@ async fn build() -> Built {
     s.create_group(&NodePath::root(), Default::default())
         .await
         .unwrap();
-    s.create_array(&a, array_json(&[16], &[1])).await.unwrap();
+    s.create_array(&a, int32_array(&[16], &[1])).await.unwrap();
     let before = objects(&path);
-    s.set_chunk(&a, &[0], bytes(4, 1)).await.unwrap();
-    s.set_chunk(&a, &[1], bytes(100, 2)).await.unwrap();
-    s.set_chunk(&a, &[2], bytes(100, 3)).await.unwrap();
-    s.set_chunk(&a, &[3], bytes(300, 4)).await.unwrap();
+    s.set_chunk(&a, &[0], filled(4, 1)).await.unwrap();
+    s.set_chunk(&a, &[1], filled(100, 2)).await.unwrap();
+    s.set_chunk(&a, &[2], filled(100, 3)).await.unwrap();
+    s.set_chunk(&a, &[3], filled(300, 4)).await.unwrap();
     s.commit("c1", None).await.unwrap();
     let chunks = added(&path, &before, "chunks");
     assert_eq!(chunks.len(), 2);
@@ -151,27 +147,29 @@ async fn build() -> Built {
     let base = bases[0].clone();
 
     s.create_group(&p("g"), Default::default()).await.unwrap();
-    s.create_array(&p("g/b"), array_json(&[2, 2], &[1, 1]))
+    s.create_array(&p("g/b"), int32_array(&[2, 2], &[1, 1]))
         .await
         .unwrap();
-    s.set_chunk(&p("g/b"), &[0, 0], bytes(3, 5)).await.unwrap();
-    s.set_chunk(&p("g/b"), &[1, 1], bytes(60, 6)).await.unwrap();
-    s.set_chunk(&a, &[4], bytes(100, 7)).await.unwrap();
-    s.set_chunk(&a, &[5], bytes(5, 8)).await.unwrap();
+    s.set_chunk(&p("g/b"), &[0, 0], filled(3, 5)).await.unwrap();
+    s.set_chunk(&p("g/b"), &[1, 1], filled(60, 6))
+        .await
+        .unwrap();
+    s.set_chunk(&a, &[4], filled(100, 7)).await.unwrap();
+    s.set_chunk(&a, &[5], filled(5, 8)).await.unwrap();
     let c2 = s.commit("c2", None).await.unwrap();
     repo.create_tag("v1", c2).await.unwrap();
 
     repo.create_branch("dev", c2).await.unwrap();
     let dev = repo.writable_session("dev").await.unwrap();
-    dev.set_chunk(&a, &[1], bytes(50, 9)).await.unwrap();
+    dev.set_chunk(&a, &[1], filled(50, 9)).await.unwrap();
     dev.commit("c3", None).await.unwrap();
 
     let before = objects(&path);
-    s.create_array(&p("big"), array_json(&[40], &[1]))
+    s.create_array(&p("big"), int32_array(&[40], &[1]))
         .await
         .unwrap();
     for i in 0..40u64 {
-        s.set_chunk(&p("big"), &[i], bytes(1, i as u8))
+        s.set_chunk(&p("big"), &[i], filled(1, i as u8))
             .await
             .unwrap();
     }
@@ -187,7 +185,7 @@ async fn build() -> Built {
     repo.create_branch("gone", c5).await.unwrap();
     let gone = repo.writable_session("gone").await.unwrap();
     let before = objects(&path);
-    gone.set_chunk(&a, &[2], bytes(300, 10)).await.unwrap();
+    gone.set_chunk(&a, &[2], filled(300, 10)).await.unwrap();
     let c6 = gone.commit("c6", None).await.unwrap();
     repo.delete_branch("gone").await.unwrap();
     let mut unreachable = added(&path, &before, "chunks");
@@ -249,14 +247,7 @@ async fn a_sound_repository_has_no_problems_and_exact_counts() {
     assert_eq!(report.chunk_refs, 50);
     assert_eq!(report.bytes_verified, reachable.values().sum::<u64>());
 
-    let quick = built
-        .open()
-        .await
-        .fsck(FsckOptions {
-            verify_chunk_digests: false,
-        })
-        .await
-        .unwrap();
+    let quick = built.quick_fsck().await;
     assert!(quick.is_clean(), "{:#?}", quick.problems);
     let chunk_bytes: u64 = reachable
         .iter()
@@ -299,14 +290,7 @@ async fn a_flipped_byte_in_a_pack_is_a_digest_mismatch() {
     only_problem(&report, "digest_mismatch", &built.pack);
 
     // Without chunk digests only sizes and ranges are checked: the flip goes unnoticed.
-    let quick = built
-        .open()
-        .await
-        .fsck(FsckOptions {
-            verify_chunk_digests: false,
-        })
-        .await
-        .unwrap();
+    let quick = built.quick_fsck().await;
     assert!(quick.is_clean(), "{:#?}", quick.problems);
 }
 
@@ -362,26 +346,8 @@ async fn a_corrupt_branch_record_is_reported_and_its_history_skipped() {
 
 // ---- the command line -------------------------------------------------------------------
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn floe_fsck(repo: &Path, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
-        .env_remove("FLOE_REPO")
-        .arg("-r")
-        .arg(repo)
-        .arg("fsck")
-        .args(args)
-        .output()
-        .unwrap();
-    Run {
-        code: output.status.code().unwrap(),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+    floe(repo, &[&["fsck"], args].concat())
 }
 
 #[tokio::test]
@@ -391,13 +357,14 @@ async fn cli_exit_codes_text_and_json() {
     let run = floe_fsck(&built.path, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.is_empty(), "{}", run.stderr);
-    assert!(run.stdout.contains("snapshots       6\n"), "{}", run.stdout);
-    assert!(run.stdout.contains("problems        0\n"), "{}", run.stdout);
-    assert!(!run.stdout.contains("problem:"), "{}", run.stdout);
+    let stdout = run.text();
+    assert!(stdout.contains("snapshots       6\n"), "{stdout}");
+    assert!(stdout.contains("problems        0\n"), "{stdout}");
+    assert!(!stdout.contains("problem:"), "{stdout}");
 
     let run = floe_fsck(&built.path, &["--json", "--no-chunk-digests"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let doc: Value = serde_json::from_str(&run.text()).unwrap();
     assert_eq!(doc["clean"], json!(true));
     assert_eq!(doc["chunk_digests_verified"], json!(false));
     assert_eq!(
@@ -414,12 +381,12 @@ async fn cli_exit_codes_text_and_json() {
     let run = floe_fsck(&built.path, &[]);
     assert_eq!(run.code, 5, "{}", run.stderr);
     assert_eq!(run.stderr, "error: the repository has 2 problems\n");
-    let lines: Vec<&str> = run
-        .stdout
+    let stdout = run.text();
+    let lines: Vec<&str> = stdout
         .lines()
         .filter(|l| l.starts_with("problem: "))
         .collect();
-    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    assert_eq!(lines.len(), 2, "{stdout}");
     assert!(
         lines[0].starts_with(&format!("problem: {}: missing", built.single)),
         "{}",
@@ -433,7 +400,7 @@ async fn cli_exit_codes_text_and_json() {
 
     let run = floe_fsck(&built.path, &["--json"]);
     assert_eq!(run.code, 5, "{}", run.stderr);
-    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let doc: Value = serde_json::from_str(&run.text()).unwrap();
     assert_eq!(doc["clean"], json!(false));
     let problems = doc["problems"].as_array().unwrap();
     let kinds: Vec<(&str, &str)> = problems

@@ -1,152 +1,13 @@
 //! History: the log (order, content, limits), as-of lookups, ancestry, and how many objects
 //! reading history and committing cost on long histories (counted by a storage decorator).
 
-use std::ops::Range;
-use std::sync::{Arc, Mutex};
+mod common;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::Duration;
-use floe::{
-    DirListing, DynStorage, Error, ListedObject, NodePath, PutOutcome, Repository,
-    RepositorySettings, SnapshotId, Storage, VersionSpec,
-};
-use serde_json::{json, Map, Value};
-
-fn array_json(shape: &[u64], chunks: &[u64]) -> Value {
-    json!({
-        "zarr_format": 3, "node_type": "array", "shape": shape, "data_type": "int32",
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": 0, "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}]
-    })
-}
-
-fn p(path: &str) -> NodePath {
-    NodePath::new(path).unwrap()
-}
-
-async fn memory_repo() -> (Repository, DynStorage) {
-    let storage = floe::open_storage("memory://", &vec![]).unwrap();
-    let repo = Repository::init(storage.clone(), RepositorySettings::default())
-        .await
-        .unwrap();
-    (repo, storage)
-}
-
-/// A repository with an array `a` (shape [n], chunks of 1) and `n` commits each writing one
-/// chunk. Returns the snapshot ids of the commits, oldest first (the root is not included).
-async fn history(repo: &Repository, n: u64) -> Vec<SnapshotId> {
-    let s = repo.writable_session("main").await.unwrap();
-    s.create_group(&NodePath::root(), Map::new()).await.unwrap();
-    s.create_array(&p("a"), array_json(&[n.max(1)], &[1]))
-        .await
-        .unwrap();
-    let mut ids = Vec::new();
-    for i in 0..n {
-        s.set_chunk(
-            &p("a"),
-            &[i % n.max(1)],
-            Bytes::from(i.to_le_bytes().to_vec()),
-        )
-        .await
-        .unwrap();
-        let mut meta = Map::new();
-        meta.insert("i".into(), json!(i));
-        ids.push(s.commit(&format!("commit {i}"), Some(meta)).await.unwrap());
-    }
-    ids
-}
-
-// ---- a storage decorator that counts requests ----------------------------------------------
-
-#[derive(Debug, Default)]
-struct Requests {
-    gets: Vec<String>,
-    heads: Vec<String>,
-    puts: Vec<String>,
-    lists: usize,
-}
-
-/// Wraps a storage and records every request.
-#[derive(Debug)]
-struct Counting {
-    inner: DynStorage,
-    seen: Mutex<Requests>,
-}
-
-impl Counting {
-    fn wrap(inner: DynStorage) -> Arc<Counting> {
-        Arc::new(Counting {
-            inner,
-            seen: Mutex::new(Requests::default()),
-        })
-    }
-
-    fn take(&self) -> Requests {
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-}
-
-impl Requests {
-    fn gets_under(&self, dir: &str) -> usize {
-        self.gets.iter().filter(|k| k.starts_with(dir)).count()
-    }
-}
-
-#[async_trait]
-impl Storage for Counting {
-    async fn get(&self, key: &str) -> floe::Result<Bytes> {
-        self.seen.lock().unwrap().gets.push(key.to_string());
-        self.inner.get(key).await
-    }
-    async fn get_range(&self, key: &str, range: Range<u64>) -> floe::Result<Bytes> {
-        self.seen.lock().unwrap().gets.push(key.to_string());
-        self.inner.get_range(key, range).await
-    }
-    async fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> floe::Result<Vec<Bytes>> {
-        self.seen.lock().unwrap().gets.push(key.to_string());
-        self.inner.get_ranges(key, ranges).await
-    }
-    async fn head(&self, key: &str) -> floe::Result<Option<u64>> {
-        self.seen.lock().unwrap().heads.push(key.to_string());
-        self.inner.head(key).await
-    }
-    async fn put(&self, key: &str, bytes: Bytes) -> floe::Result<()> {
-        self.seen.lock().unwrap().puts.push(key.to_string());
-        self.inner.put(key, bytes).await
-    }
-    async fn put_if_absent(&self, key: &str, bytes: Bytes) -> floe::Result<PutOutcome> {
-        self.seen.lock().unwrap().puts.push(key.to_string());
-        self.inner.put_if_absent(key, bytes).await
-    }
-    async fn list(&self, prefix: &str) -> floe::Result<Vec<ListedObject>> {
-        self.seen.lock().unwrap().lists += 1;
-        self.inner.list(prefix).await
-    }
-    async fn list_dir(&self, prefix: &str) -> floe::Result<DirListing> {
-        self.seen.lock().unwrap().lists += 1;
-        self.inner.list_dir(prefix).await
-    }
-    async fn delete(&self, key: &str) -> floe::Result<()> {
-        self.inner.delete(key).await
-    }
-    fn location(&self) -> &str {
-        self.inner.location()
-    }
-}
-
-/// A fresh handle (cold caches) on `storage` that counts its requests.
-async fn counted(
-    storage: &DynStorage,
-    settings: RepositorySettings,
-) -> (Repository, Arc<Counting>) {
-    let counting = Counting::wrap(storage.clone());
-    let dyn_storage: DynStorage = counting.clone();
-    let repo = Repository::open(dyn_storage, settings).await.unwrap();
-    counting.take();
-    (repo, counting)
-}
+use common::counting::counted;
+use common::{filled, history, int32_array, memory_repo, memory_repo_with, p};
+use floe::{Error, NodePath, Repository, RepositorySettings, SnapshotId, VersionSpec};
+use serde_json::{json, Map};
 
 // ---- history ------------------------------------------------------------------------------
 
@@ -366,11 +227,11 @@ async fn an_append_after_500_commits_costs_what_the_first_did() {
     let s = repo.writable_session("main").await.unwrap();
     let a = p("t2m");
     s.create_group(&NodePath::root(), Map::new()).await.unwrap();
-    s.create_array(&a, array_json(&[0, 8], &[1, 8]))
+    s.create_array(&a, int32_array(&[0, 8], &[1, 8]))
         .await
         .unwrap();
     s.commit("create", None).await.unwrap();
-    let day = |d: u64| Bytes::from(vec![d as u8; 4 * 8]);
+    let day = |d: u64| filled(4 * 8, d as u8);
     let mut costs = Vec::new();
     for d in 0..501u64 {
         let measured = d == 1 || d == 500;
@@ -420,17 +281,14 @@ async fn appends_never_read_the_compacted_base_manifest() {
         delta_max_entries: 4,
         ..RepositorySettings::default()
     };
-    let storage = floe::open_storage("memory://", &vec![]).unwrap();
-    let repo = Repository::init(storage.clone(), settings.clone())
-        .await
-        .unwrap();
+    let (repo, storage) = memory_repo_with(settings.clone()).await;
     let a = p("t2m");
     let s = repo.writable_session("main").await.unwrap();
-    s.create_array(&a, array_json(&[0, 8], &[1, 8]))
+    s.create_array(&a, int32_array(&[0, 8], &[1, 8]))
         .await
         .unwrap();
     s.commit("create", None).await.unwrap();
-    let day = |d: u64| Bytes::from(vec![d as u8; 600]);
+    let day = |d: u64| filled(600, d as u8);
     let mut manifest_gets = Vec::new();
     for d in 0..40u64 {
         let (fresh, counter) = counted(&storage, settings.clone()).await;
@@ -455,9 +313,7 @@ async fn appends_never_read_the_compacted_base_manifest() {
     assert!(listed.len() >= 5, "the shard was compacted: {listed:?}");
     // Overwriting an old day does read the base (it may replace a base entry) and stays exact.
     let s = repo.writable_session("main").await.unwrap();
-    s.set_chunk(&a, &[3, 0], Bytes::from(vec![9u8; 700]))
-        .await
-        .unwrap();
+    s.set_chunk(&a, &[3, 0], filled(700, 9)).await.unwrap();
     s.commit("fix day 3", None).await.unwrap();
     let stats = s.array_stats(&a).await.unwrap();
     assert_eq!(stats.chunks_initialized, 40);
@@ -467,11 +323,7 @@ async fn appends_never_read_the_compacted_base_manifest() {
         .await
         .unwrap();
     for d in 0..40u64 {
-        let expected = if d == 3 {
-            Bytes::from(vec![9u8; 700])
-        } else {
-            day(d)
-        };
+        let expected = if d == 3 { filled(700, 9) } else { day(d) };
         assert_eq!(r.get_chunk(&a, &[d, 0]).await.unwrap().unwrap(), expected);
     }
 }

@@ -4,25 +4,14 @@
 //! the union of what was committed before it. Small settings make the shared array span
 //! several manifest shards with inline deltas and compactions.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use floe::{Error, NodePath, Repository, RepositorySettings, Session, SnapshotId};
-use serde_json::{json, Value};
-
-fn array_json(shape: &[u64], chunks: &[u64]) -> Value {
-    json!({
-        "zarr_format": 3, "node_type": "array", "shape": shape, "data_type": "uint8",
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": 0, "codecs": [{"name": "bytes"}]
-    })
-}
-
-fn p(path: &str) -> NodePath {
-    NodePath::new(path).unwrap()
-}
+use common::{memory_repo_with, p, runtime, uint8_array};
+use floe::{Error, Repository, RepositorySettings, Session, SnapshotId};
 
 /// One operation of one of two writers. Writer 0 owns array `a` and column 0 of the shared
 /// array `s`; writer 1 owns `c` and column 1 of `s`. Their changes never overlap, so every
@@ -143,21 +132,18 @@ async fn run_writers(ops: Vec<WriterOp>) {
         commit_backoff_base: Duration::from_micros(10),
         ..Default::default()
     };
-    let storage = floe::open_storage("memory://", &vec![]).unwrap();
-    let repo = Repository::init(storage.clone(), settings.clone())
-        .await
-        .unwrap();
+    let (repo, storage) = memory_repo_with(settings.clone()).await;
     let setup = repo.writable_session("main").await.unwrap();
     setup
-        .create_array(&p("a"), array_json(&[10], &[1]))
+        .create_array(&p("a"), uint8_array(&[10], &[1]))
         .await
         .unwrap();
     setup
-        .create_array(&p("c"), array_json(&[10], &[1]))
+        .create_array(&p("c"), uint8_array(&[10], &[1]))
         .await
         .unwrap();
     setup
-        .create_array(&p("s"), array_json(&[12, 2], &[1, 1]))
+        .create_array(&p("s"), uint8_array(&[12, 2], &[1, 1]))
         .await
         .unwrap();
     let first = setup.commit("setup", None).await.unwrap();
@@ -283,6 +269,6 @@ proptest::proptest! {
     /// version is exactly the union of what was committed before it.
     #[test]
     fn interleaved_writers_rebase_to_the_union(ops in proptest::collection::vec(writer_op(), 1..60)) {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run_writers(ops));
+        runtime().block_on(run_writers(ops));
     }
 }

@@ -2,55 +2,13 @@
 //! repositories. History and request counts are in `history.rs`, session rules in
 //! `sessions.rs`.
 
+mod common;
+
 use bytes::Bytes;
 use chrono::Duration;
-use floe::{DynStorage, Error, NodePath, Repository, RepositorySettings, SnapshotId, VersionSpec};
-use serde_json::{json, Map, Value};
-
-fn array_json(shape: &[u64], chunks: &[u64]) -> Value {
-    json!({
-        "zarr_format": 3, "node_type": "array", "shape": shape, "data_type": "int32",
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": 0, "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}]
-    })
-}
-
-fn p(path: &str) -> NodePath {
-    NodePath::new(path).unwrap()
-}
-
-async fn memory_repo() -> (Repository, DynStorage) {
-    let storage = floe::open_storage("memory://", &vec![]).unwrap();
-    let repo = Repository::init(storage.clone(), RepositorySettings::default())
-        .await
-        .unwrap();
-    (repo, storage)
-}
-
-/// A repository with an array `a` (shape [n], chunks of 1) and `n` commits each writing one
-/// chunk. Returns the snapshot ids of the commits, oldest first (the root is not included).
-async fn history(repo: &Repository, n: u64) -> Vec<SnapshotId> {
-    let s = repo.writable_session("main").await.unwrap();
-    s.create_group(&NodePath::root(), Map::new()).await.unwrap();
-    s.create_array(&p("a"), array_json(&[n.max(1)], &[1]))
-        .await
-        .unwrap();
-    let mut ids = Vec::new();
-    for i in 0..n {
-        s.set_chunk(
-            &p("a"),
-            &[i % n.max(1)],
-            Bytes::from(i.to_le_bytes().to_vec()),
-        )
-        .await
-        .unwrap();
-        let mut meta = Map::new();
-        meta.insert("i".into(), json!(i));
-        ids.push(s.commit(&format!("commit {i}"), Some(meta)).await.unwrap());
-    }
-    ids
-}
+use common::{history, memory_repo};
+use floe::{Error, Repository, SnapshotId, VersionSpec};
+use serde_json::{json, Value};
 
 // ---- branches -----------------------------------------------------------------------------
 

@@ -2,56 +2,12 @@
 //! node hierarchy (no node inside an array, kind replacement drops what was below), and
 //! committed shrinks dropping chunks for good.
 
+mod common;
+
 use bytes::Bytes;
-use floe::{
-    DynStorage, Error, NodePath, Repository, RepositorySettings, Session, SnapshotId, VersionSpec,
-};
-use serde_json::{json, Map, Value};
-
-fn array_json(shape: &[u64], chunks: &[u64]) -> Value {
-    json!({
-        "zarr_format": 3, "node_type": "array", "shape": shape, "data_type": "int32",
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": 0, "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}]
-    })
-}
-
-fn p(path: &str) -> NodePath {
-    NodePath::new(path).unwrap()
-}
-
-async fn memory_repo() -> (Repository, DynStorage) {
-    let storage = floe::open_storage("memory://", &vec![]).unwrap();
-    let repo = Repository::init(storage.clone(), RepositorySettings::default())
-        .await
-        .unwrap();
-    (repo, storage)
-}
-
-/// A repository with an array `a` (shape [n], chunks of 1) and `n` commits each writing one
-/// chunk. Returns the snapshot ids of the commits, oldest first (the root is not included).
-async fn history(repo: &Repository, n: u64) -> Vec<SnapshotId> {
-    let s = repo.writable_session("main").await.unwrap();
-    s.create_group(&NodePath::root(), Map::new()).await.unwrap();
-    s.create_array(&p("a"), array_json(&[n.max(1)], &[1]))
-        .await
-        .unwrap();
-    let mut ids = Vec::new();
-    for i in 0..n {
-        s.set_chunk(
-            &p("a"),
-            &[i % n.max(1)],
-            Bytes::from(i.to_le_bytes().to_vec()),
-        )
-        .await
-        .unwrap();
-        let mut meta = Map::new();
-        meta.insert("i".into(), json!(i));
-        ids.push(s.commit(&format!("commit {i}"), Some(meta)).await.unwrap());
-    }
-    ids
-}
+use common::{filled, history, int32_array, memory_repo, memory_repo_with, p};
+use floe::{Error, NodePath, Repository, RepositorySettings, Session, VersionSpec};
+use serde_json::{json, Map};
 
 #[tokio::test]
 async fn read_only_sessions_refuse_writes() {
@@ -71,7 +27,7 @@ async fn read_only_sessions_refuse_writes() {
     assert!(refused(s.delete_chunk(&a, &[0]).await));
     assert!(refused(s.create_group(&p("g"), Map::new()).await));
     assert!(refused(
-        s.create_array(&p("b"), array_json(&[1], &[1])).await
+        s.create_array(&p("b"), int32_array(&[1], &[1])).await
     ));
     assert!(refused(s.resize_array(&a, &[5]).await));
     assert!(refused(s.set_attributes(&a, Map::new()).await));
@@ -108,7 +64,7 @@ async fn nothing_to_commit_status_and_discard() {
     assert!(s.status().is_empty());
     s.create_group(&NodePath::root(), Map::new()).await.unwrap();
     s.create_group(&p("old"), Map::new()).await.unwrap();
-    s.create_array(&p("a"), array_json(&[4], &[1]))
+    s.create_array(&p("a"), int32_array(&[4], &[1]))
         .await
         .unwrap();
     s.set_chunk(&p("a"), &[0], Bytes::from_static(b"zero"))
@@ -126,9 +82,7 @@ async fn nothing_to_commit_status_and_discard() {
     s.set_chunk(&p("a"), &[1], Bytes::from_static(b"one"))
         .await
         .unwrap();
-    s.set_chunk(&p("a"), &[2], Bytes::from(vec![2u8; 4000]))
-        .await
-        .unwrap();
+    s.set_chunk(&p("a"), &[2], filled(4000, 2)).await.unwrap();
     s.delete_chunk(&p("a"), &[0]).await.unwrap();
     s.create_group(&p("new"), Map::new()).await.unwrap();
     s.delete_node(&p("old")).await.unwrap();
@@ -174,14 +128,12 @@ async fn nothing_to_commit_status_and_discard() {
         Err(Error::NothingToCommit)
     ));
     // The session is usable after a discard.
-    s.set_chunk(&p("a"), &[3], Bytes::from(vec![3u8; 100]))
-        .await
-        .unwrap();
+    s.set_chunk(&p("a"), &[3], filled(100, 3)).await.unwrap();
     let next = s.commit("after discard", None).await.unwrap();
     let r = repo.session_at_snapshot(next).await.unwrap();
     assert_eq!(
         r.get_chunk(&p("a"), &[3]).await.unwrap().unwrap(),
-        Bytes::from(vec![3u8; 100])
+        filled(100, 3)
     );
     assert_eq!(
         r.list_chunks(&p("a")).await.unwrap(),
@@ -194,7 +146,7 @@ async fn hierarchy_rules() {
     let (repo, _) = memory_repo().await;
     let s = repo.writable_session("main").await.unwrap();
     s.create_group(&NodePath::root(), Map::new()).await.unwrap();
-    s.create_array(&p("arr"), array_json(&[2], &[1]))
+    s.create_array(&p("arr"), int32_array(&[2], &[1]))
         .await
         .unwrap();
     for inside in ["arr/x", "arr/x/y"] {
@@ -206,7 +158,7 @@ async fn hierarchy_rules() {
             "{inside}"
         );
         assert!(matches!(
-            s.create_array(&p(inside), array_json(&[1], &[1])).await,
+            s.create_array(&p(inside), int32_array(&[1], &[1])).await,
             Err(Error::InvalidHierarchy { .. })
         ));
     }
@@ -249,7 +201,7 @@ async fn hierarchy_rules() {
     // Replacing a group by an array drops the group's children, committed or not.
     s.create_group(&p("g"), Map::new()).await.unwrap();
     s.create_group(&p("g/sub"), Map::new()).await.unwrap();
-    s.create_array(&p("g/sub/v"), array_json(&[3], &[1]))
+    s.create_array(&p("g/sub/v"), int32_array(&[3], &[1]))
         .await
         .unwrap();
     s.set_chunk(&p("g/sub/v"), &[1], Bytes::from_static(b"v"))
@@ -257,7 +209,7 @@ async fn hierarchy_rules() {
         .unwrap();
     let with_children = s.commit("children", None).await.unwrap();
     s.create_group(&p("g/late"), Map::new()).await.unwrap();
-    s.create_array(&p("g"), array_json(&[5], &[5]))
+    s.create_array(&p("g"), int32_array(&[5], &[5]))
         .await
         .unwrap();
     let paths = |s: &Session| {
@@ -293,7 +245,7 @@ async fn hierarchy_rules() {
         .unwrap();
     s.commit("chunk", None).await.unwrap();
     s.create_group(&p("arr"), Map::new()).await.unwrap();
-    s.create_array(&p("arr"), array_json(&[2], &[1]))
+    s.create_array(&p("arr"), int32_array(&[2], &[1]))
         .await
         .unwrap();
     assert_eq!(s.get_chunk(&p("arr"), &[0]).await.unwrap(), None);
@@ -312,11 +264,10 @@ async fn committed_shrink_drops_chunks_for_good() {
         delta_max_entries: 2,
         ..Default::default()
     };
-    let storage = floe::open_storage("memory://", &vec![]).unwrap();
-    let repo = Repository::init(storage, settings).await.unwrap();
+    let (repo, _) = memory_repo_with(settings).await;
     let s = repo.writable_session("main").await.unwrap();
     let a = p("a");
-    s.create_array(&a, array_json(&[10, 4], &[1, 2]))
+    s.create_array(&a, int32_array(&[10, 4], &[1, 2]))
         .await
         .unwrap();
     for i in 0..10u64 {
@@ -324,7 +275,7 @@ async fn committed_shrink_drops_chunks_for_good() {
             s.set_chunk(
                 &a,
                 &[i, j],
-                Bytes::from(vec![(i * 2 + j) as u8; 1 + (i as usize) * 100]),
+                filled(1 + (i as usize) * 100, (i * 2 + j) as u8),
             )
             .await
             .unwrap();
@@ -352,8 +303,7 @@ async fn committed_shrink_drops_chunks_for_good() {
     );
     for i in 0..10u64 {
         for j in 0..2u64 {
-            let want = (i < 3 && j == 0)
-                .then(|| Bytes::from(vec![(i * 2 + j) as u8; 1 + (i as usize) * 100]));
+            let want = (i < 3 && j == 0).then(|| filled(1 + (i as usize) * 100, (i * 2 + j) as u8));
             assert_eq!(g.get_chunk(&a, &[i, j]).await.unwrap(), want, "{i},{j}");
         }
     }

@@ -1,35 +1,26 @@
-use bytes::Bytes;
-use floe::{NodePath, Repository, RepositorySettings, VersionSpec};
+//! The core API end to end on a local repository: commits, reads of every version, history.
 
-fn array_json(shape: &[u64], chunks: &[u64]) -> serde_json::Value {
-    serde_json::json!({
-        "zarr_format": 3, "node_type": "array", "shape": shape, "data_type": "int32",
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": 0, "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}]
-    })
-}
+mod common;
+
+use common::{filled, int32_array, p, tempdir_repo};
+use floe::{NodePath, Repository, RepositorySettings, VersionSpec};
 
 #[tokio::test]
 async fn commit_read_history() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = floe::open_storage(dir.path().to_str().unwrap(), &vec![]).unwrap();
-    let repo = Repository::init(storage, RepositorySettings::default())
-        .await
-        .unwrap();
+    let (dir, repo) = tempdir_repo(RepositorySettings::default()).await;
     let s = repo.writable_session("main").await.unwrap();
-    let a = NodePath::new("a").unwrap();
+    let a = p("a");
     s.create_group(&NodePath::root(), Default::default())
         .await
         .unwrap();
-    s.create_array(&a, array_json(&[0], &[1])).await.unwrap();
+    s.create_array(&a, int32_array(&[0], &[1])).await.unwrap();
     let mut ids = vec![];
     for d in 0..100u64 {
         s.resize_array(&a, &[d + 1]).await.unwrap();
         let data = if d % 2 == 0 {
-            Bytes::from(vec![d as u8; 4])
+            filled(4, d as u8)
         } else {
-            Bytes::from(vec![d as u8; 4000])
+            filled(4000, d as u8)
         };
         s.set_chunk(&a, &[d], data).await.unwrap();
         ids.push(s.commit(&format!("day {d}"), None).await.unwrap());
@@ -53,7 +44,7 @@ async fn commit_read_history() {
         .unwrap();
     assert_eq!(
         r.get_chunk(&a, &[10]).await.unwrap().unwrap(),
-        Bytes::from(vec![10u8; 4])
+        filled(4, 10)
     );
     assert_eq!(r.get_chunk(&a, &[11]).await.unwrap(), None);
     let main = repo2

@@ -1,9 +1,10 @@
 //! Key-level behaviour of the Zarr v3 view of a session (`ZarrStore`).
 
+mod common;
+
 use bytes::Bytes;
-use floe::{
-    ByteRange, Error, NodePath, Repository, RepositorySettings, Session, SnapshotId, ZarrStore,
-};
+use common::{filled, p, tempdir_repo};
+use floe::{ByteRange, Error, Repository, RepositorySettings, Session, SnapshotId, ZarrStore};
 use serde_json::{json, Value};
 
 fn settings() -> RepositorySettings {
@@ -12,13 +13,6 @@ fn settings() -> RepositorySettings {
         single_object_threshold: 4096,
         ..RepositorySettings::default()
     }
-}
-
-async fn repo() -> (tempfile::TempDir, Repository) {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = floe::open_storage(dir.path().to_str().unwrap(), &vec![]).unwrap();
-    let repo = Repository::init(storage, settings()).await.unwrap();
-    (dir, repo)
 }
 
 fn array(shape: &[u64], chunks: &[u64], encoding: &str, separator: &str) -> Value {
@@ -39,10 +33,6 @@ fn doc(v: &Value) -> Bytes {
     Bytes::from(v.to_string())
 }
 
-fn path(p: &str) -> NodePath {
-    NodePath::new(p).unwrap()
-}
-
 async fn get_json(store: &ZarrStore, key: &str) -> Value {
     serde_json::from_slice(&store.get(key).await.unwrap().unwrap()).unwrap()
 }
@@ -50,7 +40,7 @@ async fn get_json(store: &ZarrStore, key: &str) -> Value {
 /// Root group, group `g`, array `g/a` (2-d, default `/`), array `b` (2-d, v2 `.`), chunks in
 /// both, committed.
 async fn hierarchy() -> (tempfile::TempDir, Repository, Session, SnapshotId) {
-    let (dir, repo) = repo().await;
+    let (dir, repo) = tempdir_repo(settings()).await;
     let session = repo.writable_session("main").await.unwrap();
     let z = session.zarr();
     z.set("zarr.json", doc(&group(json!({"title": "root"}))))
@@ -79,7 +69,7 @@ async fn hierarchy() -> (tempfile::TempDir, Repository, Session, SnapshotId) {
 
 #[tokio::test]
 async fn every_chunk_key_encoding_maps_to_the_same_coordinates() {
-    let (_dir, repo) = repo().await;
+    let (_dir, repo) = tempdir_repo(settings()).await;
     let s = repo.writable_session("main").await.unwrap();
     let z = s.zarr();
     let cases = [
@@ -97,7 +87,7 @@ async fn every_chunk_key_encoding_maps_to_the_same_coordinates() {
         .unwrap();
         z.set(key, Bytes::from(name)).await.unwrap();
         assert_eq!(
-            s.get_chunk(&path(name), &[1, 2]).await.unwrap().unwrap(),
+            s.get_chunk(&p(name), &[1, 2]).await.unwrap().unwrap(),
             Bytes::from(name),
             "{key}"
         );
@@ -123,11 +113,11 @@ async fn every_chunk_key_encoding_maps_to_the_same_coordinates() {
     z.set("s0/c", Bytes::from_static(b"x")).await.unwrap();
     z.set("s1/0", Bytes::from_static(b"y")).await.unwrap();
     assert_eq!(
-        s.get_chunk(&path("s0"), &[]).await.unwrap().unwrap(),
+        s.get_chunk(&p("s0"), &[]).await.unwrap().unwrap(),
         Bytes::from_static(b"x")
     );
     assert_eq!(
-        s.get_chunk(&path("s1"), &[]).await.unwrap().unwrap(),
+        s.get_chunk(&p("s1"), &[]).await.unwrap().unwrap(),
         Bytes::from_static(b"y")
     );
     assert_eq!(
@@ -139,7 +129,7 @@ async fn every_chunk_key_encoding_maps_to_the_same_coordinates() {
         vec!["s1/0", "s1/zarr.json"]
     );
     // Chunks written through the session API are listed under the array's encoding.
-    s.set_chunk(&path("dd"), &[0, 0], Bytes::from_static(b"z"))
+    s.set_chunk(&p("dd"), &[0, 0], Bytes::from_static(b"z"))
         .await
         .unwrap();
     assert!(z.list().await.unwrap().contains(&"dd/c.0.0".to_string()));
@@ -233,7 +223,7 @@ async fn listing_follows_zarr_semantics() {
 
 #[tokio::test]
 async fn ranged_reads_cover_bounded_open_and_suffix_ranges() {
-    let (_dir, repo) = repo().await;
+    let (_dir, repo) = tempdir_repo(settings()).await;
     let s = repo.writable_session("main").await.unwrap();
     let z = s.zarr();
     z.set("a/zarr.json", doc(&array(&[3], &[1], "default", "/")))
@@ -441,7 +431,7 @@ async fn consolidated_root_lists_every_descendant() {
 
 #[tokio::test]
 async fn no_root_node_means_no_root_metadata() {
-    let (_dir, repo) = repo().await;
+    let (_dir, repo) = tempdir_repo(settings()).await;
     let s = repo.writable_session("main").await.unwrap();
     let z = s.zarr();
     z.set("a/zarr.json", doc(&array(&[2], &[1], "default", "/")))
@@ -460,14 +450,14 @@ async fn no_root_node_means_no_root_metadata() {
 
 #[tokio::test]
 async fn resize_hides_chunks_outside_the_new_shape() {
-    let (_dir, repo) = repo().await;
+    let (_dir, repo) = tempdir_repo(settings()).await;
     let s = repo.writable_session("main").await.unwrap();
     let z = s.zarr();
     z.set("a/zarr.json", doc(&array(&[6], &[2], "default", "/")))
         .await
         .unwrap();
     for i in 0..3 {
-        z.set(&format!("a/c/{i}"), Bytes::from(vec![i as u8; 3]))
+        z.set(&format!("a/c/{i}"), filled(3, i as u8))
             .await
             .unwrap();
     }
@@ -491,10 +481,7 @@ async fn resize_hides_chunks_outside_the_new_shape() {
         ro.list_prefix("a/").await.unwrap(),
         vec!["a/c/0", "a/c/1", "a/zarr.json"]
     );
-    assert_eq!(
-        ro.get("a/c/1").await.unwrap().unwrap(),
-        Bytes::from(vec![1u8; 3])
-    );
+    assert_eq!(ro.get("a/c/1").await.unwrap().unwrap(), filled(3, 1));
 }
 
 #[tokio::test]
@@ -537,4 +524,65 @@ async fn deletes_remove_nodes_chunks_and_prefixes() {
         s.zarr().delete_prefix("c").await,
         Err(Error::InvalidKey { .. })
     ));
+}
+
+#[tokio::test]
+async fn several_ranges_of_a_chunk_are_one_backend_call() {
+    use common::counting::counted;
+    let storage = floe::open_storage("memory://", &vec![]).unwrap();
+    let repo = Repository::init(storage.clone(), RepositorySettings::default())
+        .await
+        .unwrap();
+    let s = repo.writable_session("main").await.unwrap();
+    let a = p("a");
+    s.create_array(&a, common::int32_array(&[4], &[1]))
+        .await
+        .unwrap();
+    let data: Vec<u8> = (0..=255u8).cycle().take(4000).collect();
+    s.set_chunk(&a, &[2], Bytes::from(data.clone()))
+        .await
+        .unwrap();
+    s.commit("packed chunk", None).await.unwrap();
+
+    let (fresh, counter) = counted(&storage, RepositorySettings::default()).await;
+    let r = fresh
+        .readonly_session(&floe::VersionSpec::Name("main".into()))
+        .await
+        .unwrap();
+    let store = r.zarr();
+    store.get("a/zarr.json").await.unwrap();
+    counter.take();
+    let ranges = [
+        ByteRange::Bounded { start: 0, end: 10 },
+        ByteRange::Bounded {
+            start: 10,
+            end: 300,
+        },
+        ByteRange::Suffix(16),
+        ByteRange::FromOffset(3990),
+    ];
+    let parts = store.get_ranges("a/c/2", &ranges).await.unwrap().unwrap();
+    assert_eq!(parts[0], data[0..10]);
+    assert_eq!(parts[1], data[10..300]);
+    assert_eq!(parts[2], data[3984..]);
+    assert_eq!(parts[3], data[3990..]);
+    let seen = counter.take();
+    assert_eq!(seen.gets_under("chunks/"), 1, "{:?}", seen.gets);
+    // Absent chunk, metadata ranges, and an unsatisfiable range.
+    assert_eq!(store.get_ranges("a/c/1", &ranges).await.unwrap(), None);
+    let meta = store.get("a/zarr.json").await.unwrap().unwrap();
+    let head = store
+        .get_ranges("a/zarr.json", &[ByteRange::Bounded { start: 0, end: 5 }])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head[0], meta.slice(0..5));
+    let err = store
+        .get_ranges("a/c/2", &[ByteRange::FromOffset(5000)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, floe::Error::InvalidByteRange { size: 4000, .. }),
+        "{err:?}"
+    );
 }

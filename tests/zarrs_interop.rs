@@ -2,10 +2,13 @@
 //! storage adapters, checked against the same arrays written by zarrs to a plain filesystem
 //! store: same element values, same keys, same encoded chunk bytes.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
+use common::{runtime, tempdir_repo};
 use floe::{AsyncZarrsStore, Repository, RepositorySettings, SyncZarrsStore, VersionSpec};
 use serde_json::{json, Value};
 use zarrs::array::chunk_key_encoding::{DefaultChunkKeyEncoding, V2ChunkKeyEncoding};
@@ -168,10 +171,8 @@ fn reference_store() -> (tempfile::TempDir, Arc<FilesystemStore>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_adapter_round_trips_every_codec_and_encoding() {
     let (_ref_dir, reference) = reference_store();
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, repo) = tempdir_repo(settings()).await;
     let location = dir.path().to_str().unwrap().to_string();
-    let storage = floe::open_storage(&location, &vec![]).unwrap();
-    let repo = Repository::init(storage, settings()).await.unwrap();
     let session = repo.writable_session("main").await.unwrap();
 
     // Called from a runtime worker: the adapter uses block_in_place.
@@ -230,9 +231,7 @@ async fn sync_adapter_round_trips_every_codec_and_encoding() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_adapter_round_trips_through_zarrs_async_api() {
     let (_ref_dir, reference) = reference_store();
-    let dir = tempfile::tempdir().unwrap();
-    let storage = floe::open_storage(dir.path().to_str().unwrap(), &vec![]).unwrap();
-    let repo = Repository::init(storage, settings()).await.unwrap();
+    let (_dir, repo) = tempdir_repo(settings()).await;
     let session = repo.writable_session("main").await.unwrap();
     let store = Arc::new(AsyncZarrsStore::new(session.zarr()));
     let root = GroupBuilder::new().build(store.clone(), "/").unwrap();
@@ -288,9 +287,7 @@ async fn async_adapter_round_trips_through_zarrs_async_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_hierarchy_and_attributes_read_back_through_zarrs() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = floe::open_storage(dir.path().to_str().unwrap(), &vec![]).unwrap();
-    let repo = Repository::init(storage, settings()).await.unwrap();
+    let (_dir, repo) = tempdir_repo(settings()).await;
     let session = repo.writable_session("main").await.unwrap();
     let store = Arc::new(SyncZarrsStore::new(
         session.zarr(),
@@ -368,9 +365,7 @@ async fn group_hierarchy_and_attributes_read_back_through_zarrs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adapter_errors_carry_floe_messages() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = floe::open_storage(dir.path().to_str().unwrap(), &vec![]).unwrap();
-    let repo = Repository::init(storage, settings()).await.unwrap();
+    let (_dir, repo) = tempdir_repo(settings()).await;
     let session = repo.writable_session("main").await.unwrap();
     let w = SyncZarrsStore::new(session.zarr(), tokio::runtime::Handle::current());
     let key = |k: &str| StoreKey::new(k).unwrap();
@@ -402,14 +397,8 @@ async fn adapter_errors_carry_floe_messages() {
 
 #[test]
 fn sync_adapter_inside_a_current_thread_runtime_fails_cleanly_or_uses_its_own_runtime() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = floe::open_storage(dir.path().to_str().unwrap(), &vec![]).unwrap();
-        let repo = Repository::init(storage, settings()).await.unwrap();
+    runtime().block_on(async {
+        let (_dir, repo) = tempdir_repo(settings()).await;
         let session = repo.writable_session("main").await.unwrap();
         let key = StoreKey::new("zarr.json").unwrap();
         let doc = bytes::Bytes::from(json!({"zarr_format": 3, "node_type": "group"}).to_string());

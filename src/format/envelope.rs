@@ -140,14 +140,35 @@ pub fn check_header(key: &str, bytes: &[u8], expected: ObjectKind) -> Result<u8>
     Ok(encoding)
 }
 
+/// Largest decompressed payload accepted (a guard against corrupt or hostile objects that
+/// would expand without bound; floe's own objects stay far below it).
+pub const MAX_PAYLOAD_BYTES: u64 = 1 << 30;
+
+fn decompress_bounded(key: &str, body: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let decoder = zstd::stream::read::Decoder::new(body)
+        .map_err(|e| Error::corrupt(key, format!("payload does not decompress: {e}")))?;
+    let mut out = Vec::new();
+    decoder
+        .take(MAX_PAYLOAD_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::corrupt(key, format!("payload does not decompress: {e}")))?;
+    if out.len() as u64 > MAX_PAYLOAD_BYTES {
+        return Err(Error::corrupt(
+            key,
+            format!("payload expands past the {MAX_PAYLOAD_BYTES}-byte limit"),
+        ));
+    }
+    Ok(out)
+}
+
 /// Decodes an object produced by [`encode`], checking magic, version and kind.
 pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8], expected: ObjectKind) -> Result<T> {
     let encoding = check_header(key, bytes, expected)?;
     let body = &bytes[HEADER_LEN..];
     let decompressed;
     let payload = if encoding == 1 {
-        decompressed = zstd::stream::decode_all(body)
-            .map_err(|e| Error::corrupt(key, format!("payload does not decompress: {e}")))?;
+        decompressed = decompress_bounded(key, body)?;
         &decompressed[..]
     } else {
         body

@@ -134,7 +134,36 @@ impl ManifestColumns {
 
     /// Decodes back into sorted entries, validating every column.
     pub fn decode(&self) -> Result<Vec<ManifestEntry>> {
-        let ndim = self.ndim as usize;
+        let mut out = Vec::with_capacity(self.kinds.len());
+        self.for_each_entry(|coord, stored| {
+            let chunk = match stored {
+                StoredRef::Deleted => None,
+                StoredRef::Inline(range) => Some(ChunkRef::Inline(Bytes::copy_from_slice(
+                    &self.inline_data[range],
+                ))),
+                StoredRef::Native {
+                    slot,
+                    offset,
+                    length,
+                } => Some(ChunkRef::Native {
+                    object: self.objects[slot],
+                    offset,
+                    length,
+                }),
+            };
+            out.push((coord.to_vec(), chunk));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Validates every column and calls `visit` with each entry in order, without copying
+    /// anything: the coordinates are only valid during the call, and a [`StoredRef`] points
+    /// into `inline_data` and `objects` (its ranges and slots are checked to be in bounds).
+    pub(crate) fn for_each_entry(
+        &self,
+        mut visit: impl FnMut(&[u64], StoredRef) -> Result<()>,
+    ) -> Result<()> {
         let count = usize::try_from(self.count)
             .map_err(|_| Error::corrupt("<manifest>", "entry count overflows"))?;
         if self.kinds.len() != count {
@@ -143,46 +172,53 @@ impl ManifestColumns {
                 "kind column length differs from the entry count",
             ));
         }
+        let ndim = self.ndim as usize;
+        // Every coordinate value takes at least one byte: this bounds the allocations below.
+        if count
+            .checked_mul(ndim)
+            .is_none_or(|v| v > self.coords.len())
+        {
+            return Err(Error::corrupt(
+                "<manifest>",
+                "coordinate column is truncated",
+            ));
+        }
         let mut coords = Reader::new(&self.coords, "coords");
         let mut object_index = Reader::new(&self.object_index, "object_index");
         let mut offsets = Reader::new(&self.offsets, "offsets");
         let mut lengths = Reader::new(&self.lengths, "lengths");
         let mut inline_pos = 0usize;
-        let mut prev_coord = vec![0u64; ndim];
+        let mut coord = vec![0u64; ndim];
         let mut prev_end: u64 = 0;
-        let mut out = Vec::with_capacity(count);
         for &kind in &self.kinds {
-            let mut coord = Vec::with_capacity(ndim);
-            for prev in prev_coord.iter_mut() {
-                *prev = prev.wrapping_add(coords.i64()? as u64);
-                coord.push(*prev);
+            for c in coord.iter_mut() {
+                *c = c.wrapping_add(coords.i64()? as u64);
             }
-            let chunk = match kind {
-                KIND_TOMBSTONE => None,
+            let stored = match kind {
+                KIND_TOMBSTONE => StoredRef::Deleted,
                 KIND_INLINE => {
                     let len = lengths.u64()? as usize;
                     let end = inline_pos
                         .checked_add(len)
                         .filter(|&e| e <= self.inline_data.len())
                         .ok_or_else(|| Error::corrupt("<manifest>", "inline data is truncated"))?;
-                    let data = Bytes::copy_from_slice(&self.inline_data[inline_pos..end]);
+                    let range = inline_pos..end;
                     inline_pos = end;
-                    Some(ChunkRef::Inline(data))
+                    StoredRef::Inline(range)
                 }
                 KIND_NATIVE => {
                     let slot = object_index.u64()? as usize;
-                    let object = *self
-                        .objects
-                        .get(slot)
-                        .ok_or_else(|| Error::corrupt("<manifest>", "object index out of range"))?;
+                    if slot >= self.objects.len() {
+                        return Err(Error::corrupt("<manifest>", "object index out of range"));
+                    }
                     let offset = prev_end.wrapping_add(offsets.i64()? as u64);
                     let length = lengths.u64()?;
                     prev_end = offset.wrapping_add(length);
-                    Some(ChunkRef::Native {
-                        object,
+                    StoredRef::Native {
+                        slot,
                         offset,
                         length,
-                    })
+                    }
                 }
                 other => {
                     return Err(Error::corrupt(
@@ -191,10 +227,28 @@ impl ManifestColumns {
                     ))
                 }
             };
-            out.push((coord, chunk));
+            visit(&coord, stored)?;
         }
-        Ok(out)
+        Ok(())
     }
+}
+
+/// One entry's reference as [`ManifestColumns::for_each_entry`] finds it in the columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StoredRef {
+    /// A tombstone (deltas only).
+    Deleted,
+    /// An inline chunk: this range of `inline_data`.
+    Inline(std::ops::Range<usize>),
+    /// A native chunk in the object `objects[slot]`.
+    Native {
+        /// Index into `objects`.
+        slot: usize,
+        /// Byte offset of the chunk inside the object.
+        offset: u64,
+        /// Length of the chunk in bytes.
+        length: u64,
+    },
 }
 
 #[cfg(test)]
@@ -265,6 +319,9 @@ mod tests {
         assert!(bad.decode().is_err());
         let mut bad = good.clone();
         bad.count = 2;
+        assert!(bad.decode().is_err());
+        let mut bad = good.clone();
+        bad.ndim = u32::MAX;
         assert!(bad.decode().is_err());
         let mut bad = good;
         bad.lengths.clear();

@@ -34,7 +34,7 @@ impl NodePath {
         }
         if trimmed.len() > MAX_PATH_LEN {
             return Err(Error::invalid_path(
-                &path[..64.min(path.len())],
+                path.chars().take(64).collect::<String>(),
                 format!("longer than {MAX_PATH_LEN} bytes"),
             ));
         }
@@ -192,6 +192,9 @@ mod tests {
             assert!(NodePath::new(bad).is_err(), "{bad:?} accepted");
         }
         assert!(NodePath::new(&"x".repeat(MAX_PATH_LEN + 1)).is_err());
+        // Long paths of multibyte characters are refused without slicing inside a character.
+        let err = NodePath::new(&"€".repeat(400)).unwrap_err();
+        assert!(err.to_string().contains("longer than"), "{err}");
     }
 
     #[test]

@@ -9,13 +9,14 @@ use rand::Rng;
 use serde_json::{Map, Value};
 
 use super::change_set::{NodeEdit, PendingChunk, ResolvedChanges};
+use super::conflicts::check_rebase;
 use super::history::child_history;
 use super::loaded::{lock, LoadedSnapshot};
 use super::manifest_update::update_array_manifest;
 use super::refs::AdvanceOutcome;
 use super::repository::Repository;
 use super::session::Session;
-use crate::error::{ConflictDetail, Error, Result};
+use crate::error::{Error, Result};
 use crate::format::manifest::ChunkCoord;
 use crate::format::now_us;
 use crate::format::path::NodePath;
@@ -39,6 +40,9 @@ impl Session {
     ) -> Result<SnapshotId> {
         let branch = self.inner.branch.clone().ok_or(Error::ReadOnlySession)?;
         let _gate = self.inner.write_gate.write().await;
+        if let Some(landed) = self.settle_unknown_outcome(&branch).await? {
+            return Ok(landed);
+        }
         let changes = self.resolved_changes().await?;
         if changes.nodes.is_empty() && changes.chunks.values().all(|c| c.is_empty()) {
             return Err(Error::NothingToCommit);
@@ -56,21 +60,38 @@ impl Session {
             attempt += 1;
             let (id, snapshot) =
                 build_snapshot(repo, &parent, &changes, message, &metadata_json).await?;
-            let outcome = repo
+            let outcome = match repo
                 .try_advance_branch(&branch, parent_seq + 1, Some(id))
                 .await
-                .map_err(|e| Error::CommitOutcomeUnknown {
-                    branch: branch.clone(),
-                    snapshot: id.to_string(),
-                    reason: e.to_string(),
-                })?;
+            {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    // The record may or may not have landed. Remember the attempt: the next
+                    // commit settles it first, so it never conflicts with itself.
+                    lock(&self.inner.state)
+                        .unknown_outcomes
+                        .push(UnknownOutcome {
+                            seq: parent_seq + 1,
+                            snapshot: Arc::new(LoadedSnapshot::new(id, snapshot)),
+                            changes,
+                        });
+                    return Err(Error::CommitOutcomeUnknown {
+                        branch: branch.clone(),
+                        snapshot: id.to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            };
             match outcome {
                 AdvanceOutcome::Landed => {
+                    let loaded = Arc::new(LoadedSnapshot::new(id, snapshot));
+                    repo.cache_snapshot(loaded.clone());
                     let mut state = lock(&self.inner.state);
-                    state.base = Arc::new(LoadedSnapshot::new(id, snapshot));
+                    state.base = loaded;
                     state.base_seq = parent_seq + 1;
                     state.changes = Default::default();
                     state.packs = Default::default();
+                    state.unknown_outcomes.clear();
                     return Ok(id);
                 }
                 AdvanceOutcome::Lost => {
@@ -83,19 +104,65 @@ impl Session {
                     // Back off first, then rebase onto the tip as it is after the pause: a
                     // tip read before sleeping is likely stale by the next attempt when other
                     // writers keep committing.
-                    let exp = settings
-                        .commit_backoff_base
-                        .saturating_mul(1 << attempt.min(10));
-                    let cap = exp.min(settings.commit_backoff_max);
-                    let jitter = rand::rng().random_range(0..=cap.as_micros().max(1) as u64);
-                    tokio::time::sleep(Duration::from_micros(jitter)).await;
+                    tokio::time::sleep(backoff(&settings, attempt)).await;
                     let (tip_seq, tip) = repo.branch_head(&branch).await?;
-                    check_rebase(repo, &branch, original_base, parent.id, tip, &changes).await?;
+                    let ours: Vec<SnapshotId> = lock(&self.inner.state)
+                        .unknown_outcomes
+                        .iter()
+                        .map(|u| u.snapshot.id)
+                        .collect();
+                    check_rebase(
+                        repo,
+                        &branch,
+                        original_base,
+                        parent.id,
+                        tip,
+                        &changes,
+                        &ours,
+                    )
+                    .await?;
                     parent = repo.load_snapshot(&tip).await?;
                     parent_seq = tip_seq;
                 }
             }
         }
+    }
+
+    /// Settles commits of this session whose outcome was unknown: if one of them landed, the
+    /// session moves onto it and drops the changes it committed. Returns its id when nothing
+    /// else is left to commit (the caller is retrying that very commit).
+    async fn settle_unknown_outcome(&self, branch: &str) -> Result<Option<SnapshotId>> {
+        let attempts = std::mem::take(&mut lock(&self.inner.state).unknown_outcomes);
+        for attempt in attempts.iter().rev() {
+            let record = match self
+                .inner
+                .repo
+                .read_branch_record(branch, attempt.seq)
+                .await
+            {
+                Ok(record) => record,
+                Err(e) => {
+                    lock(&self.inner.state).unknown_outcomes = attempts;
+                    return Err(e);
+                }
+            };
+            if record.and_then(|r| r.snapshot) != Some(attempt.snapshot.id) {
+                continue;
+            }
+            self.inner.repo.cache_snapshot(attempt.snapshot.clone());
+            let mut state = lock(&self.inner.state);
+            state.base = attempt.snapshot.clone();
+            state.base_seq = attempt.seq;
+            state.changes.remove_committed(&attempt.changes);
+            if state.changes.is_empty() {
+                state.packs = Default::default();
+                return Ok(Some(attempt.snapshot.id));
+            }
+            return Ok(None);
+        }
+        // None landed at its slot (it may still land later: rebase recognises it then).
+        lock(&self.inner.state).unknown_outcomes = attempts;
+        Ok(None)
     }
 
     /// Writes pending packs and returns the change set with every chunk location resolved.
@@ -270,136 +337,23 @@ pub(crate) async fn build_snapshot(
     Ok((id, snapshot))
 }
 
-/// Decides whether changes made on `parent` can be re-applied on `tip`: fails with a conflict
-/// naming the node or chunks when a commit between them touched the same data.
-async fn check_rebase(
-    repo: &Repository,
-    branch: &str,
-    original_base: SnapshotId,
-    parent: SnapshotId,
-    tip: SnapshotId,
-    changes: &ResolvedChanges,
-) -> Result<()> {
-    let conflict = |their: SnapshotId, detail: ConflictDetail| Error::Conflict {
-        branch: branch.to_string(),
-        our_base: original_base.to_string(),
-        their_snapshot: their.to_string(),
-        detail: Box::new(detail),
-    };
-    if !repo.is_ancestor(parent, tip).await? {
-        return Err(conflict(
-            tip,
-            ConflictDetail::Node {
-                path: "/".into(),
-                reason:
-                    "the branch was reset to a snapshot that does not contain this session's base"
-                        .into(),
-            },
-        ));
-    }
-    let mut current = tip;
-    while current != parent {
-        let loaded = repo.load_snapshot(&current).await?;
-        let log = repo.load_txlog(&loaded.snapshot.txlog).await?;
-        if let Some(detail) = find_conflict(&log, changes) {
-            return Err(conflict(current, detail));
-        }
-        current = loaded.snapshot.parent.ok_or_else(|| {
-            Error::corrupt(
-                format!("snapshots/{current}"),
-                "history ends before the session base",
-            )
-        })?;
-    }
-    Ok(())
+/// A commit attempt whose ref write failed in a way that leaves its outcome unknown.
+#[derive(Debug)]
+pub(crate) struct UnknownOutcome {
+    /// The branch record it tried to create.
+    pub(crate) seq: u64,
+    /// The snapshot it tried to publish.
+    pub(crate) snapshot: Arc<LoadedSnapshot>,
+    /// The changes that snapshot applies.
+    pub(crate) changes: ResolvedChanges,
 }
 
-/// The first overlap between a committed transaction log and a session's changes.
-pub(crate) fn find_conflict(theirs: &TxLog, ours: &ResolvedChanges) -> Option<ConflictDetail> {
-    let their_nodes: BTreeMap<&NodePath, NodeChange> =
-        theirs.nodes.iter().map(|(p, c)| (p, *c)).collect();
-    // Their deletions and (re)creations of an ancestor: a created ancestor may now be an
-    // array, which cannot hold nodes, and a deleted one took its subtree with it.
-    let replaced_above = |path: &NodePath| {
-        theirs
-            .nodes
-            .iter()
-            .find(|(p, c)| *c != NodeChange::Updated && path.is_within(p) && p != path)
-            .map(|(p, _)| p.clone())
-    };
-    let node_conflict = |path: &NodePath, reason: String| ConflictDetail::Node {
-        path: path.to_string(),
-        reason,
-    };
-    for (path, edit) in &ours.nodes {
-        if let Some(change) = their_nodes.get(path) {
-            return Some(node_conflict(
-                path,
-                format!("changed by both commits (theirs: {change:?})"),
-            ));
-        }
-        if let Some(p) = replaced_above(path) {
-            return Some(node_conflict(
-                path,
-                format!("its ancestor {p} was deleted or replaced"),
-            ));
-        }
-        // Deleting a node, or replacing it by one of another kind, removes everything below
-        // it: nodes the other commit created or changed there would be orphaned.
-        let removes_subtree = matches!(edit, NodeEdit::Deleted | NodeEdit::Put { fresh: true, .. })
-            || matches!(edit, NodeEdit::Put { metadata, .. } if metadata.geometry().is_some());
-        if removes_subtree {
-            if let Some((below, _)) = theirs
-                .nodes
-                .iter()
-                .find(|(p, _)| p.is_within(path) && p != path)
-            {
-                return Some(node_conflict(
-                    path,
-                    format!("the other commit changed {below} below it"),
-                ));
-            }
-        }
-    }
-    let their_chunks: BTreeMap<&NodePath, &Vec<ChunkCoord>> =
-        theirs.chunks.iter().map(|(p, c)| (p, c)).collect();
-    for (path, edits) in &ours.chunks {
-        if edits.is_empty() {
-            continue;
-        }
-        if let Some(change) = their_nodes.get(path) {
-            return Some(node_conflict(
-                path,
-                format!("its metadata changed concurrently ({change:?}) while this session wrote chunks"),
-            ));
-        }
-        if let Some(p) = replaced_above(path) {
-            return Some(node_conflict(
-                path,
-                format!("its ancestor {p} was deleted or replaced"),
-            ));
-        }
-        if let Some(their) = their_chunks.get(path) {
-            let overlap: Vec<ChunkCoord> = their
-                .iter()
-                .filter(|c| edits.contains_key(*c))
-                .cloned()
-                .collect();
-            if !overlap.is_empty() {
-                return Some(ConflictDetail::Chunks {
-                    path: path.to_string(),
-                    coords: overlap,
-                });
-            }
-        }
-    }
-    for (path, coords) in &theirs.chunks {
-        if !coords.is_empty() && ours.nodes.contains_key(path) {
-            return Some(node_conflict(
-                path,
-                "this session changed its metadata while another commit wrote chunks".into(),
-            ));
-        }
-    }
-    None
+/// The jittered exponential backoff before retry number `attempt` (1-based): a uniformly
+/// random delay up to `base * 2^attempt`, capped at `max`.
+pub(crate) fn backoff(settings: &super::settings::RepositorySettings, attempt: u32) -> Duration {
+    let exp = settings
+        .commit_backoff_base
+        .saturating_mul(1 << attempt.min(10));
+    let cap = exp.min(settings.commit_backoff_max);
+    Duration::from_micros(rand::rng().random_range(0..=cap.as_micros().max(1) as u64))
 }

@@ -4,91 +4,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::format::manifest::{ChunkCoord, ChunkRef, ManifestEntry};
+use crate::format::manifest::{ChunkCoord, ChunkRef};
 use crate::format::path::NodePath;
 use crate::format::snapshot::{NodeKind, ShardRef, Snapshot};
 use crate::id::SnapshotId;
 use crate::zarr::metadata::NodeMetadata;
 
 use super::repository::Repository;
-
-/// The live chunk references of one shard, sorted by coordinates, for binary search.
-#[derive(Debug, Default)]
-pub(crate) struct ShardIndex {
-    entries: Vec<(ChunkCoord, ChunkRef)>,
-}
-
-impl ShardIndex {
-    /// Builds an index from base entries (tombstones, which bases never hold, are skipped).
-    pub(crate) fn from_base(entries: Vec<ManifestEntry>) -> Self {
-        ShardIndex {
-            entries: entries
-                .into_iter()
-                .filter_map(|(c, r)| r.map(|r| (c, r)))
-                .collect(),
-        }
-    }
-
-    /// The entries of `base` with `delta` applied (delta entries replace or delete).
-    pub(crate) fn overlay(base: Option<&ShardIndex>, delta: &[ManifestEntry]) -> Self {
-        let base = base.map(|b| b.entries.as_slice()).unwrap_or(&[]);
-        let mut out = Vec::with_capacity(base.len() + delta.len());
-        let (mut i, mut j) = (0, 0);
-        while i < base.len() || j < delta.len() {
-            let take_delta = match (base.get(i), delta.get(j)) {
-                (Some((bc, _)), Some((dc, _))) => {
-                    if bc == dc {
-                        i += 1;
-                        true
-                    } else {
-                        dc < bc
-                    }
-                }
-                (None, Some(_)) => true,
-                _ => false,
-            };
-            if take_delta {
-                let (c, r) = &delta[j];
-                if let Some(r) = r {
-                    out.push((c.clone(), r.clone()));
-                }
-                j += 1;
-            } else {
-                out.push(base[i].clone());
-                i += 1;
-            }
-        }
-        ShardIndex { entries: out }
-    }
-
-    pub(crate) fn get(&self, coord: &[u64]) -> Option<&ChunkRef> {
-        self.entries
-            .binary_search_by(|(c, _)| c.as_slice().cmp(coord))
-            .ok()
-            .map(|i| &self.entries[i].1)
-    }
-
-    pub(crate) fn entries(&self) -> &[(ChunkCoord, ChunkRef)] {
-        &self.entries
-    }
-
-    pub(crate) fn into_entries(self) -> Vec<(ChunkCoord, ChunkRef)> {
-        self.entries
-    }
-
-    pub(crate) fn approx_bytes(&self) -> u64 {
-        self.entries
-            .iter()
-            .map(|(c, r)| {
-                let inline = match r {
-                    ChunkRef::Inline(b) => b.len(),
-                    ChunkRef::Native { .. } => 0,
-                };
-                (c.len() * 8 + 64 + inline) as u64
-            })
-            .sum()
-    }
-}
+pub(crate) use super::shard_index::ShardIndex;
 
 /// Shard coordinates of the chunk at `coord` in a shard layout.
 pub(crate) fn shard_of(coord: &[u64], shard_shape: &[u64]) -> ChunkCoord {
@@ -104,8 +27,8 @@ pub(crate) struct LoadedSnapshot {
     pub(crate) id: SnapshotId,
     pub(crate) snapshot: Snapshot,
     metadata: Mutex<HashMap<NodePath, Arc<NodeMetadata>>>,
-    shards: Mutex<HashMap<(NodePath, ChunkCoord), Arc<ShardIndex>>>,
-    deltas: Mutex<HashMap<(NodePath, ChunkCoord), Arc<ShardIndex>>>,
+    shards: Mutex<ShardCache>,
+    deltas: Mutex<ShardCache>,
 }
 
 impl std::fmt::Debug for LoadedSnapshot {
@@ -166,9 +89,8 @@ impl LoadedSnapshot {
         path: &NodePath,
         shard: &ShardRef,
     ) -> Result<Arc<ShardIndex>> {
-        let key = (path.clone(), shard.coord.clone());
-        if let Some(found) = lock(&self.shards).get(&key) {
-            return Ok(found.clone());
+        if let Some(found) = cached(&self.shards, path, &shard.coord) {
+            return Ok(found);
         }
         let base = match &shard.base {
             Some(id) => Some(repo.load_manifest(id).await?),
@@ -181,10 +103,10 @@ impl LoadedSnapshot {
                     key: format!("snapshots/{}", self.id),
                     reason: e.to_string(),
                 })?;
-                Arc::new(ShardIndex::overlay(base.as_deref(), &delta))
+                Arc::new(ShardIndex::overlay(base.as_deref(), &delta)?)
             }
         };
-        lock(&self.shards).insert(key, index.clone());
+        cache(&self.shards, path, shard, index.clone());
         Ok(index)
     }
 
@@ -200,29 +122,44 @@ impl LoadedSnapshot {
         };
         if outside_base_box(shard, coord) {
             // Only the delta can hold this chunk: no need to read the base.
-            return self.delta_index(path, shard).map(|d| d.get(coord).cloned());
+            return self.delta_index(path, shard).map(|d| d.get(coord));
         }
         let index = self.shard_index(repo, path, shard).await?;
-        Ok(index.get(coord).cloned())
+        Ok(index.get(coord))
     }
 
     /// The decoded inline delta of one shard (its tombstones dropped).
     fn delta_index(&self, path: &NodePath, shard: &ShardRef) -> Result<Arc<ShardIndex>> {
-        let key = (path.clone(), shard.coord.clone());
-        if let Some(found) = lock(&self.deltas).get(&key) {
-            return Ok(found.clone());
+        if let Some(found) = cached(&self.deltas, path, &shard.coord) {
+            return Ok(found);
         }
-        let entries = match &shard.delta {
-            None => Vec::new(),
-            Some(delta) => delta.decode().map_err(|e| Error::CorruptObject {
-                key: format!("snapshots/{}", self.id),
-                reason: e.to_string(),
-            })?,
+        let index = match &shard.delta {
+            None => ShardIndex::default(),
+            Some(delta) => {
+                ShardIndex::from_columns(delta.clone()).map_err(|e| Error::CorruptObject {
+                    key: format!("snapshots/{}", self.id),
+                    reason: e.to_string(),
+                })?
+            }
         };
-        let index = Arc::new(ShardIndex::from_base(entries));
-        lock(&self.deltas).insert(key, index.clone());
+        let index = Arc::new(index);
+        cache(&self.deltas, path, shard, index.clone());
         Ok(index)
     }
+}
+
+/// Shard indexes by array and shard coordinates (nested, so that a lookup allocates no key).
+type ShardCache = HashMap<NodePath, HashMap<ChunkCoord, Arc<ShardIndex>>>;
+
+fn cached(cache: &Mutex<ShardCache>, path: &NodePath, shard: &[u64]) -> Option<Arc<ShardIndex>> {
+    lock(cache).get(path)?.get(shard).cloned()
+}
+
+fn cache(cache: &Mutex<ShardCache>, path: &NodePath, shard: &ShardRef, index: Arc<ShardIndex>) {
+    lock(cache)
+        .entry(path.clone())
+        .or_default()
+        .insert(shard.coord.clone(), index);
 }
 
 /// True when the shard has a base whose bounding box excludes `coord`, so that only the
@@ -250,32 +187,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-
-    fn inline(b: &'static [u8]) -> Option<ChunkRef> {
-        Some(ChunkRef::Inline(Bytes::from_static(b)))
-    }
-
-    #[test]
-    fn overlay_replaces_deletes_and_inserts() {
-        let base = ShardIndex::from_base(vec![
-            (vec![0], inline(b"a")),
-            (vec![2], inline(b"b")),
-            (vec![4], inline(b"c")),
-        ]);
-        let delta = vec![
-            (vec![1], inline(b"x")),
-            (vec![2], None),
-            (vec![4], inline(b"y")),
-            (vec![5], inline(b"z")),
-        ];
-        let merged = ShardIndex::overlay(Some(&base), &delta);
-        let keys: Vec<u64> = merged.entries().iter().map(|(c, _)| c[0]).collect();
-        assert_eq!(keys, vec![0, 1, 4, 5]);
-        assert_eq!(merged.get(&[4]), inline(b"y").as_ref());
-        assert_eq!(merged.get(&[2]), None);
-        assert_eq!(ShardIndex::overlay(None, &delta).entries().len(), 3);
-    }
 
     #[test]
     fn shard_coordinates() {

@@ -77,7 +77,7 @@ pub(crate) async fn update_array_manifest(
                 .iter()
                 .zip(&shard_shape)
                 .zip(&grid)
-                .any(|((s, size), g)| (s + 1).saturating_mul(*size) > *g)
+                .any(|((s, size), g)| s.saturating_add(1).saturating_mul(*size) > *g)
     };
     let mut shards: BTreeMap<ChunkCoord, ShardRef> = manifest
         .shards
@@ -146,16 +146,15 @@ async fn update_shard(
     // Drop what lies outside the kept grid (after a shrink), before this commit's edits.
     let outside: Vec<ManifestEntry> = base
         .iter()
-        .flat_map(|b| b.entries().iter().map(|(c, _)| c))
-        .chain(delta.keys())
+        .flat_map(|b| b.coords())
+        .chain(delta.keys().map(Vec::as_slice))
         .filter(|c| !within_grid(c, keep))
-        .map(|c| (c.clone(), None))
+        .map(|c| (c.to_vec(), None))
         .collect();
     // Statistics move by the difference between each edited chunk's old and new reference,
     // so an edit costs O(log n) whatever the shard size.
-    let in_base = |base: &Option<std::sync::Arc<ShardIndex>>, c: &[u64]| {
-        base.as_ref().and_then(|b| b.get(c).cloned())
-    };
+    let in_base =
+        |base: &Option<std::sync::Arc<ShardIndex>>, c: &[u64]| base.as_ref().and_then(|b| b.get(c));
     for (c, r) in outside.into_iter().chain(edits) {
         let previous = match delta.get(&c) {
             Some(current) => current.clone(),
@@ -170,7 +169,7 @@ async fn update_shard(
     delta.retain(|c, r| {
         r.is_some()
             || match &base {
-                Some(b) => b.get(c).is_some(),
+                Some(b) => b.contains(c),
                 None => base_id.is_some() && may_hold(c),
             }
     });
@@ -191,12 +190,9 @@ async fn update_shard(
         if let (None, Some(id)) = (&base, &base_id) {
             base = Some(repo.load_manifest(id).await?);
         }
-        let merged = ShardIndex::overlay(base.as_deref(), &delta);
-        let entries: Vec<ManifestEntry> = merged
-            .into_entries()
-            .into_iter()
-            .map(|(c, r)| (c, Some(r)))
-            .collect();
+        let merged = ShardIndex::overlay(base.as_deref(), &delta)?;
+        let entries: Vec<ManifestEntry> =
+            merged.iter().map(|(c, r)| (c.to_vec(), Some(r))).collect();
         let bounds = bounding_box(entries.iter().map(|(c, _)| c.as_slice()));
         let id = repo
             .write_manifest(&ManifestColumns::encode(&entries)?)

@@ -2,6 +2,7 @@
 
 mod change_set;
 mod commit;
+mod conflicts;
 mod fsck;
 mod history;
 mod loaded;
@@ -12,6 +13,7 @@ mod repository;
 mod session;
 mod session_chunks;
 mod settings;
+mod shard_index;
 mod stats;
 mod version;
 

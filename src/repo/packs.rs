@@ -5,13 +5,19 @@ use bytes::{Bytes, BytesMut};
 use crate::format::envelope::chunk_object_header;
 use crate::id::ChunkObjectId;
 
+/// A new pack starts with room for this many bytes (or the pack target, if smaller), so
+/// filling it does not copy the buffer over and over.
+const INITIAL_PACK_CAPACITY: usize = 8 << 20;
+
 /// State of one pack of a session.
 #[derive(Debug)]
 pub(crate) enum PackState {
     /// Still accepting chunks (always the last pack).
     Open(BytesMut),
-    /// Complete, not yet known to be written.
+    /// Complete, not yet written.
     Sealed(Bytes),
+    /// Complete, being written by one caller (others leave it alone).
+    Writing(Bytes),
     /// Written under this id.
     Written(ChunkObjectId),
 }
@@ -34,7 +40,10 @@ impl Packs {
         };
         if needs_new {
             self.seal_open();
-            self.packs.push(PackState::Open(chunk_object_header()));
+            let mut buf =
+                BytesMut::with_capacity(target.clamp(1, INITIAL_PACK_CAPACITY) + data.len());
+            buf.extend_from_slice(&chunk_object_header());
+            self.packs.push(PackState::Open(buf));
         }
         let index = self.packs.len() - 1;
         let Some(PackState::Open(buf)) = self.packs.last_mut() else {
@@ -55,16 +64,28 @@ impl Packs {
         }
     }
 
-    /// Sealed packs waiting to be written.
-    pub(crate) fn sealed(&self) -> Vec<(usize, Bytes)> {
-        self.packs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| match p {
-                PackState::Sealed(b) => Some((i, b.clone())),
-                _ => None,
-            })
-            .collect()
+    /// Claims the sealed packs for writing: each is returned to exactly one caller, which
+    /// then calls [`Packs::mark_written`] or, on failure, [`Packs::release`].
+    pub(crate) fn claim_sealed(&mut self) -> Vec<(usize, Bytes)> {
+        let mut claimed = Vec::new();
+        for (i, slot) in self.packs.iter_mut().enumerate() {
+            if let PackState::Sealed(bytes) = slot {
+                let bytes = bytes.clone();
+                *slot = PackState::Writing(bytes.clone());
+                claimed.push((i, bytes));
+            }
+        }
+        claimed
+    }
+
+    /// Gives a claimed pack back after a failed write, so a later call (or the commit)
+    /// writes it.
+    pub(crate) fn release(&mut self, index: usize) {
+        if let Some(slot) = self.packs.get_mut(index) {
+            if let PackState::Writing(bytes) = slot {
+                *slot = PackState::Sealed(bytes.clone());
+            }
+        }
     }
 
     /// Records that pack `index` was written as `id`.
@@ -84,7 +105,9 @@ impl Packs {
         let range = offset as usize..(offset + length) as usize;
         match self.packs.get(pack)? {
             PackState::Open(buf) => buf.get(range).map(|s| Ok(Bytes::copy_from_slice(s))),
-            PackState::Sealed(bytes) => (range.end <= bytes.len()).then(|| Ok(bytes.slice(range))),
+            PackState::Sealed(bytes) | PackState::Writing(bytes) => {
+                (range.end <= bytes.len()).then(|| Ok(bytes.slice(range)))
+            }
             PackState::Written(id) => Some(Err(*id)),
         }
     }
@@ -103,7 +126,11 @@ mod tests {
         assert_eq!((p1, o1), (0, 29));
         let (p2, _) = packs.append(b"0123456789", 40);
         assert_eq!(p2, 1, "would overflow the target");
-        assert_eq!(packs.sealed().len(), 1);
+        assert_eq!(packs.claim_sealed().len(), 1);
+        assert!(
+            packs.claim_sealed().is_empty(),
+            "a claimed pack is handed out once"
+        );
         assert_eq!(
             packs.locate(0, 29, 6).unwrap().unwrap(),
             Bytes::from_static(b"world!")

@@ -116,12 +116,20 @@ impl Repository {
             },
         };
         // Gallop forward: records are never deleted, so existence is monotone in seq.
+        let beyond = |lo: u64, step: u64| {
+            lo.checked_add(step).ok_or_else(|| {
+                Error::corrupt(
+                    layout::branch_record_key(name, lo),
+                    "the branch claims 2^64 records: the storage answers existence checks wrongly",
+                )
+            })
+        };
         let mut step = 1u64;
-        while self.record_exists(name, lo + step).await? {
+        while self.record_exists(name, beyond(lo, step)?).await? {
             lo += step;
             step = step.saturating_mul(2);
         }
-        let mut hi = lo + step;
+        let mut hi = beyond(lo, step)?;
         let mut moved = false;
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
@@ -255,15 +263,25 @@ impl Repository {
     /// Moves a branch to any snapshot (not necessarily a descendant), recording the move.
     pub async fn reset_branch(&self, name: &str, snapshot: SnapshotId) -> Result<()> {
         self.load_snapshot(&snapshot).await?;
-        loop {
+        self.move_branch(name, Some(snapshot)).await
+    }
+
+    /// Appends a record moving (or, with `None`, deleting) an existing branch, retrying with
+    /// backoff while other writers take the next slot.
+    async fn move_branch(&self, name: &str, snapshot: Option<SnapshotId>) -> Result<()> {
+        let settings = self.settings();
+        for attempt in 1..=settings.max_commit_attempts {
             let (seq, _) = self.branch_head(name).await?;
-            if let AdvanceOutcome::Landed = self
-                .try_advance_branch(name, seq + 1, Some(snapshot))
-                .await?
+            if let AdvanceOutcome::Landed = self.try_advance_branch(name, seq + 1, snapshot).await?
             {
                 return Ok(());
             }
+            tokio::time::sleep(super::commit::backoff(settings, attempt)).await;
         }
+        Err(Error::TooManyRebaseAttempts {
+            branch: name.to_string(),
+            attempts: settings.max_commit_attempts,
+        })
     }
 
     /// Deletes a branch (its history stays readable by snapshot id). `main` cannot be deleted.
@@ -273,12 +291,7 @@ impl Repository {
                 name: name.to_string(),
             });
         }
-        loop {
-            let (seq, _) = self.branch_head(name).await?;
-            if let AdvanceOutcome::Landed = self.try_advance_branch(name, seq + 1, None).await? {
-                return Ok(());
-            }
-        }
+        self.move_branch(name, None).await
     }
 
     async fn ref_dir_names(&self) -> Result<Vec<layout::RefDirName>> {

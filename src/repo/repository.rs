@@ -244,6 +244,12 @@ impl Repository {
         Ok(loaded)
     }
 
+    /// Puts a snapshot this handle just wrote into the cache (so the next session on the
+    /// branch does not read it back).
+    pub(crate) fn cache_snapshot(&self, loaded: Arc<LoadedSnapshot>) {
+        self.inner.snapshots.insert(loaded.id, loaded);
+    }
+
     /// Loads a manifest shard (verified against its id) as a lookup index.
     pub(crate) async fn load_manifest(&self, id: &ManifestId) -> Result<Arc<ShardIndex>> {
         if let Some(found) = self.inner.manifests.get(id) {
@@ -252,8 +258,7 @@ impl Repository {
         let key = layout::manifest_key(id);
         let bytes = self.get_verified(&key, id.as_bytes()).await?;
         let columns: ManifestColumns = envelope::decode(&key, &bytes, ObjectKind::Manifest)?;
-        let entries = columns.decode().map_err(|e| retarget(e, &key))?;
-        let index = Arc::new(ShardIndex::from_base(entries));
+        let index = Arc::new(ShardIndex::from_columns(columns).map_err(|e| retarget(e, &key))?);
         self.inner.manifests.insert(*id, index.clone());
         Ok(index)
     }

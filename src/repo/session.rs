@@ -48,6 +48,8 @@ pub(crate) struct SessionState {
     pub(crate) base_seq: u64,
     pub(crate) changes: ChangeSet,
     pub(crate) packs: Packs,
+    /// Commits whose ref write had an unknown outcome (see `Session::commit`).
+    pub(crate) unknown_outcomes: Vec<super::commit::UnknownOutcome>,
 }
 
 impl Repository {
@@ -84,6 +86,7 @@ impl Repository {
                     base_seq: seq,
                     changes: ChangeSet::default(),
                     packs: Packs::default(),
+                    unknown_outcomes: Vec::new(),
                 }),
                 write_gate: tokio::sync::RwLock::new(()),
             }),
@@ -179,7 +182,9 @@ impl Session {
     /// array.
     pub async fn set_metadata(&self, path: &NodePath, metadata: NodeMetadata) -> Result<()> {
         self.check_writable()?;
-        let _gate = self.inner.write_gate.read().await;
+        // Exclusive: the hierarchy checks below and the edit must not interleave with other
+        // node changes or chunk writes of the same session.
+        let _gate = self.inner.write_gate.write().await;
         let mut ancestor = path.parent();
         while let Some(a) = ancestor {
             if let Some(info) = self.node(&a)? {
@@ -327,7 +332,7 @@ impl Session {
     /// Deletes a node and everything below it.
     pub async fn delete_node(&self, path: &NodePath) -> Result<()> {
         self.check_writable()?;
-        let _gate = self.inner.write_gate.read().await;
+        let _gate = self.inner.write_gate.write().await;
         self.require_node(path)?;
         self.delete_descendants(path)?;
         let mut state = lock(&self.inner.state);

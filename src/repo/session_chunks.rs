@@ -14,6 +14,9 @@ use crate::format::path::NodePath;
 use crate::id::ChunkObjectId;
 use crate::storage::layout;
 
+/// How often a read looks a chunk up again when commits or discards keep moving it.
+const STALE_LOCATION_RETRIES: usize = 8;
+
 impl Session {
     // ---- chunks -----------------------------------------------------------------------
 
@@ -43,6 +46,10 @@ impl Session {
 
     /// Stores the encoded bytes of one chunk. Tiny chunks go inline, small ones into a pack,
     /// large ones into an object of their own (written before this returns).
+    ///
+    /// A full pack is written by the call that fills it. If that write fails the error is
+    /// returned, but the chunk stays recorded in its pack, which is written again by a later
+    /// call or at commit: an error here never loses an earlier write of the session.
     pub async fn set_chunk(&self, path: &NodePath, coord: &[u64], data: Bytes) -> Result<()> {
         self.check_writable()?;
         let _gate = self.inner.write_gate.read().await;
@@ -98,18 +105,31 @@ impl Session {
         Ok(())
     }
 
-    /// Writes every sealed pack. Called after writes and at commit.
+    /// Writes every sealed pack that no other caller is writing. Called after writes and at
+    /// commit. A pack whose write fails goes back to the sealed state and is retried later.
     pub(crate) async fn write_sealed_packs(&self) -> Result<()> {
-        let sealed = lock(&self.inner.state).packs.sealed();
-        for (index, bytes) in sealed {
+        let claimed = lock(&self.inner.state).packs.claim_sealed();
+        let mut result = Ok(());
+        for (index, bytes) in claimed {
+            if result.is_err() {
+                lock(&self.inner.state).packs.release(index);
+                continue;
+            }
             let id = ChunkObjectId::of_bytes(&bytes);
-            self.inner
+            match self
+                .inner
                 .repo
                 .put_immutable(&layout::chunk_object_key(&id), bytes)
-                .await?;
-            lock(&self.inner.state).packs.mark_written(index, id);
+                .await
+            {
+                Ok(()) => lock(&self.inner.state).packs.mark_written(index, id),
+                Err(e) => {
+                    lock(&self.inner.state).packs.release(index);
+                    result = Err(e);
+                }
+            }
         }
-        Ok(())
+        result
     }
 
     /// Where the chunk at `coord` of array `path` lives, `None` when it was never written (or
@@ -158,51 +178,75 @@ impl Session {
             .map(PendingChunk::Ready))
     }
 
+    /// Reads (a range of) the chunk at `location`; `None` when the location went stale
+    /// because the session committed or discarded its changes meanwhile.
     async fn read_located(
         &self,
         location: PendingChunk,
         range: Option<std::ops::Range<u64>>,
-    ) -> Result<Bytes> {
+        what: impl Fn() -> String,
+    ) -> Result<Option<Bytes>> {
         let length = location.len();
         let range = range.unwrap_or(0..length);
         if range.start > range.end || range.end > length {
             return Err(Error::InvalidByteRange {
-                key: "<chunk>".into(),
+                key: what(),
                 start: range.start,
                 end: range.end,
                 size: length,
             });
         }
+        let slice = |bytes: Bytes| bytes.slice(range.start as usize..range.end as usize);
         let (object, offset) = match location {
-            PendingChunk::Ready(ChunkRef::Inline(data)) => {
-                return Ok(data.slice(range.start as usize..range.end as usize));
-            }
+            PendingChunk::Ready(ChunkRef::Inline(data)) => return Ok(Some(slice(data))),
             PendingChunk::Ready(ChunkRef::Native { object, offset, .. }) => (object, offset),
             PendingChunk::Packed {
                 pack,
                 offset,
                 length,
             } => match lock(&self.inner.state).packs.locate(pack, offset, length) {
-                Some(Ok(bytes)) => return Ok(bytes.slice(range.start as usize..range.end as usize)),
+                Some(Ok(bytes)) => return Ok(Some(slice(bytes))),
                 Some(Err(object)) => (object, offset),
-                None => return Err(Error::corrupt("<session pack>", "pack slot missing")),
+                None => return Ok(None),
             },
         };
         let key = layout::chunk_object_key(&object);
-        read_chunk_bytes(
-            self.inner.repo.storage().as_ref(),
-            &key,
-            offset + range.start..offset + range.end,
-        )
-        .await
+        let start = offset.checked_add(range.start);
+        let end = offset.checked_add(range.end);
+        let (Some(start), Some(end)) = (start, end) else {
+            return Err(Error::corrupt(
+                key,
+                "a chunk reference points past 2^64 bytes",
+            ));
+        };
+        read_chunk_bytes(self.inner.repo.storage().as_ref(), &key, start..end)
+            .await
+            .map(Some)
+    }
+
+    /// Reads (a range of) one chunk, looking its location up again if the session's changes
+    /// were committed or discarded between the lookup and the read.
+    async fn read_chunk(
+        &self,
+        path: &NodePath,
+        coord: &[u64],
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<Option<Bytes>> {
+        let what = || format!("{path} chunk {coord:?}");
+        for _ in 0..STALE_LOCATION_RETRIES {
+            let Some(location) = self.chunk_location(path, coord).await? else {
+                return Ok(None);
+            };
+            if let Some(bytes) = self.read_located(location, range.clone(), what).await? {
+                return Ok(Some(bytes));
+            }
+        }
+        Err(Error::SessionChangedDuringRead { what: what() })
     }
 
     /// The encoded bytes of one chunk, `None` if it was never written.
     pub async fn get_chunk(&self, path: &NodePath, coord: &[u64]) -> Result<Option<Bytes>> {
-        match self.chunk_location(path, coord).await? {
-            None => Ok(None),
-            Some(location) => self.read_located(location, None).await.map(Some),
-        }
+        self.read_chunk(path, coord, None).await
     }
 
     /// A byte range of one chunk's encoded bytes.
@@ -212,10 +256,78 @@ impl Session {
         coord: &[u64],
         range: std::ops::Range<u64>,
     ) -> Result<Option<Bytes>> {
-        match self.chunk_location(path, coord).await? {
-            None => Ok(None),
-            Some(location) => self.read_located(location, Some(range)).await.map(Some),
+        self.read_chunk(path, coord, Some(range)).await
+    }
+
+    /// Several byte ranges of one chunk's encoded bytes, read together: ranges of a stored
+    /// object go to the backend in one call, which coalesces nearby ranges into few requests.
+    /// `resolve` turns the chunk's size into the absolute ranges wanted (or an error when they
+    /// cannot be satisfied). `None` when the chunk was never written.
+    pub async fn get_chunk_ranges(
+        &self,
+        path: &NodePath,
+        coord: &[u64],
+        resolve: impl Fn(u64) -> Result<Vec<std::ops::Range<u64>>>,
+    ) -> Result<Option<Vec<Bytes>>> {
+        let what = || format!("{path} chunk {coord:?}");
+        for _ in 0..STALE_LOCATION_RETRIES {
+            let Some(location) = self.chunk_location(path, coord).await? else {
+                return Ok(None);
+            };
+            let size = location.len();
+            let ranges = resolve(size)?;
+            if let Some(bad) = ranges.iter().find(|r| r.start > r.end || r.end > size) {
+                return Err(Error::InvalidByteRange {
+                    key: what(),
+                    start: bad.start,
+                    end: bad.end,
+                    size,
+                });
+            }
+            let in_memory = |bytes: &Bytes| {
+                ranges
+                    .iter()
+                    .map(|r| bytes.slice(r.start as usize..r.end as usize))
+                    .collect::<Vec<_>>()
+            };
+            let (object, offset) = match location {
+                PendingChunk::Ready(ChunkRef::Inline(data)) => return Ok(Some(in_memory(&data))),
+                PendingChunk::Ready(ChunkRef::Native { object, offset, .. }) => (object, offset),
+                PendingChunk::Packed {
+                    pack,
+                    offset,
+                    length,
+                } => match lock(&self.inner.state).packs.locate(pack, offset, length) {
+                    Some(Ok(bytes)) => return Ok(Some(in_memory(&bytes))),
+                    Some(Err(object)) => (object, offset),
+                    None => continue,
+                },
+            };
+            let key = layout::chunk_object_key(&object);
+            let absolute: Vec<std::ops::Range<u64>> = ranges
+                .iter()
+                .map(|r| offset.saturating_add(r.start)..offset.saturating_add(r.end))
+                .collect();
+            let parts = self
+                .inner
+                .repo
+                .storage()
+                .get_ranges(&key, &absolute)
+                .await?;
+            if parts.len() != ranges.len()
+                || parts
+                    .iter()
+                    .zip(&ranges)
+                    .any(|(p, r)| p.len() as u64 != r.end - r.start)
+            {
+                return Err(Error::corrupt(
+                    key,
+                    "the object is shorter than the chunk references in it need",
+                ));
+            }
+            return Ok(Some(parts));
         }
+        Err(Error::SessionChangedDuringRead { what: what() })
     }
 
     /// Size of one chunk's encoded bytes, `None` if it was never written.
@@ -247,9 +359,9 @@ impl Session {
             {
                 for shard in &manifest.shards {
                     let index = base.shard_index(&self.inner.repo, path, shard).await?;
-                    for (c, _) in index.entries() {
+                    for c in index.coords() {
                         if clip.as_ref().is_none_or(|clip| within_grid(c, clip)) {
-                            coords.insert(c.clone(), true);
+                            coords.insert(c.to_vec(), true);
                         }
                     }
                 }

@@ -64,8 +64,9 @@ pub struct DirListing {
 pub trait Storage: Send + Sync + Debug {
     /// Reads a whole object. Fails with [`Error::ObjectMissing`] when it does not exist.
     async fn get(&self, key: &str) -> Result<Bytes>;
-    /// Reads `range` of an object. Fails with [`Error::ObjectMissing`] when it does not exist;
-    /// a range past the object's end is an error of the backend ([`Error::Storage`]).
+    /// Reads `range` of an object. Fails with [`Error::ObjectMissing`] when it does not exist.
+    /// A range that ends past the object's end may come back shorter than asked (backends
+    /// differ: some cut it, some fail): callers that know the length they need check it.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes>;
     /// Reads several ranges of one object, coalescing nearby ranges into fewer requests.
     async fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>>;

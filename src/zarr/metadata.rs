@@ -45,7 +45,10 @@ impl ArrayGeometry {
     /// True when `coords` addresses a chunk inside the current grid.
     pub fn contains_chunk(&self, coords: &[u64]) -> bool {
         coords.len() == self.shape.len()
-            && coords.iter().zip(self.grid_shape()).all(|(&c, g)| c < g)
+            && coords
+                .iter()
+                .zip(self.shape.iter().zip(&self.chunk_shape))
+                .all(|(&c, (&s, &chunk))| c < s.div_ceil(chunk))
     }
 
     /// Total number of chunks in the grid (saturating).

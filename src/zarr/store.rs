@@ -194,6 +194,39 @@ impl ZarrStore {
         }
     }
 
+    /// Several byte ranges of the value of `key` at once, `None` when the key is absent.
+    /// Ranges of a chunk stored in an object are fetched together (nearby ranges coalesced).
+    ///
+    /// Errors with [`Error::InvalidByteRange`] when a range starts past the end of the value.
+    pub async fn get_ranges(&self, key: &str, ranges: &[ByteRange]) -> Result<Option<Vec<Bytes>>> {
+        let resolve = |size: u64| -> Result<Vec<Range<u64>>> {
+            ranges
+                .iter()
+                .map(|r| r.resolve(size).ok_or_else(|| r.unsatisfiable(key, size)))
+                .collect()
+        };
+        match resolve_key(&self.session, key)? {
+            Err(_) => Ok(None),
+            Ok(KeyTarget::Metadata(path)) => {
+                let Some(bytes) = self.metadata_bytes(&path)? else {
+                    return Ok(None);
+                };
+                let wanted = resolve(bytes.len() as u64)?;
+                Ok(Some(
+                    wanted
+                        .into_iter()
+                        .map(|r| bytes.slice(r.start as usize..r.end as usize))
+                        .collect(),
+                ))
+            }
+            Ok(KeyTarget::Chunk { array, coords }) => {
+                self.session
+                    .get_chunk_ranges(&array, &coords, resolve)
+                    .await
+            }
+        }
+    }
+
     /// The size in bytes of the value of `key` (the length [`ZarrStore::get`] returns), `None`
     /// when absent.
     pub async fn size(&self, key: &str) -> Result<Option<u64>> {

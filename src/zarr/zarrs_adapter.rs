@@ -47,35 +47,8 @@ fn to_floe_range(range: ZarrsByteRange) -> ByteRange {
     }
 }
 
-/// Reads one range with zarrs semantics: the range must lie inside the value.
-async fn read_range(
-    store: &ZarrStore,
-    key: &str,
-    range: ZarrsByteRange,
-) -> Result<Option<Bytes>, StorageError> {
-    let bytes = match store.get_range(key, to_floe_range(range)).await {
-        Ok(bytes) => bytes,
-        Err(Error::InvalidByteRange { size, .. }) => {
-            return Err(InvalidByteRangeError::new(range, size).into());
-        }
-        Err(other) => return Err(storage_error(other)),
-    };
-    let Some(bytes) = bytes else {
-        return Ok(None);
-    };
-    let got = bytes.len() as u64;
-    let short = match range {
-        ZarrsByteRange::FromStart(start, Some(length)) => (got < length).then(|| start + got),
-        ZarrsByteRange::FromStart(_, None) => None,
-        ZarrsByteRange::Suffix(length) => (got < length).then_some(got),
-    };
-    match short {
-        Some(size) => Err(InvalidByteRangeError::new(range, size).into()),
-        None => Ok(Some(bytes)),
-    }
-}
-
-/// Reads every range; `None` when the key is absent.
+/// Reads every range in one go (ranges of a stored object are coalesced by the backend);
+/// `None` when the key is absent. zarrs ranges must lie inside the value.
 async fn read_ranges(
     store: &ZarrStore,
     key: &str,
@@ -85,17 +58,41 @@ async fn read_ranges(
         let exists = store.exists(key).await.map_err(storage_error)?;
         return Ok(exists.then(Vec::new));
     }
-    let results =
-        futures::future::join_all(ranges.into_iter().map(|r| read_range(store, key, r))).await;
-    let mut out = Vec::with_capacity(results.len());
-    for result in results {
-        match result {
-            Ok(Some(bytes)) => out.push(Ok(bytes)),
-            Ok(None) => return Ok(None),
-            Err(e) => out.push(Err(e)),
+    let wanted: Vec<ByteRange> = ranges.iter().map(|r| to_floe_range(*r)).collect();
+    let parts = match store.get_ranges(key, &wanted).await {
+        Ok(Some(parts)) => parts,
+        Ok(None) => return Ok(None),
+        Err(Error::InvalidByteRange { start, size, .. }) => {
+            let range = ranges
+                .iter()
+                .copied()
+                .find(|r| to_floe_range(*r).resolve(size).is_none())
+                .unwrap_or(ZarrsByteRange::FromStart(start, None));
+            return Err(InvalidByteRangeError::new(range, size).into());
         }
+        Err(other) => return Err(storage_error(other)),
+    };
+    Ok(Some(
+        ranges
+            .into_iter()
+            .zip(parts)
+            .map(|(range, bytes)| strict(range, bytes))
+            .collect(),
+    ))
+}
+
+/// zarrs ranges are strict: a bounded or suffix range longer than the value is an error.
+fn strict(range: ZarrsByteRange, bytes: Bytes) -> Result<Bytes, StorageError> {
+    let got = bytes.len() as u64;
+    let short = match range {
+        ZarrsByteRange::FromStart(start, Some(length)) => (got < length).then(|| start + got),
+        ZarrsByteRange::FromStart(_, None) => None,
+        ZarrsByteRange::Suffix(length) => (got < length).then_some(got),
+    };
+    match short {
+        Some(size) => Err(InvalidByteRangeError::new(range, size).into()),
+        None => Ok(bytes),
     }
-    Ok(Some(out))
 }
 
 fn store_keys(keys: Vec<String>) -> Result<StoreKeys, StorageError> {
@@ -330,7 +327,7 @@ impl SyncZarrsStore {
             }),
             _ => Err(StorageError::Other(
                 "SyncZarrsStore cannot block inside a current-thread tokio runtime with a borrowed handle; \
-                 use a multi-thread runtime, call it from spawn_blocking, or use SyncZarrsStore::with_own_runtime"
+                 build it with SyncZarrsStore::with_own_runtime, or use a multi-thread runtime (or call it from a plain thread)"
                     .into(),
             )),
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{cell, BaseSummary, Checker, Counted, Fetched, FsckProblem, ShardCounts};
 use crate::error::{Error, Result};
 use crate::format::envelope::{self, ObjectKind};
-use crate::format::manifest::{ChunkCoord, ChunkRef, ManifestColumns, ManifestEntry};
+use crate::format::manifest::{ChunkRef, ManifestColumns, ManifestEntry};
 use crate::format::path::NodePath;
 use crate::format::snapshot::{ArrayManifest, ShardRef};
 use crate::id::ManifestId;
@@ -32,11 +32,11 @@ enum Extent {
 }
 
 impl Extent {
-    fn of<'c>(coords: impl Iterator<Item = &'c ChunkCoord>) -> Self {
+    fn of<'c>(coords: impl Iterator<Item = &'c [u64]>) -> Self {
         let mut out = Extent::Empty;
         for c in coords {
             out = match out {
-                Extent::Empty => Extent::Max(c.clone()),
+                Extent::Empty => Extent::Max(c.to_vec()),
                 Extent::Max(mut max) if max.len() == c.len() => {
                     for (m, v) in max.iter_mut().zip(c) {
                         *m = (*m).max(*v);
@@ -111,6 +111,14 @@ fn shard_digest(shard_shape: &[u64], shard: &ShardRef) -> [u8; 32] {
     words(shard_shape);
     words(&shard.coord);
     words(&[shard.chunk_count, shard.chunk_bytes, shard.inline_count]);
+    match &shard.base_box {
+        Some((lo, hi)) => {
+            words(&[1]);
+            words(lo);
+            words(hi);
+        }
+        None => words(&[0]),
+    }
     match &shard.base {
         Some(id) => {
             h.update(&[1]);
@@ -267,7 +275,7 @@ impl Checker<'_> {
         let mut actual = base.as_ref().map(|(s, _)| s.counts).unwrap_or_default();
         for (coord, new) in &delta {
             if let Some(old) = index.and_then(|i| i.get(coord)) {
-                remove(&mut actual, old);
+                remove(&mut actual, &old);
             }
             if let Some(new) = new {
                 add(&mut actual, new);
@@ -297,19 +305,20 @@ impl Checker<'_> {
             });
         }
         let extent = if delta.iter().any(|(_, r)| r.is_none()) {
-            // Tombstones may remove base entries: form the content.
-            Extent::of(
-                ShardIndex::overlay(index, &delta)
-                    .entries()
-                    .iter()
-                    .map(|(c, _)| c),
-            )
+            // Tombstones may remove base entries: form the content. Delta entries of another
+            // rank than the base's, which the content leaves out, still mix the ranks.
+            let content = ShardIndex::overlay(index, &delta)?;
+            let other_rank = delta
+                .iter()
+                .filter(|(c, r)| r.is_some() && c.len() != content.ndim())
+                .map(|(c, _)| c.as_slice());
+            Extent::of(content.coords()).merge(Extent::of(other_rank))
         } else {
             let base_extent = match base.and_then(|(s, _)| s.extent) {
                 Some(v) => Extent::Max(v),
                 None => Extent::Empty,
             };
-            base_extent.merge(Extent::of(delta.iter().map(|(c, _)| c)))
+            base_extent.merge(Extent::of(delta.iter().map(|(c, _)| c.as_slice())))
         };
         Ok(extent.into_option())
     }
@@ -320,10 +329,21 @@ impl Checker<'_> {
         let Some((lo, hi)) = &job.shard.base_box else {
             return;
         };
-        let outside = index.entries().iter().find(|(c, _)| {
+        let rank = job.shard_shape.len();
+        if lo.len() != rank || hi.len() != rank || lo.iter().zip(hi).any(|(l, h)| l > h) {
+            self.corrupt(
+                job.key,
+                format!(
+                    "shard {:?} of {}: malformed base box {lo:?}..={hi:?} for a rank-{rank} array",
+                    job.shard.coord, job.path
+                ),
+            );
+            return;
+        }
+        let outside = index.coords().find(|c| {
             c.len() != lo.len() || c.iter().zip(lo).zip(hi).any(|((c, l), h)| c < l || c > h)
         });
-        if let Some((coord, _)) = outside {
+        if let Some(coord) = outside {
             self.corrupt(
                 job.key,
                 format!(
@@ -339,7 +359,7 @@ impl Checker<'_> {
         if !lock(&self.state).base_regions.insert(claim) {
             return;
         }
-        for (coord, _) in index.entries() {
+        for coord in index.coords() {
             if coord.len() != job.shard_shape.len()
                 || shard_of(coord, job.shard_shape) != job.shard.coord
             {
@@ -347,7 +367,7 @@ impl Checker<'_> {
                     key: layout::manifest_key(id),
                     path: job.path.clone(),
                     shard: job.shard.coord.clone(),
-                    coord: coord.clone(),
+                    coord: coord.to_vec(),
                 });
             }
         }
@@ -433,15 +453,15 @@ impl Checker<'_> {
             );
         }
         self.check_ranges(&key, &entries).await?;
-        let index = Arc::new(ShardIndex::from_base(entries));
+        let index = Arc::new(ShardIndex::from_base(entries)?);
         let mut counts = ShardCounts::default();
-        for (_, r) in index.entries() {
-            add(&mut counts, r);
+        for (_, r) in index.iter() {
+            add(&mut counts, &r);
         }
         self.count(|r| r.chunk_refs += counts.chunk_count);
         let summary = BaseSummary {
             counts,
-            extent: Extent::of(index.entries().iter().map(|(c, _)| c)).into_option(),
+            extent: Extent::of(index.coords()).into_option(),
         };
         self.bases.insert(*id, index);
         Ok(Some(summary))
@@ -459,7 +479,7 @@ impl Checker<'_> {
         let Ok(entries) = decode_base(&key, &bytes) else {
             return Ok(None);
         };
-        let index = Arc::new(ShardIndex::from_base(entries));
+        let index = Arc::new(ShardIndex::from_base(entries)?);
         self.bases.insert(*id, index.clone());
         Ok(Some(index))
     }

@@ -1,0 +1,178 @@
+//! A commit whose branch-record write lands but whose answer is lost (and whose read-back
+//! fails too) reports an unknown outcome; retrying the commit must recognise its own landed
+//! record instead of reporting a conflict with itself, and must not commit twice.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use floe::{
+    DirListing, DynStorage, Error, ListedObject, NodePath, PutOutcome, Repository,
+    RepositorySettings, Storage, VersionSpec,
+};
+
+/// Storage whose next branch-record create lands but answers with an error, and whose next
+/// read of that record fails as well.
+#[derive(Debug)]
+struct LosesOneAnswer {
+    inner: DynStorage,
+    armed: AtomicUsize,
+    failing_reads: AtomicUsize,
+}
+
+fn transient(key: &str) -> Error {
+    Error::Storage {
+        key: key.to_string(),
+        source: object_store::Error::Generic {
+            store: "test",
+            source: "connection reset".into(),
+        },
+    }
+}
+
+#[async_trait]
+impl Storage for LosesOneAnswer {
+    async fn get(&self, key: &str) -> floe::Result<Bytes> {
+        if key.starts_with("refs/branch.main/0") && self.failing_reads.load(Ordering::SeqCst) > 0 {
+            self.failing_reads.fetch_sub(1, Ordering::SeqCst);
+            return Err(transient(key));
+        }
+        self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &str, range: Range<u64>) -> floe::Result<Bytes> {
+        self.inner.get_range(key, range).await
+    }
+    async fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> floe::Result<Vec<Bytes>> {
+        self.inner.get_ranges(key, ranges).await
+    }
+    async fn head(&self, key: &str) -> floe::Result<Option<u64>> {
+        self.inner.head(key).await
+    }
+    async fn put(&self, key: &str, bytes: Bytes) -> floe::Result<()> {
+        self.inner.put(key, bytes).await
+    }
+    async fn put_if_absent(&self, key: &str, bytes: Bytes) -> floe::Result<PutOutcome> {
+        let outcome = self.inner.put_if_absent(key, bytes).await?;
+        if key.starts_with("refs/branch.main/0") && self.armed.swap(0, Ordering::SeqCst) == 1 {
+            self.failing_reads.store(1, Ordering::SeqCst);
+            return Err(transient(key));
+        }
+        Ok(outcome)
+    }
+    async fn list(&self, prefix: &str) -> floe::Result<Vec<ListedObject>> {
+        self.inner.list(prefix).await
+    }
+    async fn list_dir(&self, prefix: &str) -> floe::Result<DirListing> {
+        self.inner.list_dir(prefix).await
+    }
+    async fn delete(&self, key: &str) -> floe::Result<()> {
+        self.inner.delete(key).await
+    }
+    fn location(&self) -> &str {
+        self.inner.location()
+    }
+}
+
+fn array_json() -> serde_json::Value {
+    serde_json::json!({
+        "zarr_format": 3, "node_type": "array", "shape": [8], "data_type": "uint8",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1]}},
+        "chunk_key_encoding": {"name": "default"}, "fill_value": 0,
+        "codecs": [{"name": "bytes"}]
+    })
+}
+
+async fn setup() -> (Repository, Arc<LosesOneAnswer>, NodePath) {
+    let inner = floe::open_storage("memory://", &vec![]).unwrap();
+    let storage = Arc::new(LosesOneAnswer {
+        inner,
+        armed: AtomicUsize::new(0),
+        failing_reads: AtomicUsize::new(0),
+    });
+    let repo = Repository::init(storage.clone(), RepositorySettings::default())
+        .await
+        .unwrap();
+    let a = NodePath::new("a").unwrap();
+    let s = repo.writable_session("main").await.unwrap();
+    s.create_array(&a, array_json()).await.unwrap();
+    s.commit("create", None).await.unwrap();
+    (repo, storage, a)
+}
+
+#[tokio::test]
+async fn retrying_a_commit_whose_answer_was_lost_returns_the_landed_snapshot() {
+    let (repo, storage, a) = setup().await;
+    let s = repo.writable_session("main").await.unwrap();
+    s.set_chunk(&a, &[1], Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    storage.armed.store(1, Ordering::SeqCst);
+    let err = s.commit("c1", None).await.unwrap_err();
+    let Error::CommitOutcomeUnknown { snapshot, .. } = &err else {
+        panic!("expected an unknown outcome, got {err:?}");
+    };
+    assert!(err.to_string().contains("floe log"), "{err}");
+    // It did land.
+    let tip = repo.branch_tip("main").await.unwrap();
+    assert_eq!(&tip.to_string(), snapshot);
+    // The retry recognises it: same id, no new commit, no conflict.
+    let again = s.commit("c1", None).await.unwrap();
+    assert_eq!(again, tip);
+    assert_eq!(repo.log_from(tip, 10).await.unwrap().len(), 3);
+    assert!(!s.has_changes());
+    // The session goes on normally afterwards.
+    s.set_chunk(&a, &[2], Bytes::from_static(b"two"))
+        .await
+        .unwrap();
+    let c2 = s.commit("c2", None).await.unwrap();
+    let log = repo.log_from(c2, 10).await.unwrap();
+    assert_eq!(log.len(), 4);
+    assert_eq!(log[1].id, tip);
+    let r = repo
+        .readonly_session(&VersionSpec::Name("main".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get_chunk(&a, &[1]).await.unwrap().unwrap(),
+        Bytes::from_static(b"one")
+    );
+    assert_eq!(
+        r.get_chunk(&a, &[2]).await.unwrap().unwrap(),
+        Bytes::from_static(b"two")
+    );
+}
+
+#[tokio::test]
+async fn changes_made_after_an_unknown_outcome_are_committed_on_top_of_it() {
+    let (repo, storage, a) = setup().await;
+    let s = repo.writable_session("main").await.unwrap();
+    s.set_chunk(&a, &[1], Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    storage.armed.store(1, Ordering::SeqCst);
+    assert!(matches!(
+        s.commit("c1", None).await,
+        Err(Error::CommitOutcomeUnknown { .. })
+    ));
+    let landed = repo.branch_tip("main").await.unwrap();
+    // More work before retrying: the retry commits only the new change, on top of c1.
+    s.set_chunk(&a, &[3], Bytes::from_static(b"three"))
+        .await
+        .unwrap();
+    let c2 = s.commit("c2", None).await.unwrap();
+    assert_ne!(c2, landed);
+    let log = repo.log_from(c2, 10).await.unwrap();
+    assert_eq!(log.len(), 4, "init, create, c1, c2");
+    assert_eq!(log[1].id, landed);
+    let r = repo.session_at_snapshot(c2).await.unwrap();
+    assert_eq!(
+        r.get_chunk(&a, &[1]).await.unwrap().unwrap(),
+        Bytes::from_static(b"one")
+    );
+    assert_eq!(
+        r.get_chunk(&a, &[3]).await.unwrap().unwrap(),
+        Bytes::from_static(b"three")
+    );
+}
