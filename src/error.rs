@@ -134,6 +134,10 @@ pub enum Error {
         coords: Vec<u64>,
         grid: Vec<u64>,
     },
+    /// The session's last commit has an unknown outcome; it must be settled before more
+    /// changes are made.
+    #[error("the last commit of this session (snapshot {snapshot}) has an unknown outcome: call commit() again to settle it (or discard()) before making more changes")]
+    UnsettledCommit { snapshot: String },
     /// A read kept racing commits or discards of the same session and gave up.
     #[error("reading {what} raced with commits or discards of the same session; retry the read")]
     SessionChangedDuringRead { what: String },
@@ -159,7 +163,7 @@ pub enum Error {
         detail: Box<ConflictDetail>,
     },
     /// The branch kept moving and rebase attempts ran out.
-    #[error("commit to `{branch}` gave up after {attempts} attempts: the branch kept moving; retry later or raise the attempt limit")]
+    #[error("moving branch `{branch}` gave up after {attempts} attempts: other writers kept moving it; retry later or raise the attempt limit")]
     TooManyRebaseAttempts { branch: String, attempts: u32 },
     /// The commit's objects were written but whether the ref moved is unknown. Nothing was deleted.
     #[error("the outcome of the commit of snapshot {snapshot} to `{branch}` is unknown ({reason}); nothing was deleted: check with `floe log -r <repo> {branch}` whether it landed")]
@@ -232,7 +236,9 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Storage { .. } | Error::TooManyRebaseAttempts { .. }
+            Error::Storage { .. }
+                | Error::TooManyRebaseAttempts { .. }
+                | Error::SessionChangedDuringRead { .. }
         )
     }
 }

@@ -145,7 +145,7 @@ async fn retrying_a_commit_whose_answer_was_lost_returns_the_landed_snapshot() {
 }
 
 #[tokio::test]
-async fn changes_made_after_an_unknown_outcome_are_committed_on_top_of_it() {
+async fn an_unsettled_commit_blocks_changes_until_it_is_settled() {
     let (repo, storage, a) = setup().await;
     let s = repo.writable_session("main").await.unwrap();
     s.set_chunk(&a, &[1], Bytes::from_static(b"one"))
@@ -157,12 +157,26 @@ async fn changes_made_after_an_unknown_outcome_are_committed_on_top_of_it() {
         Err(Error::CommitOutcomeUnknown { .. })
     ));
     let landed = repo.branch_tip("main").await.unwrap();
-    // More work before retrying: the retry commits only the new change, on top of c1.
+    // No change may be mixed into a commit whose outcome is unknown.
+    let err = s
+        .set_chunk(&a, &[3], Bytes::from_static(b"three"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnsettledCommit { snapshot } if *snapshot == landed.to_string()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("commit() again"), "{err}");
+    assert!(matches!(
+        s.delete_node(&a).await,
+        Err(Error::UnsettledCommit { .. })
+    ));
+    // Settling returns the landed snapshot; then the session takes changes again.
+    assert_eq!(s.commit("c1", None).await.unwrap(), landed);
     s.set_chunk(&a, &[3], Bytes::from_static(b"three"))
         .await
         .unwrap();
     let c2 = s.commit("c2", None).await.unwrap();
-    assert_ne!(c2, landed);
     let log = repo.log_from(c2, 10).await.unwrap();
     assert_eq!(log.len(), 4, "init, create, c1, c2");
     assert_eq!(log[1].id, landed);
@@ -174,5 +188,31 @@ async fn changes_made_after_an_unknown_outcome_are_committed_on_top_of_it() {
     assert_eq!(
         r.get_chunk(&a, &[3]).await.unwrap().unwrap(),
         Bytes::from_static(b"three")
+    );
+}
+
+#[tokio::test]
+async fn discarding_an_unsettled_commit_unblocks_the_session() {
+    let (repo, storage, a) = setup().await;
+    let s = repo.writable_session("main").await.unwrap();
+    s.set_chunk(&a, &[1], Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    storage.armed.store(1, Ordering::SeqCst);
+    assert!(s.commit("c1", None).await.is_err());
+    let landed = repo.branch_tip("main").await.unwrap();
+    s.discard().await;
+    // The session is still based on the snapshot before c1; its next commit rebases over
+    // c1 (its own landed attempt) without a false conflict, even on the same chunk.
+    s.set_chunk(&a, &[1], Bytes::from_static(b"uno"))
+        .await
+        .unwrap();
+    let c2 = s.commit("c2", None).await.unwrap();
+    let log = repo.log_from(c2, 10).await.unwrap();
+    assert_eq!(log[1].id, landed);
+    let r = repo.session_at_snapshot(c2).await.unwrap();
+    assert_eq!(
+        r.get_chunk(&a, &[1]).await.unwrap().unwrap(),
+        Bytes::from_static(b"uno")
     );
 }

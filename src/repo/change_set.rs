@@ -86,45 +86,6 @@ impl ChangeSet {
         }
     }
 
-    /// Drops the changes that `committed` applied and that were not changed again since (a
-    /// commit whose outcome was unknown turned out to have landed).
-    pub(crate) fn remove_committed(&mut self, committed: &ResolvedChanges) {
-        for (path, edit) in &committed.nodes {
-            let same = match (self.nodes.get(path), edit) {
-                (Some(NodeEdit::Deleted), NodeEdit::Deleted) => true,
-                (Some(NodeEdit::Put { metadata: a, .. }), NodeEdit::Put { metadata: b, .. }) => {
-                    a == b
-                }
-                _ => false,
-            };
-            if same {
-                self.nodes.remove(path);
-            }
-        }
-        for (path, edits) in &committed.chunks {
-            if let Some(mine) = self.chunks.get_mut(path) {
-                for (coord, chunk) in edits {
-                    let same = match (mine.get(coord), chunk) {
-                        (Some(None), None) => true,
-                        (Some(Some(PendingChunk::Ready(a))), Some(b)) => a == b,
-                        _ => false,
-                    };
-                    if same {
-                        mine.remove(coord);
-                    }
-                }
-                if mine.is_empty() {
-                    self.chunks.remove(path);
-                }
-            }
-        }
-        for (path, clip) in &committed.clips {
-            if self.clips.get(path) == Some(clip) {
-                self.clips.remove(path);
-            }
-        }
-    }
-
     /// Drops every change of the node at `path` itself.
     pub(crate) fn forget_node(&mut self, path: &NodePath) {
         self.nodes.remove(path);

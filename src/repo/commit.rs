@@ -28,6 +28,13 @@ use crate::zarr::metadata::NodeMetadata;
 impl Session {
     /// Commits the session's changes to its branch and returns the new snapshot id.
     ///
+    /// When the branch record's write fails in a way that leaves the outcome unknown, the
+    /// error is [`Error::CommitOutcomeUnknown`] and nothing is deleted. The session then
+    /// refuses further changes ([`Error::UnsettledCommit`]) until `commit` is called again:
+    /// that call first checks whether the attempt landed (and returns its id if so) and
+    /// otherwise commits the same changes again, so a retry never duplicates a commit nor
+    /// conflicts with itself. [`Session::discard`] drops the changes instead.
+    ///
     /// Objects are written first (chunks, touched manifest shards, the snapshot) and the branch
     /// moves last, with a create-if-absent of its next record, so a commit either lands whole
     /// or not at all. If another writer moved the branch meanwhile, the changes are re-applied
@@ -73,7 +80,6 @@ impl Session {
                         .push(UnknownOutcome {
                             seq: parent_seq + 1,
                             snapshot: Arc::new(LoadedSnapshot::new(id, snapshot)),
-                            changes,
                         });
                     return Err(Error::CommitOutcomeUnknown {
                         branch: branch.clone(),
@@ -106,11 +112,13 @@ impl Session {
                     // writers keep committing.
                     tokio::time::sleep(backoff(&settings, attempt)).await;
                     let (tip_seq, tip) = repo.branch_head(&branch).await?;
-                    let ours: Vec<SnapshotId> = lock(&self.inner.state)
-                        .unknown_outcomes
-                        .iter()
-                        .map(|u| u.snapshot.id)
-                        .collect();
+                    let ours: Vec<SnapshotId> = {
+                        let state = lock(&self.inner.state);
+                        let unsettled = state.unknown_outcomes.iter().map(|u| u.snapshot.id);
+                        unsettled
+                            .chain(state.abandoned_outcomes.iter().copied())
+                            .collect()
+                    };
                     check_rebase(
                         repo,
                         &branch,
@@ -128,9 +136,10 @@ impl Session {
         }
     }
 
-    /// Settles commits of this session whose outcome was unknown: if one of them landed, the
-    /// session moves onto it and drops the changes it committed. Returns its id when nothing
-    /// else is left to commit (the caller is retrying that very commit).
+    /// Settles commits of this session whose outcome was unknown. Writes are refused while an
+    /// outcome is unknown, so the session's changes are exactly those of its last attempt: if
+    /// an attempt landed, the session moves onto it and returns its id (the caller is retrying
+    /// that very commit); otherwise the changes are committed as usual.
     async fn settle_unknown_outcome(&self, branch: &str) -> Result<Option<SnapshotId>> {
         let attempts = std::mem::take(&mut lock(&self.inner.state).unknown_outcomes);
         for attempt in attempts.iter().rev() {
@@ -153,12 +162,15 @@ impl Session {
             let mut state = lock(&self.inner.state);
             state.base = attempt.snapshot.clone();
             state.base_seq = attempt.seq;
-            state.changes.remove_committed(&attempt.changes);
-            if state.changes.is_empty() {
-                state.packs = Default::default();
-                return Ok(Some(attempt.snapshot.id));
-            }
-            return Ok(None);
+            state.changes = Default::default();
+            state.packs = Default::default();
+            // Attempts aimed at later records could still land; earlier ones cannot.
+            state.unknown_outcomes = attempts
+                .iter()
+                .filter(|a| a.seq > attempt.seq)
+                .map(UnknownOutcome::clone_shallow)
+                .collect();
+            return Ok(Some(attempt.snapshot.id));
         }
         // None landed at its slot (it may still land later: rebase recognises it then).
         lock(&self.inner.state).unknown_outcomes = attempts;
@@ -167,7 +179,11 @@ impl Session {
 
     /// Writes pending packs and returns the change set with every chunk location resolved.
     async fn resolved_changes(&self) -> Result<ResolvedChanges> {
-        lock(&self.inner.state).packs.seal_open();
+        {
+            let mut state = lock(&self.inner.state);
+            state.packs.reclaim_abandoned();
+            state.packs.seal_open();
+        }
         self.write_sealed_packs().await?;
         let mut state = lock(&self.inner.state);
         let mut resolved = ResolvedChanges {
@@ -344,8 +360,15 @@ pub(crate) struct UnknownOutcome {
     pub(crate) seq: u64,
     /// The snapshot it tried to publish.
     pub(crate) snapshot: Arc<LoadedSnapshot>,
-    /// The changes that snapshot applies.
-    pub(crate) changes: ResolvedChanges,
+}
+
+impl UnknownOutcome {
+    fn clone_shallow(&self) -> Self {
+        UnknownOutcome {
+            seq: self.seq,
+            snapshot: self.snapshot.clone(),
+        }
+    }
 }
 
 /// The jittered exponential backoff before retry number `attempt` (1-based): a uniformly

@@ -78,6 +78,16 @@ impl Packs {
         claimed
     }
 
+    /// Gives back packs whose writer vanished (a write future dropped mid-way). Only called
+    /// when no write can be in flight (a commit holds the session exclusively).
+    pub(crate) fn reclaim_abandoned(&mut self) {
+        for slot in &mut self.packs {
+            if let PackState::Writing(bytes) = slot {
+                *slot = PackState::Sealed(bytes.clone());
+            }
+        }
+    }
+
     /// Gives a claimed pack back after a failed write, so a later call (or the commit)
     /// writes it.
     pub(crate) fn release(&mut self, index: usize) {

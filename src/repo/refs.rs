@@ -270,17 +270,20 @@ impl Repository {
     /// backoff while other writers take the next slot.
     async fn move_branch(&self, name: &str, snapshot: Option<SnapshotId>) -> Result<()> {
         let settings = self.settings();
-        for attempt in 1..=settings.max_commit_attempts {
+        let attempts = settings.max_commit_attempts.max(1);
+        for attempt in 1..=attempts {
+            if attempt > 1 {
+                tokio::time::sleep(super::commit::backoff(settings, attempt - 1)).await;
+            }
             let (seq, _) = self.branch_head(name).await?;
             if let AdvanceOutcome::Landed = self.try_advance_branch(name, seq + 1, snapshot).await?
             {
                 return Ok(());
             }
-            tokio::time::sleep(super::commit::backoff(settings, attempt)).await;
         }
         Err(Error::TooManyRebaseAttempts {
             branch: name.to_string(),
-            attempts: settings.max_commit_attempts,
+            attempts,
         })
     }
 

@@ -50,6 +50,9 @@ pub(crate) struct SessionState {
     pub(crate) packs: Packs,
     /// Commits whose ref write had an unknown outcome (see `Session::commit`).
     pub(crate) unknown_outcomes: Vec<super::commit::UnknownOutcome>,
+    /// Snapshots of discarded attempts with unknown outcomes: if one lands after all, rebase
+    /// must not mistake it for another writer's conflicting commit.
+    pub(crate) abandoned_outcomes: Vec<SnapshotId>,
 }
 
 impl Repository {
@@ -87,6 +90,7 @@ impl Repository {
                     changes: ChangeSet::default(),
                     packs: Packs::default(),
                     unknown_outcomes: Vec::new(),
+                    abandoned_outcomes: Vec::new(),
                 }),
                 write_gate: tokio::sync::RwLock::new(()),
             }),
@@ -115,11 +119,17 @@ impl Session {
         self.inner.branch.is_some()
     }
 
+    /// Fails unless the session may take changes: it must be writable, and no commit of it
+    /// may have an unknown outcome (see [`Session::commit`]).
     pub(crate) fn check_writable(&self) -> Result<()> {
-        if self.is_writable() {
-            Ok(())
-        } else {
-            Err(Error::ReadOnlySession)
+        if !self.is_writable() {
+            return Err(Error::ReadOnlySession);
+        }
+        match lock(&self.inner.state).unknown_outcomes.last() {
+            Some(attempt) => Err(Error::UnsettledCommit {
+                snapshot: attempt.snapshot.id.to_string(),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -388,6 +398,12 @@ impl Session {
         let mut state = lock(&self.inner.state);
         state.changes = ChangeSet::default();
         state.packs = Packs::default();
+        // Attempts with an unknown outcome stay known to rebase (they may still land), but no
+        // longer block new changes.
+        let keep = std::mem::take(&mut state.unknown_outcomes);
+        state
+            .abandoned_outcomes
+            .extend(keep.into_iter().map(|a| a.snapshot.id));
     }
 }
 
