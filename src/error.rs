@@ -52,6 +52,9 @@ pub enum Error {
     /// An object's bytes are not a valid floe object (bad magic, truncated, bad payload).
     #[error("object `{key}` is corrupt: {reason}")]
     CorruptObject { key: String, reason: String },
+    /// A new object would exceed the format's payload limit (readers refuse larger ones).
+    #[error("a {what} object would hold {size} bytes, over the {limit}-byte limit: split the change into several commits")]
+    ObjectTooLarge { what: String, size: u64, limit: u64 },
     /// An object's bytes do not hash to the digest in its key.
     #[error(
         "object `{key}` failed its integrity check: expected digest {expected}, found {found}"

@@ -74,6 +74,13 @@ fn header(kind: ObjectKind, encoding: u8) -> BytesMut {
 pub fn encode<T: Serialize>(kind: ObjectKind, value: &T) -> Result<Bytes> {
     let payload = rmp_serde::to_vec_named(value)
         .map_err(|e| Error::corrupt(format!("<new {kind:?}>"), format!("cannot encode: {e}")))?;
+    if payload.len() as u64 > MAX_PAYLOAD_BYTES {
+        return Err(Error::ObjectTooLarge {
+            what: format!("{kind:?}"),
+            size: payload.len() as u64,
+            limit: MAX_PAYLOAD_BYTES,
+        });
+    }
     let (encoding, body) = if payload.len() >= COMPRESS_MIN {
         let compressed = zstd::bulk::compress(&payload, ZSTD_LEVEL).map_err(|e| Error::Io {
             path: "<zstd>".into(),
