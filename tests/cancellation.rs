@@ -1,68 +1,21 @@
 //! A chunk write whose future is dropped while it uploads a pack (a caller's timeout) must
 //! not wedge the session: the next commit writes that pack itself and everything lands.
 
-use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use floe::{
-    DirListing, DynStorage, ListedObject, NodePath, PutOutcome, Repository, RepositorySettings,
-    Storage,
-};
-
-/// Storage whose first chunk-object write hangs (until its future is dropped).
-#[derive(Debug)]
-struct FirstChunkWriteHangs {
-    inner: DynStorage,
-    hung: AtomicBool,
-}
-
-#[async_trait]
-impl Storage for FirstChunkWriteHangs {
-    async fn get(&self, key: &str) -> floe::Result<Bytes> {
-        self.inner.get(key).await
-    }
-    async fn get_range(&self, key: &str, range: Range<u64>) -> floe::Result<Bytes> {
-        self.inner.get_range(key, range).await
-    }
-    async fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> floe::Result<Vec<Bytes>> {
-        self.inner.get_ranges(key, ranges).await
-    }
-    async fn head(&self, key: &str) -> floe::Result<Option<u64>> {
-        self.inner.head(key).await
-    }
-    async fn put(&self, key: &str, bytes: Bytes) -> floe::Result<()> {
-        if key.starts_with("chunks/") && !self.hung.swap(true, Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        self.inner.put(key, bytes).await
-    }
-    async fn put_if_absent(&self, key: &str, bytes: Bytes) -> floe::Result<PutOutcome> {
-        self.inner.put_if_absent(key, bytes).await
-    }
-    async fn list(&self, prefix: &str) -> floe::Result<Vec<ListedObject>> {
-        self.inner.list(prefix).await
-    }
-    async fn list_dir(&self, prefix: &str) -> floe::Result<DirListing> {
-        self.inner.list_dir(prefix).await
-    }
-    async fn delete(&self, key: &str) -> floe::Result<()> {
-        self.inner.delete(key).await
-    }
-    fn location(&self) -> &str {
-        self.inner.location()
-    }
-}
+use common::faulty::Faulty;
+use floe::{NodePath, Repository, RepositorySettings};
 
 #[tokio::test]
 async fn a_cancelled_pack_upload_is_redone_at_commit() {
-    let storage = Arc::new(FirstChunkWriteHangs {
-        inner: floe::open_storage("memory://", &vec![]).unwrap(),
-        hung: AtomicBool::new(false),
-    });
+    let storage = Arc::new(Faulty::new(
+        floe::open_storage("memory://", &vec![]).unwrap(),
+    ));
+    storage.hang_next_put("chunks/");
     let settings = RepositorySettings {
         pack_target_bytes: 1000,
         ..RepositorySettings::default()

@@ -2,78 +2,13 @@
 //! fails too) reports an unknown outcome; retrying the commit must recognise its own landed
 //! record instead of reporting a conflict with itself, and must not commit twice.
 
-use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use floe::{
-    DirListing, DynStorage, Error, ListedObject, NodePath, PutOutcome, Repository,
-    RepositorySettings, Storage, VersionSpec,
-};
-
-/// Storage whose next branch-record create lands but answers with an error, and whose next
-/// read of that record fails as well.
-#[derive(Debug)]
-struct LosesOneAnswer {
-    inner: DynStorage,
-    armed: AtomicUsize,
-    failing_reads: AtomicUsize,
-}
-
-fn transient(key: &str) -> Error {
-    Error::Storage {
-        key: key.to_string(),
-        source: object_store::Error::Generic {
-            store: "test",
-            source: "connection reset".into(),
-        },
-    }
-}
-
-#[async_trait]
-impl Storage for LosesOneAnswer {
-    async fn get(&self, key: &str) -> floe::Result<Bytes> {
-        if key.starts_with("refs/branch.main/0") && self.failing_reads.load(Ordering::SeqCst) > 0 {
-            self.failing_reads.fetch_sub(1, Ordering::SeqCst);
-            return Err(transient(key));
-        }
-        self.inner.get(key).await
-    }
-    async fn get_range(&self, key: &str, range: Range<u64>) -> floe::Result<Bytes> {
-        self.inner.get_range(key, range).await
-    }
-    async fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> floe::Result<Vec<Bytes>> {
-        self.inner.get_ranges(key, ranges).await
-    }
-    async fn head(&self, key: &str) -> floe::Result<Option<u64>> {
-        self.inner.head(key).await
-    }
-    async fn put(&self, key: &str, bytes: Bytes) -> floe::Result<()> {
-        self.inner.put(key, bytes).await
-    }
-    async fn put_if_absent(&self, key: &str, bytes: Bytes) -> floe::Result<PutOutcome> {
-        let outcome = self.inner.put_if_absent(key, bytes).await?;
-        if key.starts_with("refs/branch.main/0") && self.armed.swap(0, Ordering::SeqCst) == 1 {
-            self.failing_reads.store(1, Ordering::SeqCst);
-            return Err(transient(key));
-        }
-        Ok(outcome)
-    }
-    async fn list(&self, prefix: &str) -> floe::Result<Vec<ListedObject>> {
-        self.inner.list(prefix).await
-    }
-    async fn list_dir(&self, prefix: &str) -> floe::Result<DirListing> {
-        self.inner.list_dir(prefix).await
-    }
-    async fn delete(&self, key: &str) -> floe::Result<()> {
-        self.inner.delete(key).await
-    }
-    fn location(&self) -> &str {
-        self.inner.location()
-    }
-}
+use common::faulty::Faulty;
+use floe::{Error, NodePath, Repository, RepositorySettings, VersionSpec};
 
 fn array_json() -> serde_json::Value {
     serde_json::json!({
@@ -84,13 +19,10 @@ fn array_json() -> serde_json::Value {
     })
 }
 
-async fn setup() -> (Repository, Arc<LosesOneAnswer>, NodePath) {
-    let inner = floe::open_storage("memory://", &vec![]).unwrap();
-    let storage = Arc::new(LosesOneAnswer {
-        inner,
-        armed: AtomicUsize::new(0),
-        failing_reads: AtomicUsize::new(0),
-    });
+async fn setup() -> (Repository, Arc<Faulty>, NodePath) {
+    let storage = Arc::new(Faulty::new(
+        floe::open_storage("memory://", &vec![]).unwrap(),
+    ));
     let repo = Repository::init(storage.clone(), RepositorySettings::default())
         .await
         .unwrap();
@@ -108,7 +40,7 @@ async fn retrying_a_commit_whose_answer_was_lost_returns_the_landed_snapshot() {
     s.set_chunk(&a, &[1], Bytes::from_static(b"one"))
         .await
         .unwrap();
-    storage.armed.store(1, Ordering::SeqCst);
+    storage.lose_next_create("refs/branch.main/");
     let err = s.commit("c1", None).await.unwrap_err();
     let Error::CommitOutcomeUnknown { snapshot, .. } = &err else {
         panic!("expected an unknown outcome, got {err:?}");
@@ -151,7 +83,7 @@ async fn an_unsettled_commit_blocks_changes_until_it_is_settled() {
     s.set_chunk(&a, &[1], Bytes::from_static(b"one"))
         .await
         .unwrap();
-    storage.armed.store(1, Ordering::SeqCst);
+    storage.lose_next_create("refs/branch.main/");
     assert!(matches!(
         s.commit("c1", None).await,
         Err(Error::CommitOutcomeUnknown { .. })
@@ -198,7 +130,7 @@ async fn discarding_an_unsettled_commit_unblocks_the_session() {
     s.set_chunk(&a, &[1], Bytes::from_static(b"one"))
         .await
         .unwrap();
-    storage.armed.store(1, Ordering::SeqCst);
+    storage.lose_next_create("refs/branch.main/");
     assert!(s.commit("c1", None).await.is_err());
     let landed = repo.branch_tip("main").await.unwrap();
     s.discard().await;

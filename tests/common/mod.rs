@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod counting;
 pub mod damaged_repo;
+pub mod faulty;
 pub mod session_model;
 
 use bytes::Bytes;
