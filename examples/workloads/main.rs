@@ -37,6 +37,24 @@ pub struct Ctx {
     pub commits: u64,
 }
 
+impl Ctx {
+    /// Opens the repository at `location` (a fresh handle, cold caches).
+    pub fn open(&self, location: &str) -> report::Res<floe::Repository> {
+        Ok(self.rt.block_on(floe::Repository::open_location(
+            location,
+            &floe::StorageOptions::default(),
+        ))?)
+    }
+
+    /// Creates a repository at `location`.
+    pub fn init(&self, location: &str) -> report::Res<floe::Repository> {
+        Ok(self.rt.block_on(floe::Repository::init_location(
+            location,
+            &floe::StorageOptions::default(),
+        ))?)
+    }
+}
+
 struct Args {
     workload: String,
     dir: PathBuf,

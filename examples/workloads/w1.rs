@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use floe::{Repository, SnapshotId, StorageOptions, VersionSpec};
+use floe::{SnapshotId, VersionSpec};
 
 use super::report::{dir_usage, mean, mismatch, ms_since, percentile, Report, Res};
 use super::{data, zarr_io, Ctx};
@@ -21,10 +21,7 @@ pub struct Forecast {
 
 /// Creates the repository with the group and both (empty) arrays in one setup commit.
 pub fn create_repository(ctx: &Ctx, location: &str) -> Res<()> {
-    let repo = ctx.rt.block_on(Repository::init_location(
-        location,
-        &StorageOptions::default(),
-    ))?;
+    let repo = ctx.init(location)?;
     let session = ctx
         .rt
         .block_on(repo.writable_session(floe::DEFAULT_BRANCH))?;
@@ -49,10 +46,7 @@ pub struct AppendTiming {
 /// One daily job, exactly as cron would run it (fresh repository handle).
 pub fn append_one_day(ctx: &Ctx, location: &str, day: u64, field: &[f32]) -> Res<AppendTiming> {
     let start = Instant::now();
-    let repo = ctx.rt.block_on(Repository::open_location(
-        location,
-        &StorageOptions::default(),
-    ))?;
+    let repo = ctx.open(location)?;
     let session = ctx
         .rt
         .block_on(repo.writable_session(floe::DEFAULT_BRANCH))?;
@@ -156,10 +150,7 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<(Report, Forecast)> {
 /// Reads back through a fresh handle: every timestamp, and the fields of the first, middle and
 /// last day at `main`, plus the middle day at its own snapshot.
 fn verify(ctx: &Ctx, location: &str, days: u64, snapshots: &[SnapshotId]) -> Res<()> {
-    let repo = ctx.rt.block_on(Repository::open_location(
-        location,
-        &StorageOptions::default(),
-    ))?;
+    let repo = ctx.open(location)?;
     let main = ctx
         .rt
         .block_on(repo.readonly_session(&VersionSpec::Branch(floe::DEFAULT_BRANCH.into())))?;

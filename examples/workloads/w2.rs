@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use floe::{Repository, Session, StorageOptions, VersionSpec};
+use floe::{Session, VersionSpec};
 
 use super::report::{median, mismatch, ms_since, Report, Res};
 use super::w1::Forecast;
@@ -21,10 +21,7 @@ fn scaled_day(day: u64, days: u64) -> u64 {
 }
 
 fn open(ctx: &Ctx, location: &str, spec: &VersionSpec) -> Res<Session> {
-    let repo = ctx.rt.block_on(Repository::open_location(
-        location,
-        &StorageOptions::default(),
-    ))?;
+    let repo = ctx.open(location)?;
     Ok(ctx.rt.block_on(repo.readonly_session(spec))?)
 }
 
@@ -51,10 +48,7 @@ pub fn run(ctx: &Ctx, forecast: &Forecast) -> Res<Report> {
     let snapshot_id = forecast.day_snapshots[snapshot_day as usize];
     let as_of_id = forecast.day_snapshots[as_of_day as usize];
     let as_of_time = {
-        let repo = ctx.rt.block_on(Repository::open_location(
-            location,
-            &StorageOptions::default(),
-        ))?;
+        let repo = ctx.open(location)?;
         ctx.rt.block_on(repo.snapshot_entry(as_of_id))?.committed_at
     };
     println!(
@@ -127,10 +121,7 @@ pub fn run(ctx: &Ctx, forecast: &Forecast) -> Res<Report> {
         |got| check(&got, expected_as_of, "read as of"),
     )?;
     let log_all_ms = timed(|| {
-        let repo = ctx.rt.block_on(Repository::open_location(
-            location,
-            &StorageOptions::default(),
-        ))?;
+        let repo = ctx.open(location)?;
         let tip = ctx.rt.block_on(repo.branch_tip(floe::DEFAULT_BRANCH))?;
         let log = ctx.rt.block_on(repo.log_from(tip, usize::MAX))?;
         // init + setup commit + one per day

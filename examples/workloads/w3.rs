@@ -19,10 +19,7 @@ fn mbps(bytes: u64, ms: f64) -> f64 {
 /// Write + commit time and median read time (ms) of the cube in a new repository at `dir`.
 fn repository_round_trip(ctx: &Ctx, dir: &Path, cube: &[f32], zstd: bool) -> Res<RoundTrip> {
     let location = dir.to_str().ok_or("scratch path is not UTF-8")?;
-    let repo = ctx.rt.block_on(Repository::init_location(
-        location,
-        &StorageOptions::default(),
-    ))?;
+    let repo = ctx.init(location)?;
     let session = ctx
         .rt
         .block_on(repo.writable_session(floe::DEFAULT_BRANCH))?;
@@ -38,10 +35,7 @@ fn repository_round_trip(ctx: &Ctx, dir: &Path, cube: &[f32], zstd: bool) -> Res
     let mut reads = Vec::with_capacity(READ_RUNS);
     for _ in 0..READ_RUNS {
         let start = Instant::now();
-        let repo = ctx.rt.block_on(Repository::open_location(
-            location,
-            &StorageOptions::default(),
-        ))?;
+        let repo = ctx.open(location)?;
         let session = ctx
             .rt
             .block_on(repo.readonly_session(&VersionSpec::Branch(floe::DEFAULT_BRANCH.into())))?;
