@@ -27,8 +27,9 @@ pub(crate) struct LoadedSnapshot {
     pub(crate) id: SnapshotId,
     pub(crate) snapshot: Snapshot,
     metadata: Mutex<HashMap<NodePath, Arc<NodeMetadata>>>,
-    shards: Mutex<ShardCache>,
-    deltas: Mutex<ShardCache>,
+    /// Decoded inline deltas by array and shard coordinates (nested, so that a lookup
+    /// allocates no key). They are no larger than the snapshot itself.
+    deltas: Mutex<HashMap<NodePath, HashMap<ChunkCoord, Arc<DeltaIndex>>>>,
 }
 
 impl std::fmt::Debug for LoadedSnapshot {
@@ -43,7 +44,6 @@ impl LoadedSnapshot {
             id,
             snapshot,
             metadata: Mutex::default(),
-            shards: Mutex::default(),
             deltas: Mutex::default(),
         }
     }
@@ -82,35 +82,30 @@ impl LoadedSnapshot {
             .map(|i| &manifest.shards[i])
     }
 
-    /// The merged index of one shard of array `path`.
+    /// The merged index of one shard (base with the delta applied), built
+    /// for each call: for listing and statistics, not for point lookups (see `chunk_ref`).
     pub(crate) async fn shard_index(
         &self,
         repo: &Repository,
-        path: &NodePath,
         shard: &ShardRef,
     ) -> Result<Arc<ShardIndex>> {
-        if let Some(found) = cached(&self.shards, path, &shard.coord) {
-            return Ok(found);
-        }
         let base = match &shard.base {
             Some(id) => Some(repo.load_manifest(id).await?),
             None => None,
         };
-        let index = match &shard.delta {
-            None => base.unwrap_or_default(),
+        match &shard.delta {
+            None => Ok(base.unwrap_or_default()),
             Some(delta) => {
-                let delta = delta.decode().map_err(|e| Error::CorruptObject {
-                    key: format!("snapshots/{}", self.id),
-                    reason: e.to_string(),
-                })?;
-                Arc::new(ShardIndex::overlay(base.as_deref(), &delta)?)
+                let delta = delta.decode().map_err(|e| self.corrupt(e))?;
+                Ok(Arc::new(ShardIndex::overlay(base.as_deref(), &delta)?))
             }
-        };
-        cache(&self.shards, path, shard, index.clone());
-        Ok(index)
+        }
     }
 
-    /// The chunk reference stored for `coord` of array `path` in this snapshot.
+    /// The chunk reference stored for `coord` of array `path` in this snapshot: the shard's
+    /// delta decides if it mentions the chunk, else the base does. Nothing is copied: the
+    /// base index is shared through the repository's byte-bounded manifest cache, and a
+    /// snapshot keeps only its small decoded deltas.
     pub(crate) async fn chunk_ref(
         &self,
         repo: &Repository,
@@ -120,46 +115,72 @@ impl LoadedSnapshot {
         let Some(shard) = self.shard_ref(path, coord) else {
             return Ok(None);
         };
-        if outside_base_box(shard, coord) {
-            // Only the delta can hold this chunk: no need to read the base.
-            return self.delta_index(path, shard).map(|d| d.get(coord));
+        let delta = self.delta_index(path, shard)?;
+        if let Some(found) = delta.live.get(coord) {
+            return Ok(Some(found));
         }
-        let index = self.shard_index(repo, path, shard).await?;
-        Ok(index.get(coord))
+        if delta.deletes(coord) || outside_base_box(shard, coord) {
+            return Ok(None);
+        }
+        match &shard.base {
+            Some(id) => Ok(repo.load_manifest(id).await?.get(coord)),
+            None => Ok(None),
+        }
     }
 
-    /// The decoded inline delta of one shard (its tombstones dropped).
-    fn delta_index(&self, path: &NodePath, shard: &ShardRef) -> Result<Arc<ShardIndex>> {
-        if let Some(found) = cached(&self.deltas, path, &shard.coord) {
-            return Ok(found);
+    /// The decoded inline delta of one shard.
+    fn delta_index(&self, path: &NodePath, shard: &ShardRef) -> Result<Arc<DeltaIndex>> {
+        if let Some(found) = lock(&self.deltas)
+            .get(path)
+            .and_then(|m| m.get(&shard.coord))
+        {
+            return Ok(found.clone());
         }
         let index = match &shard.delta {
-            None => ShardIndex::default(),
+            None => DeltaIndex::default(),
             Some(delta) => {
-                ShardIndex::from_columns(delta.clone()).map_err(|e| Error::CorruptObject {
-                    key: format!("snapshots/{}", self.id),
-                    reason: e.to_string(),
-                })?
+                let entries = delta.decode().map_err(|e| self.corrupt(e))?;
+                let tombstones = entries
+                    .iter()
+                    .filter(|(_, r)| r.is_none())
+                    .map(|(c, _)| c.clone())
+                    .collect();
+                DeltaIndex {
+                    live: ShardIndex::from_base(entries)?,
+                    tombstones,
+                }
             }
         };
         let index = Arc::new(index);
-        cache(&self.deltas, path, shard, index.clone());
+        lock(&self.deltas)
+            .entry(path.clone())
+            .or_default()
+            .insert(shard.coord.clone(), index.clone());
         Ok(index)
+    }
+
+    fn corrupt(&self, e: Error) -> Error {
+        Error::CorruptObject {
+            key: format!("snapshots/{}", self.id),
+            reason: e.to_string(),
+        }
     }
 }
 
-/// Shard indexes by array and shard coordinates (nested, so that a lookup allocates no key).
-type ShardCache = HashMap<NodePath, HashMap<ChunkCoord, Arc<ShardIndex>>>;
-
-fn cached(cache: &Mutex<ShardCache>, path: &NodePath, shard: &[u64]) -> Option<Arc<ShardIndex>> {
-    lock(cache).get(path)?.get(shard).cloned()
+/// A shard's decoded inline delta: the chunks it adds or replaces, and those it deletes.
+#[derive(Debug, Default)]
+pub(crate) struct DeltaIndex {
+    live: ShardIndex,
+    /// Sorted coordinates of the base entries the delta deletes.
+    tombstones: Vec<ChunkCoord>,
 }
 
-fn cache(cache: &Mutex<ShardCache>, path: &NodePath, shard: &ShardRef, index: Arc<ShardIndex>) {
-    lock(cache)
-        .entry(path.clone())
-        .or_default()
-        .insert(shard.coord.clone(), index);
+impl DeltaIndex {
+    fn deletes(&self, coord: &[u64]) -> bool {
+        self.tombstones
+            .binary_search_by(|c| c.as_slice().cmp(coord))
+            .is_ok()
+    }
 }
 
 /// True when the shard has a base whose bounding box excludes `coord`, so that only the

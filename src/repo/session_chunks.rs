@@ -358,7 +358,7 @@ impl Session {
                 base.snapshot.node(path).map(|n| &n.kind)
             {
                 for shard in &manifest.shards {
-                    let index = base.shard_index(&self.inner.repo, path, shard).await?;
+                    let index = base.shard_index(&self.inner.repo, shard).await?;
                     for c in index.coords() {
                         if clip.as_ref().is_none_or(|clip| within_grid(c, clip)) {
                             coords.insert(c.to_vec(), true);
