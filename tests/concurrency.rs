@@ -194,22 +194,30 @@ async fn metadata_change_against_chunk_write_conflicts() {
     let (repo, _) = setup().await;
     let mut attrs = Map::new();
     attrs.insert("units".into(), json!("K"));
-    // Their metadata change first, then our chunk write.
+    // Their data type change first, then our chunk write (encoded for the old type).
     let meta = repo.writable_session("main").await.unwrap();
     let chunks = repo.writable_session("main").await.unwrap();
-    meta.set_attributes(&p("a"), attrs.clone()).await.unwrap();
+    let mut retyped = uint8_array(&[4, 4], &[1, 1]);
+    retyped["data_type"] = json!("int8");
+    meta.set_metadata(
+        &p("a"),
+        floe::NodeMetadata::from_value(&p("a"), retyped).unwrap(),
+    )
+    .await
+    .unwrap();
     chunks
         .set_chunk(&p("a"), &[1, 1], Bytes::from_static(b"c"))
         .await
         .unwrap();
-    meta.commit("attrs", None).await.unwrap();
+    meta.commit("retype", None).await.unwrap();
     let (_, _, detail, _) = conflict(chunks.commit("chunk", None).await.unwrap_err());
     assert!(
-        matches!(&detail, ConflictDetail::Node { path, .. } if path == "/a"),
+        matches!(&detail, ConflictDetail::Node { path, reason } if path == "/a" && reason.contains("data_type")),
         "{detail:?}"
     );
+    let (repo, _) = setup().await;
 
-    // Their chunk write first, then our resize.
+    // Their chunk write first, then our shrink.
     let chunks = repo.writable_session("main").await.unwrap();
     let resize = repo.writable_session("main").await.unwrap();
     chunks
@@ -224,11 +232,13 @@ async fn metadata_change_against_chunk_write_conflicts() {
         "{detail:?}"
     );
 
-    // Both change the same node's metadata.
+    // Both change the same attribute of one node to different values.
     let one = repo.writable_session("main").await.unwrap();
     let two = repo.writable_session("main").await.unwrap();
     one.set_attributes(&p("g"), attrs.clone()).await.unwrap();
-    two.set_attributes(&p("g"), Map::new()).await.unwrap();
+    let mut other = Map::new();
+    other.insert("units".into(), json!("degC"));
+    two.set_attributes(&p("g"), other).await.unwrap();
     one.commit("one", None).await.unwrap();
     let (_, _, detail, _) = conflict(two.commit("two", None).await.unwrap_err());
     assert!(

@@ -50,7 +50,7 @@ impl Session {
         if let Some(landed) = self.settle_unknown_outcome(&branch).await? {
             return Ok(landed);
         }
-        let changes = self.resolved_changes().await?;
+        let mut changes = self.resolved_changes().await?;
         if changes.nodes.is_empty() && changes.chunks.values().all(|c| c.is_empty()) {
             return Err(Error::NothingToCommit);
         }
@@ -119,7 +119,7 @@ impl Session {
                             .chain(state.abandoned_outcomes.iter().copied())
                             .collect()
                     };
-                    check_rebase(
+                    let merged = check_rebase(
                         repo,
                         &branch,
                         original_base,
@@ -129,6 +129,14 @@ impl Session {
                         &ours,
                     )
                     .await?;
+                    // Nodes both sides changed compatibly (appends, attribute keys) are
+                    // committed with their merged documents; the session's own changes stay
+                    // as they are until the commit lands.
+                    for (path, document) in merged {
+                        if let Some(NodeEdit::Put { metadata, .. }) = changes.nodes.get_mut(&path) {
+                            *metadata = document;
+                        }
+                    }
                     parent = repo.load_snapshot(&tip).await?;
                     parent_seq = tip_seq;
                 }

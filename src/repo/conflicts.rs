@@ -3,16 +3,32 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use super::change_set::{NodeEdit, ResolvedChanges};
+use super::node_merge::{merge_node, other_key_changed, shrinks, SideFacts};
 use super::repository::Repository;
 use crate::error::{ConflictDetail, Error, Result};
 use crate::format::manifest::ChunkCoord;
 use crate::format::path::NodePath;
 use crate::format::txlog::{NodeChange, TxLog};
 use crate::id::SnapshotId;
+use crate::zarr::metadata::NodeMetadata;
+
+/// Merged node documents a rebase must commit instead of the session's own, by path.
+pub(crate) type MergedNodes = BTreeMap<NodePath, Arc<NodeMetadata>>;
+
+/// What the commits between the parent and the tip did to a node the session changed too.
+struct TheirTouch {
+    /// The newest commit that touched the node (named in a conflict).
+    snapshot: SnapshotId,
+    facts: SideFacts,
+}
 
 /// Decides whether changes made on `parent` can be re-applied on `tip`: fails with a conflict
-/// naming the node or chunks when a commit between them touched the same data.
+/// naming the node, chunks or attribute keys when a commit between them touched the same data
+/// in a way that does not merge. Returns the merged documents of the nodes that both sides
+/// changed and that the session puts (spec/algorithms.md §8).
 pub(crate) async fn check_rebase(
     repo: &Repository,
     branch: &str,
@@ -21,7 +37,7 @@ pub(crate) async fn check_rebase(
     tip: SnapshotId,
     changes: &ResolvedChanges,
     ours: &[SnapshotId],
-) -> Result<()> {
+) -> Result<MergedNodes> {
     let conflict = |their: SnapshotId, detail: ConflictDetail| Error::Conflict {
         branch: branch.to_string(),
         our_base: original_base.to_string(),
@@ -39,6 +55,8 @@ pub(crate) async fn check_rebase(
             },
         ));
     }
+    let base = repo.load_snapshot(&parent).await?;
+    let mut touched: BTreeMap<NodePath, TheirTouch> = BTreeMap::new();
     let mut current = tip;
     while current != parent {
         let loaded = repo.load_snapshot(&current).await?;
@@ -46,8 +64,26 @@ pub(crate) async fn check_rebase(
         // carries our own changes: re-applying them on top is harmless, not a conflict.
         if !ours.contains(&current) {
             let log = repo.load_txlog(&loaded.snapshot.txlog).await?;
-            if let Some(detail) = find_conflict(&log, changes) {
-                return Err(conflict(current, detail));
+            let shared = find_conflict(&log, changes).map_err(|d| conflict(current, d))?;
+            for (path, touch) in shared {
+                let entry = touched.entry(path.clone()).or_insert(TheirTouch {
+                    snapshot: current,
+                    facts: SideFacts::default(),
+                });
+                entry.facts.wrote_chunks |= touch.chunks;
+                if !touch.metadata {
+                    continue;
+                }
+                // An intermediate version may have shrunk the array or changed what its
+                // chunks mean even if the tip looks harmless.
+                if let (Some(b), Some(c)) =
+                    (base.node_metadata(&path)?, loaded.node_metadata(&path)?)
+                {
+                    entry.facts.other_changed |= other_key_changed(&b, &c);
+                    if let (Some(bg), Some(cg)) = (b.geometry(), c.geometry()) {
+                        entry.facts.shrank |= shrinks(&bg.shape, &cg.shape);
+                    }
+                }
             }
         }
         current = loaded.snapshot.parent.ok_or_else(|| {
@@ -57,13 +93,64 @@ pub(crate) async fn check_rebase(
             )
         })?;
     }
-    Ok(())
+    let tip_snapshot = repo.load_snapshot(&tip).await?;
+    let mut merged = MergedNodes::new();
+    for (path, touch) in touched {
+        let node_conflict = |reason: String| {
+            conflict(
+                touch.snapshot,
+                ConflictDetail::Node {
+                    path: path.to_string(),
+                    reason,
+                },
+            )
+        };
+        let (Some(b), Some(t)) = (
+            base.node_metadata(&path)?,
+            tip_snapshot.node_metadata(&path)?,
+        ) else {
+            return Err(node_conflict("changed by both commits".into()));
+        };
+        let put = match changes.nodes.get(&path) {
+            Some(NodeEdit::Put { metadata, .. }) => Some(metadata.clone()),
+            _ => None,
+        };
+        let o = put.clone().unwrap_or_else(|| b.clone());
+        let our_facts = SideFacts {
+            wrote_chunks: changes.chunks.get(&path).is_some_and(|e| !e.is_empty()),
+            // Base chunks outside the session's clip are dropped when it lands: the other
+            // side's chunks there would be lost.
+            shrank: changes.clips.contains_key(&path),
+            other_changed: false,
+        };
+        let doc = merge_node(&path, &b, &t, &o, touch.facts, our_facts).map_err(node_conflict)?;
+        if put.is_some() {
+            merged.insert(path, Arc::new(doc));
+        }
+    }
+    Ok(merged)
 }
 
-/// The first overlap between a committed transaction log and a session's changes.
-pub(crate) fn find_conflict(theirs: &TxLog, ours: &ResolvedChanges) -> Option<ConflictDetail> {
+/// How a commit touched a node that the session changed too, when that may merge.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SharedTouch {
+    /// The commit updated the node's metadata.
+    pub(crate) metadata: bool,
+    /// The commit wrote or deleted chunks of the node.
+    pub(crate) chunks: bool,
+}
+
+/// The first overlap between a committed transaction log and a session's changes that cannot
+/// merge. Nodes both sides changed in a way that may merge (the commit updated the node, or
+/// wrote its chunks, while the session updated it or wrote its chunks) are returned instead:
+/// their documents decide (see [`check_rebase`]).
+pub(crate) fn find_conflict(
+    theirs: &TxLog,
+    ours: &ResolvedChanges,
+) -> std::result::Result<BTreeMap<NodePath, SharedTouch>, ConflictDetail> {
     let their_nodes: BTreeMap<&NodePath, NodeChange> =
         theirs.nodes.iter().map(|(p, c)| (p, *c)).collect();
+    let mut shared: BTreeMap<NodePath, SharedTouch> = BTreeMap::new();
     // Their deletions and (re)creations of an ancestor: a created ancestor may now be an
     // array, which cannot hold nodes, and a deleted one took its subtree with it.
     let replaced_above = |path: &NodePath| {
@@ -77,15 +164,19 @@ pub(crate) fn find_conflict(theirs: &TxLog, ours: &ResolvedChanges) -> Option<Co
         path: path.to_string(),
         reason,
     };
+    let updates = |edit: &NodeEdit| matches!(edit, NodeEdit::Put { fresh: false, .. });
     for (path, edit) in &ours.nodes {
         if let Some(change) = their_nodes.get(path) {
-            return Some(node_conflict(
-                path,
-                format!("changed by both commits (theirs: {change:?})"),
-            ));
+            if *change != NodeChange::Updated || !updates(edit) {
+                return Err(node_conflict(
+                    path,
+                    format!("changed by both commits (theirs: {change:?})"),
+                ));
+            }
+            shared.entry(path.clone()).or_default().metadata = true;
         }
         if let Some(p) = replaced_above(path) {
-            return Some(node_conflict(
+            return Err(node_conflict(
                 path,
                 format!("its ancestor {p} was deleted or replaced"),
             ));
@@ -100,7 +191,7 @@ pub(crate) fn find_conflict(theirs: &TxLog, ours: &ResolvedChanges) -> Option<Co
                 .iter()
                 .find(|(p, _)| p.is_within(path) && p != path)
             {
-                return Some(node_conflict(
+                return Err(node_conflict(
                     path,
                     format!("the other commit changed {below} below it"),
                 ));
@@ -114,13 +205,18 @@ pub(crate) fn find_conflict(theirs: &TxLog, ours: &ResolvedChanges) -> Option<Co
             continue;
         }
         if let Some(change) = their_nodes.get(path) {
-            return Some(node_conflict(
-                path,
-                format!("its metadata changed concurrently ({change:?}) while this session wrote chunks"),
-            ));
+            if *change != NodeChange::Updated {
+                return Err(node_conflict(
+                    path,
+                    format!(
+                        "it was {change:?} by the other commit while this session wrote chunks"
+                    ),
+                ));
+            }
+            shared.entry(path.clone()).or_default().metadata = true;
         }
         if let Some(p) = replaced_above(path) {
-            return Some(node_conflict(
+            return Err(node_conflict(
                 path,
                 format!("its ancestor {p} was deleted or replaced"),
             ));
@@ -132,20 +228,30 @@ pub(crate) fn find_conflict(theirs: &TxLog, ours: &ResolvedChanges) -> Option<Co
                 .cloned()
                 .collect();
             if !overlap.is_empty() {
-                return Some(ConflictDetail::Chunks {
+                return Err(ConflictDetail::Chunks {
                     path: path.to_string(),
                     coords: overlap,
                 });
             }
+            if let Some(touch) = shared.get_mut(path) {
+                touch.chunks |= !their.is_empty();
+            }
         }
     }
     for (path, coords) in &theirs.chunks {
-        if !coords.is_empty() && ours.nodes.contains_key(path) {
-            return Some(node_conflict(
-                path,
-                "this session changed its metadata while another commit wrote chunks".into(),
-            ));
+        if coords.is_empty() {
+            continue;
+        }
+        match ours.nodes.get(path) {
+            None => {}
+            Some(edit) if updates(edit) => shared.entry(path.clone()).or_default().chunks = true,
+            Some(_) => {
+                return Err(node_conflict(
+                    path,
+                    "this session deleted or replaced it while another commit wrote chunks".into(),
+                ))
+            }
         }
     }
-    None
+    Ok(shared)
 }

@@ -7,6 +7,7 @@ mod fsck;
 mod history;
 mod loaded;
 mod manifest_update;
+mod node_merge;
 mod packs;
 mod refs;
 mod repository;
