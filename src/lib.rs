@@ -23,8 +23,9 @@ pub use repo::{
     VersionSpec, DEFAULT_BRANCH, REPOSITORY_FORMAT,
 };
 pub use storage::{
-    create_storage, open_storage, DirListing, DynStorage, ListedObject, ObjectStoreStorage,
-    PutOutcome, Storage, StorageOptions,
+    create_storage, open_storage, DirListing, DynStorage, Fault, FaultCounts, FaultRule,
+    FaultyStorage, ListedObject, ObjectStoreStorage, PutOutcome, Storage, StorageOp,
+    StorageOptions,
 };
 pub use zarr::metadata::{ArrayGeometry, ChunkKeyEncoding, NodeMetadata};
 pub use zarr::store::{ByteRange, ZarrStore};

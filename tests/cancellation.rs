@@ -1,21 +1,25 @@
 //! A chunk write whose future is dropped while it uploads a pack (a caller's timeout) must
 //! not wedge the session: the next commit writes that pack itself and everything lands.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::faulty::Faulty;
-use floe::{NodePath, Repository, RepositorySettings};
+use floe::{Fault, FaultRule, FaultyStorage, NodePath, Repository, RepositorySettings, StorageOp};
 
 #[tokio::test]
 async fn a_cancelled_pack_upload_is_redone_at_commit() {
-    let storage = Arc::new(Faulty::new(
+    let storage = Arc::new(FaultyStorage::new(
         floe::open_storage("memory://", &vec![]).unwrap(),
+        0,
     ));
-    storage.hang_next_put("chunks/");
+    // The first plain write of a chunk object never completes.
+    storage.add_rule(
+        FaultRule::new(Fault::Hang)
+            .ops(&[StorageOp::Put])
+            .prefix("chunks/")
+            .nth(1),
+    );
     let settings = RepositorySettings {
         pack_target_bytes: 1000,
         ..RepositorySettings::default()

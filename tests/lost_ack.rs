@@ -2,13 +2,31 @@
 //! fails too) reports an unknown outcome; retrying the commit must recognise its own landed
 //! record instead of reporting a conflict with itself, and must not commit twice.
 
-mod common;
-
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::faulty::Faulty;
-use floe::{Error, NodePath, Repository, RepositorySettings, VersionSpec};
+use floe::{
+    Error, Fault, FaultRule, FaultyStorage, NodePath, Repository, RepositorySettings, StorageOp,
+    VersionSpec,
+};
+
+/// The next create of a `main` branch record lands but answers with an error, and the next
+/// read of a `main` record (the writer's read-back of that record) fails too: the writer
+/// cannot know the outcome.
+fn lose_next_create(storage: &FaultyStorage) {
+    storage.add_rule(
+        FaultRule::new(Fault::ErrorAfter)
+            .ops(&[StorageOp::PutIfAbsent])
+            .prefix("refs/branch.main/0")
+            .nth(1),
+    );
+    storage.add_rule(
+        FaultRule::new(Fault::ErrorBefore)
+            .ops(&[StorageOp::Get])
+            .prefix("refs/branch.main/0")
+            .nth(1),
+    );
+}
 
 fn array_json() -> serde_json::Value {
     serde_json::json!({
@@ -19,9 +37,10 @@ fn array_json() -> serde_json::Value {
     })
 }
 
-async fn setup() -> (Repository, Arc<Faulty>, NodePath) {
-    let storage = Arc::new(Faulty::new(
+async fn setup() -> (Repository, Arc<FaultyStorage>, NodePath) {
+    let storage = Arc::new(FaultyStorage::new(
         floe::open_storage("memory://", &vec![]).unwrap(),
+        0,
     ));
     let repo = Repository::init(storage.clone(), RepositorySettings::default())
         .await
@@ -40,7 +59,7 @@ async fn retrying_a_commit_whose_answer_was_lost_returns_the_landed_snapshot() {
     s.set_chunk(&a, &[1], Bytes::from_static(b"one"))
         .await
         .unwrap();
-    storage.lose_next_create("refs/branch.main/");
+    lose_next_create(&storage);
     let err = s.commit("c1", None).await.unwrap_err();
     let Error::CommitOutcomeUnknown { snapshot, .. } = &err else {
         panic!("expected an unknown outcome, got {err:?}");
@@ -83,7 +102,7 @@ async fn an_unsettled_commit_blocks_changes_until_it_is_settled() {
     s.set_chunk(&a, &[1], Bytes::from_static(b"one"))
         .await
         .unwrap();
-    storage.lose_next_create("refs/branch.main/");
+    lose_next_create(&storage);
     assert!(matches!(
         s.commit("c1", None).await,
         Err(Error::CommitOutcomeUnknown { .. })
@@ -130,7 +149,7 @@ async fn discarding_an_unsettled_commit_unblocks_the_session() {
     s.set_chunk(&a, &[1], Bytes::from_static(b"one"))
         .await
         .unwrap();
-    storage.lose_next_create("refs/branch.main/");
+    lose_next_create(&storage);
     assert!(s.commit("c1", None).await.is_err());
     let landed = repo.branch_tip("main").await.unwrap();
     s.discard().await;

@@ -5,10 +5,13 @@
 //!     --dir <empty scratch dir> --out <result.json> [--days N] [--commits N]
 //! ```
 //!
-//! `all` runs W1, W2, W3 and W6 (W4 and W5 are not implemented yet). `--days` (W1/W2, default
+//! `all` runs W1, W2, W3, W5 and W6 (W4 is not implemented yet). `--days` (W1/W2, default
 //! 365) and `--commits` (W6, default 10000) shrink the runs for quick checks; reference figures
 //! that depend on the full size are then left out. Every workload verifies what it reads and
 //! the runner exits with status 1 on any error or mismatch (the JSON is not written then).
+//!
+//! W5 re-executes this binary as its writer processes, with the hidden first arguments
+//! `--w5-writer` and `--w5-append` (see `w5.rs`).
 //!
 //! floe's async API runs on a tokio runtime owned by `main`; zarrs' sync API is called from the
 //! main thread (and zarrs' rayon pool), never from a tokio worker.
@@ -18,6 +21,7 @@ mod report;
 mod w1;
 mod w2;
 mod w3;
+mod w5;
 mod w6;
 mod zarr_io;
 
@@ -116,10 +120,10 @@ fn prepare_scratch(dir: &Path) -> Res<()> {
 fn run(args: &Args) -> Res<Map<String, Value>> {
     let selected: Vec<&str> =
         match args.workload.as_str() {
-            "all" => vec!["w1", "w2", "w3", "w6"],
-            w @ ("w1" | "w2" | "w3" | "w6") => vec![w],
-            w @ ("w4" | "w5") => return Err(format!(
-                "workload {w} is not implemented yet (it comes with a later issue); implemented: w1, w2, w3, w6, all"
+            "all" => vec!["w1", "w2", "w3", "w5", "w6"],
+            w @ ("w1" | "w2" | "w3" | "w5" | "w6") => vec![w],
+            w @ "w4" => return Err(format!(
+                "workload {w} is not implemented yet (it comes with a later issue); implemented: w1, w2, w3, w5, w6, all"
             )
             .into()),
             other => return Err(format!("unknown workload `{other}`\n{USAGE}").into()),
@@ -161,6 +165,7 @@ fn run(args: &Args) -> Res<Map<String, Value>> {
                 report
             }
             "w3" => w3::run(&ctx, &args.dir.join("w3"))?,
+            "w5" => w5::run(&ctx, &args.dir.join("w5"))?,
             "w6" => w6::run(&ctx, &args.dir.join("w6"))?,
             _ => unreachable!("filtered above"),
         };
@@ -172,7 +177,26 @@ fn run(args: &Args) -> Res<Map<String, Value>> {
     Ok(results)
 }
 
+/// The hidden child-process entry points of W5, if the first argument names one.
+fn child_process() -> Option<Res<()>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--w5-writer") => Some(w5::writer_main(&args[1..])),
+        Some("--w5-append") => Some(w5::appender_main(&args[1..])),
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
+    if let Some(outcome) = child_process() {
+        return match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {

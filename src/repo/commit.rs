@@ -150,6 +150,8 @@ impl Session {
     /// that very commit); otherwise the changes are committed as usual.
     async fn settle_unknown_outcome(&self, branch: &str) -> Result<Option<SnapshotId>> {
         let attempts = std::mem::take(&mut lock(&self.inner.state).unknown_outcomes);
+        // Attempts whose record slot is still empty: their write may yet land.
+        let mut still_open = Vec::new();
         for attempt in attempts.iter().rev() {
             let record = match self
                 .inner
@@ -163,8 +165,15 @@ impl Session {
                     return Err(e);
                 }
             };
-            if record.and_then(|r| r.snapshot) != Some(attempt.snapshot.id) {
-                continue;
+            match record {
+                None => {
+                    still_open.push(attempt.clone_shallow());
+                    continue;
+                }
+                // Another record took the slot: records are never replaced, so this attempt
+                // can never land. Forgetting it keeps the list (read on every commit) short.
+                Some(r) if r.snapshot != Some(attempt.snapshot.id) => continue,
+                Some(_) => {}
             }
             self.inner.repo.cache_snapshot(attempt.snapshot.clone());
             let mut state = lock(&self.inner.state);
@@ -180,8 +189,10 @@ impl Session {
                 .collect();
             return Ok(Some(attempt.snapshot.id));
         }
-        // None landed at its slot (it may still land later: rebase recognises it then).
-        lock(&self.inner.state).unknown_outcomes = attempts;
+        // None landed at its slot; those whose slot is empty may still land later (rebase
+        // recognises them then).
+        still_open.reverse();
+        lock(&self.inner.state).unknown_outcomes = still_open;
         Ok(None)
     }
 

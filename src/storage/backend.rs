@@ -226,6 +226,11 @@ fn read_file_range(mut file: std::fs::File, range: Range<u64>) -> std::io::Resul
 /// - `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`: cloud object stores,
 ///   configured from the usual environment variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`) and then
 ///   from `options`.
+///
+/// S3 (and S3-compatible servers, set with the `aws_endpoint` option or `AWS_ENDPOINT`) must
+/// support conditional writes: [`Storage::put_if_absent`] is sent with `If-None-Match: *`,
+/// which floe enables by default (the `aws_conditional_put` option can still override it,
+/// and commits then fail).
 pub fn open_storage(location: &str, options: &StorageOptions) -> Result<DynStorage> {
     open_with(location, options, false)
 }
@@ -255,7 +260,11 @@ fn open_with(location: &str, options: &StorageOptions, create: bool) -> Result<D
             return open_local(location, &path, create);
         }
         "s3" | "s3a" => {
-            let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(location);
+            // Create-if-absent must be atomic: use S3's conditional writes (`If-None-Match: *`)
+            // whatever `AWS_CONDITIONAL_PUT` says; only an explicit option overrides it.
+            let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                .with_url(location)
+                .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
             for (k, v) in options {
                 let key = object_store::aws::AmazonS3ConfigKey::from_str(k)
                     .map_err(|_| invalid(format!("unknown S3 option `{k}`")))?;

@@ -6,6 +6,7 @@
 //! root, and formed in exactly one place: [`layout`].
 
 mod backend;
+mod faulty;
 pub mod layout;
 
 use std::fmt::Debug;
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 
 pub use backend::{create_storage, open_storage, ObjectStoreStorage, StorageOptions};
+pub use faulty::{Fault, FaultCounts, FaultRule, FaultyStorage, StorageOp};
 
 /// What [`Storage::put_if_absent`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

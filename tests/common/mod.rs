@@ -11,7 +11,6 @@
 pub mod cli;
 pub mod counting;
 pub mod damaged_repo;
-pub mod faulty;
 pub mod session_model;
 
 use bytes::Bytes;
