@@ -20,6 +20,10 @@ use crate::storage::{
 
 /// The newest repository format this build reads and the one it writes.
 pub const REPOSITORY_FORMAT: u32 = 1;
+/// How many times a read of a digest-addressed object is tried before a storage error is
+/// returned.
+const IMMUTABLE_READ_ATTEMPTS: u32 = 3;
+
 /// Name of the branch created with every repository.
 pub const DEFAULT_BRANCH: &str = "main";
 
@@ -213,8 +217,20 @@ impl Repository {
         Ok(id)
     }
 
+    /// Reads a digest-addressed object and checks its digest. Such objects never change, so a
+    /// read that failed for a transient reason ([`Error::Storage`]) is retried a few times
+    /// with a short pause: a long rebase walk or history search then survives a flaky store.
     async fn get_verified(&self, key: &str, digest: &[u8; 32]) -> Result<Bytes> {
-        let bytes = self.storage().get(key).await?;
+        let mut attempt = 0u32;
+        let bytes = loop {
+            match self.storage().get(key).await {
+                Err(Error::Storage { .. }) if attempt + 1 < IMMUTABLE_READ_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(2 << attempt)).await;
+                }
+                other => break other?,
+            }
+        };
         let found = blake3::hash(&bytes);
         if found.as_bytes() != digest {
             return Err(Error::DigestMismatch {
