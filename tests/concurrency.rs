@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{filled, memory_repo, p, uint8_array};
+use common::{filled, linear_history, memory_repo, p, uint8_array};
 use floe::{ConflictDetail, Error, NodePath, Repository, Session, SnapshotId, VersionSpec};
 use serde_json::{json, Map};
 
@@ -49,23 +49,6 @@ fn conflict(err: Error) -> (String, String, ConflictDetail, String) {
     }
 }
 
-/// Asserts that the history from the tip of `main` is linear with consecutive generations.
-async fn assert_linear(repo: &Repository) -> Vec<floe::LogEntry> {
-    let tip = repo.branch_tip("main").await.unwrap();
-    let log = repo.log_from(tip, usize::MAX).await.unwrap();
-    for (k, entry) in log.iter().enumerate() {
-        assert_eq!(
-            entry.generation,
-            (log.len() - 1 - k) as u64,
-            "generation of entry {k}"
-        );
-        if k + 1 < log.len() {
-            assert!(repo.is_ancestor(log[k + 1].id, entry.id).await.unwrap());
-        }
-    }
-    log
-}
-
 #[tokio::test]
 async fn disjoint_chunk_writes_both_land() {
     let (repo, base) = setup().await;
@@ -81,7 +64,7 @@ async fn disjoint_chunk_writes_both_land() {
     let first = one.commit("one", None).await.unwrap();
     let second = two.commit("two", None).await.unwrap();
     assert_eq!(two.snapshot_id(), second);
-    let log = assert_linear(&repo).await;
+    let log = linear_history(&repo).await;
     let ids: Vec<SnapshotId> = log.iter().take(3).map(|e| e.id).collect();
     assert_eq!(
         ids,
@@ -129,7 +112,7 @@ async fn disjoint_chunk_writes_both_land() {
         r.node(&p("g")).unwrap().unwrap().metadata.attributes(),
         attrs
     );
-    assert_linear(&repo).await;
+    linear_history(&repo).await;
 }
 
 #[tokio::test]
@@ -260,7 +243,7 @@ async fn metadata_change_against_chunk_write_conflicts() {
         matches!(&detail, ConflictDetail::Node { path, .. } if path == "/a"),
         "{detail:?}"
     );
-    assert_linear(&repo).await;
+    linear_history(&repo).await;
 }
 
 /// A node created inside a group that a concurrent commit deleted (or replaced by an array)
@@ -384,7 +367,7 @@ async fn many_sessions_commit_at_once() {
     for t in tasks {
         t.await.unwrap();
     }
-    let log = assert_linear(&repo).await;
+    let log = linear_history(&repo).await;
     assert_eq!(log.len() as u64, 2 + writers * commits);
     let r = repo
         .readonly_session(&VersionSpec::Branch("main".into()))
@@ -536,7 +519,7 @@ async fn processes_commit(writers: u64, commits: u64) {
     }
 
     let repo = Repository::open_location(location, &vec![]).await.unwrap();
-    let log = assert_linear(&repo).await;
+    let log = linear_history(&repo).await;
     assert_eq!(log.len() as u64, 2 + writers * commits);
     let messages: BTreeSet<String> = log.iter().map(|e| e.message.clone()).collect();
     for w in 0..writers {

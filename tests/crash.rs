@@ -220,15 +220,7 @@ async fn check_repository(
         "life {life}: fsck found problems: {:#?}",
         report.problems
     );
-    let tip = repo.branch_tip("main").await.unwrap();
-    let log = repo.log_from(tip, usize::MAX).await.unwrap();
-    for (k, entry) in log.iter().enumerate() {
-        assert_eq!(
-            entry.generation,
-            (log.len() - 1 - k) as u64,
-            "life {life}: history is not linear"
-        );
-    }
+    let log = common::linear_history(&repo).await;
     let in_log: BTreeMap<SnapshotId, &floe::LogEntry> = log.iter().map(|e| (e.id, e)).collect();
     for (index, id) in acknowledged {
         let entry = in_log
@@ -236,7 +228,7 @@ async fn check_repository(
             .unwrap_or_else(|| panic!("life {life}: acknowledged commit {index} ({id}) lost"));
         assert_eq!(entry.message, message(*index), "life {life}: {id}");
     }
-    let session = repo.session_at_snapshot(tip).await.unwrap();
+    let session = repo.session_at_snapshot(log[0].id).await.unwrap();
     for (index, id) in new_acks {
         assert_eq!(
             session.get_chunk(&p("a"), &[*index]).await.unwrap(),

@@ -7,7 +7,7 @@ mod common;
 use std::borrow::Borrow;
 
 use bytes::Bytes;
-use common::{memory_repo, p, uint8_array};
+use common::{linear_history, memory_repo, p, uint8_array};
 use floe::{
     ConflictDetail, Error, NodeMetadata, NodePath, Repository, Session, SnapshotId, VersionSpec,
 };
@@ -92,15 +92,7 @@ async fn main_session(repo: &Repository) -> Session {
 /// Asserts that history from the tip of `main` is a single chain with consecutive
 /// generations and returns its ids, newest first.
 async fn linear_log(repo: &Repository) -> Vec<SnapshotId> {
-    let tip = repo.branch_tip("main").await.unwrap();
-    let log = repo.log_from(tip, usize::MAX).await.unwrap();
-    for (k, entry) in log.iter().enumerate() {
-        assert_eq!(entry.generation, (log.len() - 1 - k) as u64);
-        if k + 1 < log.len() {
-            assert!(repo.is_ancestor(log[k + 1].id, entry.id).await.unwrap());
-        }
-    }
-    log.iter().map(|e| e.id).collect()
+    linear_history(repo).await.iter().map(|e| e.id).collect()
 }
 
 /// Asserts that `t2m` in `session` has `days` rows and every day's chunk.

@@ -101,3 +101,21 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// The whole log of `main`, newest first, after asserting the history is linear: consecutive
+/// generations down to 0, each entry a descendant of the next.
+pub async fn linear_history(repo: &Repository) -> Vec<floe::LogEntry> {
+    let tip = repo.branch_tip("main").await.unwrap();
+    let log = repo.log_from(tip, usize::MAX).await.unwrap();
+    for (k, entry) in log.iter().enumerate() {
+        assert_eq!(
+            entry.generation,
+            (log.len() - 1 - k) as u64,
+            "history is not linear at entry {k}"
+        );
+        if k + 1 < log.len() {
+            assert!(repo.is_ancestor(log[k + 1].id, entry.id).await.unwrap());
+        }
+    }
+    log
+}
