@@ -153,6 +153,24 @@ pub enum Error {
         size: u64,
     },
 
+    // ---- serving ----------------------------------------------------------------------------
+    /// The HTTP server cannot listen on the address (in use, not local, no permission).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving on a non-loopback address without an access token was not explicitly allowed.
+    #[error("refusing to serve on non-loopback address {addr} without an access token: give --auth-token (or FLOE_SERVE_TOKEN), or --allow-unauthenticated to expose the repository to anyone who can reach it")]
+    UnauthenticatedBind { addr: String },
+
+    /// A rechunked view was requested with a chunk shape request that cannot be served (bad
+    /// syntax, unknown array, a group, wrong number of dimensions, a data type the view
+    /// cannot assemble).
+    #[error("invalid rechunk request `{request}`: {reason} (expected `array=size,size,...` with one positive integer chunk size per dimension, e.g. `temperature=256,256,30,group/pressure=256,256,30`)")]
+    InvalidRechunk { request: String, reason: String },
+
     // ---- commits --------------------------------------------------------------------------
     /// The session has no changes to commit.
     #[error("nothing to commit: the session has no changes")]
@@ -175,6 +193,44 @@ pub enum Error {
         snapshot: String,
         reason: String,
     },
+
+    // ---- virtual chunks ---------------------------------------------------------------------
+    /// A virtual chunk's source file is outside every container this handle may read.
+    #[error("reading virtual chunks from `{location}` is not authorized: {hint}")]
+    VirtualSourceNotAuthorized { location: String, hint: String },
+    /// A virtual chunk's location is refused whatever the authorization: not an absolute URL
+    /// of a supported scheme, a `..` segment, percent-encoded traversal, or a symbolic link
+    /// leading out of its container.
+    #[error("virtual chunk location `{location}` is refused: {reason}")]
+    VirtualLocationRefused { location: String, reason: String },
+    /// A virtual chunk's source changed since the reference was made (its ETag or
+    /// modification time no longer matches, or it became too short): its bytes are not
+    /// returned.
+    #[error("virtual chunk source `{location}` changed since it was referenced (its ETag or modification time no longer matches, or it became too short); its bytes are not returned: re-import the references of this file")]
+    VirtualSourceChanged { location: String },
+    /// A virtual chunk's source file no longer exists.
+    #[error("virtual chunk source `{location}` does not exist (moved or deleted since it was referenced); restore it or re-import the references")]
+    VirtualSourceMissing { location: String },
+
+    // ---- distributed writes ---------------------------------------------------------------
+    /// A forked (worker) session tried to commit; only the coordinator commits.
+    #[error("this session is a fork of a coordinator session and cannot commit: send `Session::finish_fork`'s changes back to the coordinator, which merges them with `Session::merge_fork` and commits once")]
+    CommitFromFork,
+    /// A fork ticket or a worker's changes cannot be used here (wrong kind of stream, another
+    /// session's fork, a base that moved since the fork, a missing chunk object...).
+    #[error("distributed write refused: {reason}")]
+    Fork { reason: String },
+    /// A worker's changes overlap changes the coordinator already has; nothing was merged.
+    #[error(
+        "the changes of fork {fork} conflict with this session's: {detail}; nothing was merged"
+    )]
+    ForkConflict {
+        fork: String,
+        detail: Box<ConflictDetail>,
+    },
+    /// Reading or writing a change stream's local spool file (or the caller's reader/writer) failed.
+    #[error("change stream I/O failed: {reason}; check the spool directory (RepositorySettings::spool_dir) has space and is writable")]
+    Spool { reason: String },
 }
 
 /// What exactly two commits disagree about.

@@ -10,24 +10,35 @@ mod error;
 mod format;
 mod id;
 mod repo;
+#[cfg(feature = "server")]
+pub mod server;
 mod storage;
+mod virtual_refs;
 mod zarr;
 
 pub use error::{ConflictDetail, Error, Result};
-pub use format::manifest::ChunkCoord;
+pub use format::manifest::{ChunkCoord, SourceChecksum, VirtualChunkRef, VirtualSource};
 pub use format::path::NodePath;
 pub use id::{ChunkObjectId, ManifestId, SnapshotId, TxLogId};
 pub use repo::{
-    ArrayStats, BranchInfo, ChunkChanges, FsckOptions, FsckProblem, FsckReport, LogEntry, NodeInfo,
-    Repository, RepositoryInfo, RepositorySettings, Session, SessionStatus, ShardCounts, TagInfo,
-    VersionSpec, DEFAULT_BRANCH, REPOSITORY_FORMAT,
+    ArrayStats, BranchInfo, ChangeStream, ChunkChanges, ForkMergeSummary, FsckOptions, FsckProblem,
+    FsckReport, LogEntry, NodeInfo, Repository, RepositoryInfo, RepositorySettings, Session,
+    SessionStatus, ShardCounts, TagInfo, VersionSpec, DEFAULT_BRANCH, REPOSITORY_FORMAT,
 };
 pub use storage::{
     create_storage, open_storage, DirListing, DynStorage, Fault, FaultCounts, FaultRule,
     FaultyStorage, ListedObject, ObjectStoreStorage, PutOutcome, Storage, StorageOp,
     StorageOptions,
 };
+pub use storage::{
+    with_cache, CacheCounters, CacheStats, CachedStorage, LocalCache, DEFAULT_CACHE_BUDGET,
+};
+pub use virtual_refs::{VirtualAccess, VirtualContainer, VirtualReadStats};
 pub use zarr::metadata::{ArrayGeometry, ChunkKeyEncoding, NodeMetadata};
+pub use zarr::rechunk::{
+    ChunkShapeRequest, DecodedChunkCache, DecodedChunkCacheStats, RechunkedStore,
+    MAX_VIEW_CHUNK_BYTES,
+};
 pub use zarr::store::{ByteRange, ZarrStore};
 pub use zarr::zarrs_adapter::{AsyncZarrsStore, SyncZarrsStore};
 

@@ -113,7 +113,8 @@ impl Built {
 ///     object; shard [0] has 4 entries > delta_max_entries, so it is compacted into a base.
 /// c2: group g, array g/b [2, 2]; b[0,0] inline, b[1,1] packed, a[4] packed, a[5] inline.
 /// c3: a[1] rewritten (one-entry delta over the base).
-/// c4: array big [40]: 40 inline chunks, 10 compacted bases, a transaction log object.
+/// c4: array big [40] (at a long path, so its transaction log is an object): 40 inline chunks,
+/// 10 compacted bases, a transaction log object.
 /// c5: a[0] deleted (tombstone over the base), a shrunk to [5] (a[5] trimmed).
 async fn build() -> Built {
     let dir = tempfile::tempdir().unwrap();
@@ -165,13 +166,12 @@ async fn build() -> Built {
     dev.commit("c3", None).await.unwrap();
 
     let before = objects(&path);
-    s.create_array(&p("big"), int32_array(&[40], &[1]))
+    let big = p("big_array_with_a_long_name_so_that_its_log_is_stored_apart");
+    s.create_array(&big, int32_array(&[40], &[1]))
         .await
         .unwrap();
     for i in 0..40u64 {
-        s.set_chunk(&p("big"), &[i], filled(1, i as u8))
-            .await
-            .unwrap();
+        s.set_chunk(&big, &[i], filled(1, i as u8)).await.unwrap();
     }
     let middle = s.commit("c4", None).await.unwrap();
     let txlogs = added(&path, &before, "txlogs");

@@ -327,48 +327,114 @@ async fn repository_on_s3() {
     assert_eq!(report.tags, 1);
 }
 
-/// `writers` sessions, each with its own repository handle, commit `commits` chunks each to
-/// `main` at the same time. Returns every acknowledged snapshot id with its (writer, commit).
-async fn race(
-    location: &str,
-    options: &StorageOptions,
-    writers: u64,
-    commits: u64,
-) -> BTreeMap<SnapshotId, (u64, u64)> {
-    let settings = RepositorySettings {
-        // Eight writers on one branch: allow for losing many rounds in a row.
+const CHILD_LOCATION: &str = "FLOE_S3_RACE_LOCATION";
+const CHILD_WRITER: &str = "FLOE_S3_RACE_WRITER";
+const CHILD_COMMITS: &str = "FLOE_S3_RACE_COMMITS";
+const CHILD_SIGNALS: &str = "FLOE_S3_RACE_SIGNALS";
+
+/// Settings of the racing writers: eight writers on one branch may lose many rounds in a row.
+fn race_settings() -> RepositorySettings {
+    RepositorySettings {
         max_commit_attempts: 1000,
         commit_backoff_max: Duration::from_millis(200),
         ..RepositorySettings::default()
+    }
+}
+
+/// Entry point of one racing writer process (does nothing unless started by `race`): opens
+/// the repository, waits for the start signal, commits its chunks one by one and prints an
+/// `ack <commit> <snapshot id>` line for each acknowledged commit.
+#[test]
+#[ignore = "helper: run by eight_writers_race_on_s3_and_lose_nothing"]
+fn s3_race_writer_child() {
+    let (Ok(location), Ok(w), Ok(commits), Ok(signals)) = (
+        std::env::var(CHILD_LOCATION),
+        std::env::var(CHILD_WRITER),
+        std::env::var(CHILD_COMMITS),
+        std::env::var(CHILD_SIGNALS),
+    ) else {
+        return;
     };
-    let tasks: Vec<_> = (0..writers)
+    let (w, commits): (u64, u64) = (w.parse().unwrap(), commits.parse().unwrap());
+    let (_, options) = s3_location("child").unwrap();
+    let signals = std::path::PathBuf::from(signals);
+    common::runtime().block_on(async {
+        let storage = floe::open_storage(&location, &options).unwrap();
+        let repo = Repository::open(storage, race_settings()).await.unwrap();
+        let s = repo.writable_session("main").await.unwrap();
+        std::fs::write(signals.join(format!("ready-{w}")), b"").unwrap();
+        while !signals.join("start").exists() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        for c in 0..commits {
+            s.set_chunk(&p("a"), &[w, c], race_chunk(w, c))
+                .await
+                .unwrap();
+            let id = s
+                .commit(&format!("writer {w} commit {c}"), None)
+                .await
+                .unwrap();
+            println!("ack {c} {id}");
+        }
+    });
+}
+
+/// `writers` processes, each with its own repository handle, commit `commits` chunks each to
+/// `main` at the same time. Returns every acknowledged snapshot id with its (writer, commit).
+async fn race(location: &str, writers: u64, commits: u64) -> BTreeMap<SnapshotId, (u64, u64)> {
+    let signals = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..writers)
         .map(|w| {
-            let storage = floe::open_storage(location, options).unwrap();
-            let settings = settings.clone();
-            tokio::spawn(async move {
-                let repo = Repository::open(storage, settings).await.unwrap();
-                let s = repo.writable_session("main").await.unwrap();
-                let mut acknowledged = vec![];
-                for c in 0..commits {
-                    s.set_chunk(&p("a"), &[w, c], race_chunk(w, c))
-                        .await
-                        .unwrap();
-                    let id = s.commit(&format!("writer {w} commit {c}"), None).await;
-                    acknowledged.push((id.unwrap(), (w, c)));
-                }
-                acknowledged
-            })
+            std::process::Command::new(&exe)
+                .args([
+                    "s3_race_writer_child",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                ])
+                .args(["--test-threads=1", "--quiet"])
+                .env(CHILD_LOCATION, location)
+                .env(CHILD_WRITER, w.to_string())
+                .env(CHILD_COMMITS, commits.to_string())
+                .env(CHILD_SIGNALS, signals.path())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
         })
         .collect();
+    for w in 0..writers {
+        while !signals.path().join(format!("ready-{w}")).exists() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    std::fs::write(signals.path().join("start"), b"").unwrap();
+    let started = std::time::Instant::now();
     let mut all = BTreeMap::new();
-    for t in tasks {
-        for (id, who) in t.await.unwrap() {
+    for (w, child) in children.into_iter().enumerate() {
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        assert!(out.status.success(), "writer {w} failed");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(rest) = line.strip_prefix("ack ") else {
+                continue;
+            };
+            let (c, id) = rest.split_once(' ').unwrap();
+            let id: SnapshotId = id.parse().unwrap();
+            let who = (w as u64, c.parse().unwrap());
             assert!(
                 all.insert(id, who).is_none(),
                 "snapshot {id} acknowledged twice"
             );
         }
     }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "S3 race: {} commits acknowledged by {writers} processes in {seconds:.2} s ({:.1} commits/s)",
+        all.len(),
+        all.len() as f64 / seconds
+    );
     all
 }
 
@@ -396,7 +462,7 @@ async fn eight_writers_race_on_s3_and_lose_nothing() {
         .unwrap();
     s.commit("setup", None).await.unwrap();
 
-    let acknowledged = race(&location, &options, writers, commits).await;
+    let acknowledged = race(&location, writers, commits).await;
     assert_eq!(acknowledged.len() as u64, writers * commits);
 
     let repo = Repository::open_location(&location, &options)

@@ -5,13 +5,13 @@
 //!     --dir <empty scratch dir> --out <result.json> [--days N] [--commits N]
 //! ```
 //!
-//! `all` runs W1, W2, W3, W5 and W6 (W4 is not implemented yet). `--days` (W1/W2, default
-//! 365) and `--commits` (W6, default 10000) shrink the runs for quick checks; reference figures
+//! `all` runs every workload. `--days` (W1/W2, default 365), `--refs` (W4, default 1000000)
+//! and `--commits` (W6, default 10000) change the sizes for quick checks or bigger runs; reference figures
 //! that depend on the full size are then left out. Every workload verifies what it reads and
 //! the runner exits with status 1 on any error or mismatch (the JSON is not written then).
 //!
-//! W5 re-executes this binary as its writer processes, with the hidden first arguments
-//! `--w5-writer` and `--w5-append` (see `w5.rs`).
+//! W4 and W5 re-execute this binary as child processes, with the hidden first arguments
+//! `--w4-writer`, `--w4-reader`, `--w5-writer` and `--w5-append` (see `w4.rs`, `w5.rs`).
 //!
 //! floe's async API runs on a tokio runtime owned by `main`; zarrs' sync API is called from the
 //! main thread (and zarrs' rayon pool), never from a tokio worker.
@@ -21,6 +21,7 @@ mod report;
 mod w1;
 mod w2;
 mod w3;
+mod w4;
 mod w5;
 mod w6;
 mod zarr_io;
@@ -65,9 +66,10 @@ struct Args {
     out: PathBuf,
     days: u64,
     commits: u64,
+    refs: u64,
 }
 
-const USAGE: &str = "usage: workloads --workload <w1|w2|w3|w4|w5|w6|all> --dir <empty scratch dir> --out <result.json> [--days N] [--commits N]";
+const USAGE: &str = "usage: workloads --workload <w1|w2|w3|w4|w5|w6|all> --dir <empty scratch dir> --out <result.json> [--days N] [--commits N] [--refs N]";
 
 fn parse_args() -> Res<Args> {
     let mut workload = None;
@@ -75,6 +77,7 @@ fn parse_args() -> Res<Args> {
     let mut out = None;
     let mut days = 365;
     let mut commits = 10_000;
+    let mut refs = 1_000_000;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -87,6 +90,7 @@ fn parse_args() -> Res<Args> {
             "--out" => out = Some(PathBuf::from(value()?)),
             "--days" => days = value()?.parse().map_err(|e| format!("--days: {e}"))?,
             "--commits" => commits = value()?.parse().map_err(|e| format!("--commits: {e}"))?,
+            "--refs" => refs = value()?.parse().map_err(|e| format!("--refs: {e}"))?,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}").into()),
         }
@@ -98,6 +102,7 @@ fn parse_args() -> Res<Args> {
         out: out.ok_or_else(|| missing("--out"))?,
         days,
         commits,
+        refs,
     })
 }
 
@@ -118,16 +123,11 @@ fn prepare_scratch(dir: &Path) -> Res<()> {
 }
 
 fn run(args: &Args) -> Res<Map<String, Value>> {
-    let selected: Vec<&str> =
-        match args.workload.as_str() {
-            "all" => vec!["w1", "w2", "w3", "w5", "w6"],
-            w @ ("w1" | "w2" | "w3" | "w5" | "w6") => vec![w],
-            w @ "w4" => return Err(format!(
-                "workload {w} is not implemented yet (it comes with a later issue); implemented: w1, w2, w3, w5, w6, all"
-            )
-            .into()),
-            other => return Err(format!("unknown workload `{other}`\n{USAGE}").into()),
-        };
+    let selected: Vec<&str> = match args.workload.as_str() {
+        "all" => vec!["w1", "w2", "w3", "w4", "w5", "w6"],
+        w @ ("w1" | "w2" | "w3" | "w4" | "w5" | "w6") => vec![w],
+        other => return Err(format!("unknown workload `{other}`\n{USAGE}").into()),
+    };
     prepare_scratch(&args.dir)?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let ctx = Ctx {
@@ -165,6 +165,7 @@ fn run(args: &Args) -> Res<Map<String, Value>> {
                 report
             }
             "w3" => w3::run(&ctx, &args.dir.join("w3"))?,
+            "w4" => w4::run(&ctx, &args.dir.join("w4"), args.refs)?,
             "w5" => w5::run(&ctx, &args.dir.join("w5"))?,
             "w6" => w6::run(&ctx, &args.dir.join("w6"))?,
             _ => unreachable!("filtered above"),
@@ -183,6 +184,8 @@ fn child_process() -> Option<Res<()>> {
     match args.first().map(String::as_str) {
         Some("--w5-writer") => Some(w5::writer_main(&args[1..])),
         Some("--w5-append") => Some(w5::appender_main(&args[1..])),
+        Some("--w4-writer") => Some(w4::writer_main(&args[1..])),
+        Some("--w4-reader") => Some(w4::reader_main(&args[1..])),
         _ => None,
     }
 }

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use floe::{Error, Repository, SnapshotId, StorageOptions, VersionSpec};
+use floe::{Error, Repository, SnapshotId, StorageOptions, VersionSpec, VirtualAccess};
 
 /// The exit codes of `floe` (also listed in `floe --help`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,7 +17,8 @@ pub enum Exit {
     Usage = 2,
     /// Something named does not exist: repository, branch, tag, snapshot, node or key.
     NotFound = 3,
-    /// Refused because of existing state: already exists, conflict, protected branch.
+    /// Refused because of existing state (already exists, conflict, protected branch) or a
+    /// virtual chunk read that is not authorized or whose location is refused.
     Refused = 4,
     /// The repository is damaged: an object is missing, corrupt or fails its integrity check.
     Corrupt = 5,
@@ -30,7 +31,8 @@ Exit codes:
   1  other failure (storage unreachable, I/O error, unsupported format, ...)
   2  usage error: bad arguments, names, paths or REF syntax
   3  not found: repository, branch, tag, snapshot, node or Zarr key
-  4  refused: already exists, conflicting commit, protected branch
+  4  refused: already exists, conflicting commit, protected branch, virtual chunk source not
+     authorized (see --allow-virtual) or refused
   5  corrupt repository: an object is missing, corrupt or fails its integrity check
 
 REF names a version: a branch, a tag, a snapshot id (a unique prefix of at least 4 hex
@@ -111,6 +113,10 @@ pub fn classify(error: &Error) -> Exit {
         | Error::InvalidPath { .. }
         | Error::InvalidKey { .. }
         | Error::WrongNodeKind { .. } => Exit::Usage,
+        Error::VirtualSourceNotAuthorized { .. } | Error::VirtualLocationRefused { .. } => {
+            Exit::Refused
+        }
+        Error::VirtualSourceMissing { .. } => Exit::NotFound,
         _ => Exit::Failure,
     }
 }
@@ -125,6 +131,10 @@ pub struct RepoLocation {
     pub location: Option<String>,
     /// `-o/--storage-option KEY=VALUE` pairs.
     pub options: StorageOptions,
+    /// `--allow-virtual URL_PREFIX` values: virtual chunk prefixes the user authorizes.
+    pub allow_virtual: Vec<String>,
+    /// `--allow-virtual-declared`: trust every container declared in the repository.
+    pub allow_virtual_declared: bool,
 }
 
 impl RepoLocation {
@@ -151,7 +161,24 @@ impl RepoLocation {
                 .into());
             }
         }
-        Ok(Repository::open_location(location, &self.options).await?)
+        let repo = Repository::open_location(location, &self.options).await?;
+        Ok(repo.with_virtual_access(self.virtual_access()?))
+    }
+
+    /// The virtual chunk authorization the command line gives: each `--allow-virtual` prefix
+    /// is accepted explicitly (declared or not), `--allow-virtual-declared` trusts every
+    /// declared container.
+    pub fn virtual_access(&self) -> CliResult<VirtualAccess> {
+        let mut access = VirtualAccess::deny_all();
+        for prefix in &self.allow_virtual {
+            access = access.allow_undeclared(prefix).map_err(|e| {
+                CliError::new(Exit::Usage, format!("--allow-virtual {prefix}: {e}"))
+            })?;
+        }
+        if self.allow_virtual_declared {
+            access = access.allow_declared();
+        }
+        Ok(access)
     }
 }
 

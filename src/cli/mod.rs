@@ -8,13 +8,16 @@
 //! [`common::EXIT_CODES_HELP`]).
 
 mod branch;
+mod cache;
 mod cat;
 mod common;
+mod container;
 mod fsck;
 mod info;
 mod init;
 mod log;
 mod ls;
+mod serve;
 mod status;
 mod tag;
 
@@ -47,6 +50,15 @@ struct Cli {
         value_parser = common::parse_key_value
     )]
     storage_options: Vec<(String, String)>,
+    /// Authorize reading virtual chunks below this URL prefix (repeatable), e.g.
+    /// `--allow-virtual s3://bucket/data/`. Sources below it are read with the settings of the
+    /// declared container holding them, if any.
+    #[arg(long = "allow-virtual", global = true, value_name = "URL_PREFIX")]
+    allow_virtual: Vec<String>,
+    /// Authorize reading virtual chunks from every container declared in the repository
+    /// (see `floe container list`).
+    #[arg(long = "allow-virtual-declared", global = true)]
+    allow_virtual_declared: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,6 +91,15 @@ enum Command {
     /// Check that every object reachable from the live branches and tags is present and intact.
     #[command(long_about = fsck::LONG_ABOUT, after_long_help = fsck::JSON_HELP)]
     Fsck(fsck::FsckArgs),
+    /// Inspect or empty a local cache directory (`stats`, `clear`).
+    #[command(subcommand, long_about = cache::LONG_ABOUT)]
+    Cache(cache::CacheCommand),
+    /// Serve every version read-only over HTTP for Zarr clients (zarr-python, xarray).
+    #[command(long_about = serve::LONG_ABOUT)]
+    Serve(serve::ServeArgs),
+    /// Declare and list the virtual chunk containers of the repository.
+    #[command(subcommand, long_about = container::LONG_ABOUT)]
+    Container(container::ContainerCommand),
 }
 
 /// Parses the command line, runs the command and returns the process exit code.
@@ -115,6 +136,8 @@ async fn dispatch(cli: Cli) -> CliResult {
     let location = RepoLocation {
         location: cli.repo,
         options: cli.storage_options,
+        allow_virtual: cli.allow_virtual,
+        allow_virtual_declared: cli.allow_virtual_declared,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -128,6 +151,9 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Cat(args) => cat::run(&location, args, &mut out).await,
         Command::Status(args) => status::run(&location, args, &mut out).await,
         Command::Fsck(args) => fsck::run(&location, args, &mut out).await,
+        Command::Cache(command) => cache::run(command, &mut out),
+        Command::Serve(args) => serve::run(&location, args, &mut out).await,
+        Command::Container(command) => container::run(&location, command, &mut out).await,
     };
     let flushed = out.flush().map_err(CliError::from);
     result.and(flushed)

@@ -29,6 +29,8 @@ pub enum ChunkRef {
         /// Length of the chunk in bytes.
         length: u64,
     },
+    /// A byte range of a file outside the repository.
+    Virtual(VirtualChunkRef),
 }
 
 impl ChunkRef {
@@ -37,8 +39,40 @@ impl ChunkRef {
         match self {
             ChunkRef::Inline(b) => b.len() as u64,
             ChunkRef::Native { length, .. } => *length,
+            ChunkRef::Virtual(v) => v.length,
         }
     }
+}
+
+/// How a virtual chunk's source file is recognised as unchanged since the reference was made.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SourceChecksum {
+    /// The source's entity tag, as its store reports it.
+    ETag(String),
+    /// The source's last-modification time, in whole seconds since the Unix epoch: the source
+    /// must not have been modified after it.
+    LastModified(i64),
+}
+
+/// A file holding virtual chunks: its URL, and optionally what it looked like when referenced.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct VirtualSource {
+    /// Absolute URL of the file (`file://`, `s3://`, `gs://`, `az://`, `http(s)://`).
+    pub location: String,
+    /// When set, reads fail rather than return bytes of a source that changed.
+    pub checksum: Option<SourceChecksum>,
+}
+
+/// A chunk stored as a byte range of a file outside the repository. References to the same
+/// file share one [`VirtualSource`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualChunkRef {
+    /// The file.
+    pub source: std::sync::Arc<VirtualSource>,
+    /// Byte offset of the chunk in the file.
+    pub offset: u64,
+    /// Length of the chunk in bytes.
+    pub length: u64,
 }
 
 /// One entry of a manifest or a manifest delta: `None` marks a deleted chunk (deltas only).
@@ -47,6 +81,7 @@ pub type ManifestEntry = (ChunkCoord, Option<ChunkRef>);
 const KIND_TOMBSTONE: u8 = 0;
 const KIND_INLINE: u8 = 1;
 const KIND_NATIVE: u8 = 2;
+const KIND_VIRTUAL: u8 = 3;
 
 /// The columnar encoding of a sorted list of manifest entries.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +93,7 @@ pub struct ManifestColumns {
     /// Per entry, per dimension: zigzag varint of the difference to the previous entry.
     #[serde(with = "serde_bytes")]
     pub coords: Vec<u8>,
-    /// Per entry: 0 = deleted, 1 = inline, 2 = native.
+    /// Per entry: 0 = deleted, 1 = inline, 2 = native, 3 = virtual.
     #[serde(with = "serde_bytes")]
     pub kinds: Vec<u8>,
     /// Dictionary of chunk objects referenced by native entries.
@@ -66,15 +101,22 @@ pub struct ManifestColumns {
     /// Per native entry: varint index into `objects`.
     #[serde(with = "serde_bytes")]
     pub object_index: Vec<u8>,
-    /// Per native entry: zigzag varint of `offset - end of the previous native entry`.
+    /// Per native entry: zigzag varint of `offset - end of the previous native entry`; per
+    /// virtual entry: the same relative to the previous virtual entry.
     #[serde(with = "serde_bytes")]
     pub offsets: Vec<u8>,
-    /// Per inline or native entry: varint length.
+    /// Per inline, native or virtual entry: varint length.
     #[serde(with = "serde_bytes")]
     pub lengths: Vec<u8>,
     /// Inline chunk bytes, concatenated in entry order.
     #[serde(with = "serde_bytes")]
     pub inline_data: Vec<u8>,
+    /// Dictionary of the files virtual entries point into (absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<VirtualSource>,
+    /// Per virtual entry: varint index into `sources`.
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
+    pub source_index: Vec<u8>,
 }
 
 impl ManifestColumns {
@@ -88,8 +130,10 @@ impl ManifestColumns {
             ..Default::default()
         };
         let mut object_slots = std::collections::HashMap::new();
+        let mut sources = SourceSlots::default();
         let mut prev_coord = vec![0u64; ndim];
         let mut prev_end: u64 = 0;
+        let mut prev_virtual_end: u64 = 0;
         for (i, (coord, chunk)) in entries.iter().enumerate() {
             if coord.len() != ndim {
                 return Err(Error::corrupt("<manifest>", "entries of mixed rank"));
@@ -127,6 +171,17 @@ impl ManifestColumns {
                     varint::put_u64(&mut cols.lengths, *length);
                     prev_end = offset.wrapping_add(*length);
                 }
+                Some(ChunkRef::Virtual(v)) => {
+                    cols.kinds.push(KIND_VIRTUAL);
+                    let slot = sources.slot(&v.source, &mut cols.sources);
+                    varint::put_u64(&mut cols.source_index, slot as u64);
+                    varint::put_i64(
+                        &mut cols.offsets,
+                        v.offset.wrapping_sub(prev_virtual_end) as i64,
+                    );
+                    varint::put_u64(&mut cols.lengths, v.length);
+                    prev_virtual_end = v.offset.wrapping_add(v.length);
+                }
             }
         }
         Ok(cols)
@@ -135,6 +190,12 @@ impl ManifestColumns {
     /// Decodes back into sorted entries, validating every column.
     pub fn decode(&self) -> Result<Vec<ManifestEntry>> {
         let mut out = Vec::with_capacity(self.kinds.len());
+        let sources: Vec<std::sync::Arc<VirtualSource>> = self
+            .sources
+            .iter()
+            .cloned()
+            .map(std::sync::Arc::new)
+            .collect();
         self.for_each_entry(|coord, stored| {
             let chunk = match stored {
                 StoredRef::Deleted => None,
@@ -150,6 +211,15 @@ impl ManifestColumns {
                     offset,
                     length,
                 }),
+                StoredRef::Virtual {
+                    slot,
+                    offset,
+                    length,
+                } => Some(ChunkRef::Virtual(VirtualChunkRef {
+                    source: sources[slot].clone(),
+                    offset,
+                    length,
+                })),
             };
             out.push((coord.to_vec(), chunk));
             Ok(())
@@ -187,9 +257,11 @@ impl ManifestColumns {
         let mut object_index = Reader::new(&self.object_index, "object_index");
         let mut offsets = Reader::new(&self.offsets, "offsets");
         let mut lengths = Reader::new(&self.lengths, "lengths");
+        let mut source_index = Reader::new(&self.source_index, "source_index");
         let mut inline_pos = 0usize;
         let mut coord = vec![0u64; ndim];
         let mut prev_end: u64 = 0;
+        let mut prev_virtual_end: u64 = 0;
         for &kind in &self.kinds {
             for c in coord.iter_mut() {
                 *c = c.wrapping_add(coords.i64()? as u64);
@@ -220,6 +292,20 @@ impl ManifestColumns {
                         length,
                     }
                 }
+                KIND_VIRTUAL => {
+                    let slot = source_index.u64()? as usize;
+                    if slot >= self.sources.len() {
+                        return Err(Error::corrupt("<manifest>", "source index out of range"));
+                    }
+                    let offset = prev_virtual_end.wrapping_add(offsets.i64()? as u64);
+                    let length = lengths.u64()?;
+                    prev_virtual_end = offset.wrapping_add(length);
+                    StoredRef::Virtual {
+                        slot,
+                        offset,
+                        length,
+                    }
+                }
                 other => {
                     return Err(Error::corrupt(
                         "<manifest>",
@@ -230,6 +316,35 @@ impl ManifestColumns {
             visit(&coord, stored)?;
         }
         Ok(())
+    }
+}
+
+/// Assigns dictionary slots to virtual sources while encoding; consecutive references
+/// usually share a source, which is recognised without hashing.
+#[derive(Default)]
+struct SourceSlots {
+    slots: std::collections::HashMap<VirtualSource, usize>,
+    last: Option<(std::sync::Arc<VirtualSource>, usize)>,
+}
+
+impl SourceSlots {
+    fn slot(
+        &mut self,
+        source: &std::sync::Arc<VirtualSource>,
+        dict: &mut Vec<VirtualSource>,
+    ) -> usize {
+        if let Some((last, slot)) = &self.last {
+            if std::sync::Arc::ptr_eq(last, source) || **last == **source {
+                return *slot;
+            }
+        }
+        let next = dict.len();
+        let slot = *self.slots.entry((**source).clone()).or_insert(next);
+        if slot == next {
+            dict.push((**source).clone());
+        }
+        self.last = Some((source.clone(), slot));
+        slot
     }
 }
 
@@ -245,6 +360,15 @@ pub(crate) enum StoredRef {
         /// Index into `objects`.
         slot: usize,
         /// Byte offset of the chunk inside the object.
+        offset: u64,
+        /// Length of the chunk in bytes.
+        length: u64,
+    },
+    /// A virtual chunk in the file `sources[slot]`.
+    Virtual {
+        /// Index into `sources`.
+        slot: usize,
+        /// Byte offset of the chunk inside the file.
         offset: u64,
         /// Length of the chunk in bytes.
         length: u64,
@@ -303,6 +427,91 @@ mod tests {
             + cols.lengths.len()
             + cols.object_index.len();
         assert!(size <= 5 * 10_000, "{size} bytes for 10k sequential refs");
+        assert_eq!(cols.decode().unwrap(), entries);
+    }
+
+    fn virtual_ref(file: &str, offset: u64) -> ChunkRef {
+        ChunkRef::Virtual(VirtualChunkRef {
+            source: std::sync::Arc::new(VirtualSource {
+                location: format!("file:///data/{file}.nc"),
+                checksum: Some(SourceChecksum::ETag(format!("\"{file}\""))),
+            }),
+            offset,
+            length: 64,
+        })
+    }
+
+    #[test]
+    fn virtual_refs_round_trip_with_a_source_dictionary() {
+        let entries: Vec<ManifestEntry> = vec![
+            (vec![0], Some(virtual_ref("a", 100))),
+            (vec![1], Some(native(1))),
+            (vec![2], Some(virtual_ref("a", 164))),
+            (vec![3], Some(virtual_ref("b", 0))),
+            (vec![4], None),
+            (vec![5], Some(virtual_ref("a", 10))),
+        ];
+        let cols = ManifestColumns::encode(&entries).unwrap();
+        assert_eq!(cols.sources.len(), 2, "one dictionary entry per file");
+        let enc = rmp_serde::to_vec_named(&cols).unwrap();
+        let back: ManifestColumns = rmp_serde::from_slice(&enc).unwrap();
+        assert_eq!(back.decode().unwrap(), entries);
+        let mut bad = cols.clone();
+        bad.sources.pop();
+        assert!(bad.decode().is_err(), "source index out of range");
+        let mut bad = cols;
+        bad.source_index.clear();
+        assert!(bad.decode().is_err(), "source index column truncated");
+    }
+
+    #[test]
+    fn manifests_without_virtual_columns_still_decode() {
+        // A record written before virtual references existed has no `sources` fields.
+        #[derive(Serialize)]
+        struct Old {
+            ndim: u32,
+            count: u64,
+            #[serde(with = "serde_bytes")]
+            coords: Vec<u8>,
+            #[serde(with = "serde_bytes")]
+            kinds: Vec<u8>,
+            objects: Vec<ChunkObjectId>,
+            #[serde(with = "serde_bytes")]
+            object_index: Vec<u8>,
+            #[serde(with = "serde_bytes")]
+            offsets: Vec<u8>,
+            #[serde(with = "serde_bytes")]
+            lengths: Vec<u8>,
+            #[serde(with = "serde_bytes")]
+            inline_data: Vec<u8>,
+        }
+        let entries: Vec<ManifestEntry> = vec![(vec![3], Some(native(3)))];
+        let c = ManifestColumns::encode(&entries).unwrap();
+        let old = Old {
+            ndim: c.ndim,
+            count: c.count,
+            coords: c.coords.clone(),
+            kinds: c.kinds.clone(),
+            objects: c.objects.clone(),
+            object_index: c.object_index.clone(),
+            offsets: c.offsets.clone(),
+            lengths: c.lengths.clone(),
+            inline_data: c.inline_data.clone(),
+        };
+        let bytes = rmp_serde::to_vec_named(&old).unwrap();
+        assert_eq!(bytes, rmp_serde::to_vec_named(&c).unwrap(), "same bytes");
+        let back: ManifestColumns = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back.decode().unwrap(), entries);
+    }
+
+    #[test]
+    fn in_order_virtual_refs_cost_a_few_bytes_each() {
+        let entries: Vec<ManifestEntry> = (0..100_000u64)
+            .map(|i| (vec![i], Some(virtual_ref("big", 64 * i))))
+            .collect();
+        let cols = ManifestColumns::encode(&entries).unwrap();
+        let raw = rmp_serde::to_vec_named(&cols).unwrap().len();
+        assert!(raw <= 5 * 100_000 + 1000, "{raw} bytes before compression");
         assert_eq!(cols.decode().unwrap(), entries);
     }
 

@@ -131,6 +131,14 @@ pub struct ShardRef {
     pub chunk_bytes: u64,
     /// How many of the chunks are stored inline.
     pub inline_count: u64,
+    /// How many of the chunks are virtual (byte ranges of files outside the repository).
+    /// Absent when zero (so snapshots without virtual chunks encode as before).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub virtual_count: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where a snapshot's transaction log lives.
@@ -179,6 +187,7 @@ mod tests {
                             chunk_count: 3,
                             chunk_bytes: 300,
                             inline_count: 1,
+                            virtual_count: 0,
                         }],
                     }),
                 },

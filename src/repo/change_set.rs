@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::format::manifest::{ChunkCoord, ChunkRef};
+
 use crate::format::path::NodePath;
 use crate::zarr::metadata::NodeMetadata;
 
@@ -42,20 +43,57 @@ impl PendingChunk {
     }
 }
 
-/// Chunk edits of one array: `None` deletes the chunk.
-pub(crate) type ChunkEdits = BTreeMap<ChunkCoord, Option<PendingChunk>>;
+pub(crate) use super::array_edits::ArrayEdits;
+use super::edit_runs::SpillFile;
+use super::packs::Packs;
 
 /// Every uncommitted change of a session.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ChangeSet {
     pub(crate) nodes: BTreeMap<NodePath, NodeEdit>,
-    pub(crate) chunks: BTreeMap<NodePath, ChunkEdits>,
+    pub(crate) chunks: BTreeMap<NodePath, ArrayEdits>,
     /// Arrays whose chunk grid shrank in this session: per dimension, the smallest extent the
     /// grid had. Base chunks outside it are gone even if the array grew again afterwards.
     pub(crate) clips: BTreeMap<NodePath, ChunkCoord>,
+    /// Where frozen chunk edits go once they outgrow their memory budget.
+    pub(crate) spill_file: Option<Arc<SpillFile>>,
 }
 
 impl ChangeSet {
+    /// Keeps the edits of array `path` compact after a change: freezes its newest edits into
+    /// a run when there are many, and moves frozen runs of every array to a spill file in
+    /// `spool_dir` when together they hold more than `memory_limit` bytes.
+    pub(crate) fn maintain(
+        &mut self,
+        path: &NodePath,
+        packs: &Packs,
+        memory_limit: u64,
+        spool_dir: Option<&std::path::Path>,
+    ) -> crate::error::Result<()> {
+        let Some(edits) = self.chunks.get_mut(path) else {
+            return Ok(());
+        };
+        if !edits.maybe_freeze(packs)? {
+            return Ok(());
+        }
+        let held: u64 = self.chunks.values().map(ArrayEdits::run_memory_bytes).sum();
+        if held <= memory_limit {
+            return Ok(());
+        }
+        let file = match &self.spill_file {
+            Some(file) => file.clone(),
+            None => {
+                let file = SpillFile::create(spool_dir)?;
+                self.spill_file = Some(file.clone());
+                file
+            }
+        };
+        for edits in self.chunks.values_mut() {
+            edits.spill(&file)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.nodes.is_empty() && self.chunks.values().all(|c| c.is_empty())
     }
@@ -70,12 +108,17 @@ impl ChangeSet {
 
     /// Records that array `path` now has chunk grid `grid` (after `old`): when it shrank, the
     /// session's own chunk edits outside it are dropped and base chunks outside it are clipped.
-    pub(crate) fn record_grid_change(&mut self, path: &NodePath, old: &[u64], grid: &[u64]) {
+    pub(crate) fn record_grid_change(
+        &mut self,
+        path: &NodePath,
+        old: &[u64],
+        grid: &[u64],
+    ) -> crate::error::Result<()> {
         if old.len() != grid.len() || old.iter().zip(grid).all(|(o, n)| n >= o) {
-            return;
+            return Ok(());
         }
         if let Some(edits) = self.chunks.get_mut(path) {
-            edits.retain(|c, _| within_grid(c, grid));
+            edits.retain(&|c: &[u64]| within_grid(c, grid))?;
         }
         let clip = self
             .clips
@@ -84,6 +127,7 @@ impl ChangeSet {
         for (c, n) in clip.iter_mut().zip(grid) {
             *c = (*c).min(*n);
         }
+        Ok(())
     }
 
     /// Drops every change of the node at `path` itself.
@@ -99,14 +143,12 @@ pub(crate) fn within_grid(coord: &[u64], grid: &[u64]) -> bool {
     coord.len() == grid.len() && coord.iter().zip(grid).all(|(c, g)| c < g)
 }
 
-/// Resolved chunk edits of one array, ready to be committed.
-pub(crate) type ResolvedEdits = BTreeMap<ChunkCoord, Option<ChunkRef>>;
-
 /// A change set whose chunks are all stored: what a commit applies.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ResolvedChanges {
     pub(crate) nodes: BTreeMap<NodePath, NodeEdit>,
-    pub(crate) chunks: BTreeMap<NodePath, ResolvedEdits>,
+    /// Settled edits only: every chunk is stored (or deleted).
+    pub(crate) chunks: BTreeMap<NodePath, ArrayEdits>,
     /// See [`ChangeSet::clips`].
     pub(crate) clips: BTreeMap<NodePath, ChunkCoord>,
 }

@@ -18,10 +18,11 @@ use super::repository::Repository;
 use super::session::Session;
 use crate::error::{Error, Result};
 use crate::format::manifest::ChunkCoord;
+use crate::format::manifest::ChunkRef;
 use crate::format::now_us;
 use crate::format::path::NodePath;
 use crate::format::snapshot::{ArrayManifest, NodeKind, NodeRecord, Snapshot, TxLogRef};
-use crate::format::txlog::{NodeChange, TxLog};
+use crate::format::txlog::{CoordList, NodeChange, TxLog};
 use crate::id::SnapshotId;
 use crate::zarr::metadata::NodeMetadata;
 
@@ -47,6 +48,9 @@ impl Session {
     ) -> Result<SnapshotId> {
         let branch = self.inner.branch.clone().ok_or(Error::ReadOnlySession)?;
         let _gate = self.inner.write_gate.write().await;
+        if lock(&self.inner.state).fork.is_some() {
+            return Err(Error::CommitFromFork);
+        }
         if let Some(landed) = self.settle_unknown_outcome(&branch).await? {
             return Ok(landed);
         }
@@ -98,6 +102,7 @@ impl Session {
                     state.changes = Default::default();
                     state.packs = Default::default();
                     state.unknown_outcomes.clear();
+                    state.merged_forks.clear();
                     return Ok(id);
                 }
                 AdvanceOutcome::Lost => {
@@ -197,7 +202,21 @@ impl Session {
     }
 
     /// Writes pending packs and returns the change set with every chunk location resolved.
+    /// Cheap: the arrays' frozen edit runs are shared, not copied.
     async fn resolved_changes(&self) -> Result<ResolvedChanges> {
+        self.settle_packs().await?;
+        let state = lock(&self.inner.state);
+        Ok(ResolvedChanges {
+            nodes: state.changes.nodes.clone(),
+            chunks: state.changes.chunks.clone(),
+            clips: state.changes.clips.clone(),
+        })
+    }
+
+    /// Writes every pack of the session (sealing the open one) and rewrites packed chunk
+    /// edits to their final locations, so every chunk edit is [`PendingChunk::Ready`] or a
+    /// deletion. Callers hold the write gate exclusively.
+    pub(crate) async fn settle_packs(&self) -> Result<()> {
         {
             let mut state = lock(&self.inner.state);
             state.packs.reclaim_abandoned();
@@ -205,51 +224,23 @@ impl Session {
         }
         self.write_sealed_packs().await?;
         let mut state = lock(&self.inner.state);
-        let mut resolved = ResolvedChanges {
-            nodes: state.changes.nodes.clone(),
-            chunks: BTreeMap::new(),
-            clips: state.changes.clips.clone(),
-        };
-        let packs = &state.packs;
-        let mut out_chunks = BTreeMap::new();
-        for (path, edits) in &state.changes.chunks {
-            let mut done = BTreeMap::new();
-            for (coord, edit) in edits {
-                let value = match edit {
-                    None => None,
-                    Some(PendingChunk::Ready(r)) => Some(r.clone()),
-                    Some(PendingChunk::Packed {
-                        pack,
-                        offset,
-                        length,
-                    }) => match packs.locate(*pack, *offset, *length) {
-                        Some(Err(object)) => Some(crate::format::manifest::ChunkRef::Native {
-                            object,
-                            offset: *offset,
-                            length: *length,
-                        }),
-                        _ => {
-                            return Err(Error::corrupt(
-                                "<session pack>",
-                                "a pack was not written before commit",
-                            ))
-                        }
-                    },
-                };
-                done.insert(coord.clone(), value);
-            }
-            out_chunks.insert(path.clone(), done);
+        let state = &mut *state;
+        for edits in state.changes.chunks.values_mut() {
+            edits.settle(&state.packs)?;
         }
-        // Keep the session's own view consistent: packed chunks now have final locations.
-        for (path, edits) in &out_chunks {
-            let entry: &mut BTreeMap<ChunkCoord, Option<PendingChunk>> =
-                state.changes.chunks.entry(path.clone()).or_default();
-            for (coord, value) in edits {
-                entry.insert(coord.clone(), value.clone().map(PendingChunk::Ready));
-            }
-        }
-        resolved.chunks = out_chunks;
-        Ok(resolved)
+        Ok(())
+    }
+}
+
+/// The stored location of a settled chunk edit (`None` deletes).
+pub(crate) fn settled(edit: Option<&PendingChunk>) -> Result<Option<ChunkRef>> {
+    match edit {
+        None => Ok(None),
+        Some(PendingChunk::Ready(r)) => Ok(Some(r.clone())),
+        Some(PendingChunk::Packed { .. }) => Err(Error::corrupt(
+            "<session pack>",
+            "a packed chunk was not settled before use",
+        )),
     }
 }
 
@@ -317,7 +308,7 @@ pub(crate) async fn build_snapshot(
         .map(|(p, _)| p.clone())
         .chain(new_geometry.keys().cloned())
         .collect();
-    let empty = BTreeMap::new();
+    let empty = super::change_set::ArrayEdits::default();
     for path in touched {
         let Some(record) = nodes.get_mut(&path) else {
             continue;
@@ -343,9 +334,14 @@ pub(crate) async fn build_snapshot(
         )
         .await?;
         if !edits.is_empty() {
-            txlog
-                .chunks
-                .push((path.clone(), edits.keys().cloned().collect()));
+            let mut coords = CoordList::default();
+            let mut previous: Option<ChunkCoord> = None;
+            for edit in edits.iter() {
+                let (c, _) = edit?;
+                coords.push(&c, previous.as_deref());
+                previous = Some(c);
+            }
+            txlog.chunks.push((path.clone(), coords));
         }
     }
     let (generation, skips, recent) = child_history(parent.id, &parent.snapshot);

@@ -11,7 +11,7 @@ use super::repository::Repository;
 use crate::error::{ConflictDetail, Error, Result};
 use crate::format::manifest::ChunkCoord;
 use crate::format::path::NodePath;
-use crate::format::txlog::{NodeChange, TxLog};
+use crate::format::txlog::{CoordList, NodeChange, TxLog};
 use crate::id::SnapshotId;
 use crate::zarr::metadata::NodeMetadata;
 
@@ -198,7 +198,7 @@ pub(crate) fn find_conflict(
             }
         }
     }
-    let their_chunks: BTreeMap<&NodePath, &Vec<ChunkCoord>> =
+    let their_chunks: BTreeMap<&NodePath, &CoordList> =
         theirs.chunks.iter().map(|(p, c)| (p, c)).collect();
     for (path, edits) in &ours.chunks {
         if edits.is_empty() {
@@ -222,11 +222,22 @@ pub(crate) fn find_conflict(
             ));
         }
         if let Some(their) = their_chunks.get(path) {
-            let overlap: Vec<ChunkCoord> = their
-                .iter()
-                .filter(|c| edits.contains_key(*c))
-                .cloned()
-                .collect();
+            let mut overlap: Vec<ChunkCoord> = Vec::new();
+            for c in their.iter() {
+                let checked = c.and_then(|c| edits.contains(&c).map(|hit| (c, hit)));
+                match checked {
+                    Ok((c, true)) => overlap.push(c),
+                    Ok((_, false)) => {}
+                    Err(e) => {
+                        return Err(ConflictDetail::Node {
+                            path: path.to_string(),
+                            reason: format!(
+                                "conflicts cannot be ruled out: a list of chunk edits could not be read ({e})"
+                            ),
+                        })
+                    }
+                }
+            }
             if !overlap.is_empty() {
                 return Err(ConflictDetail::Chunks {
                     path: path.to_string(),

@@ -464,11 +464,10 @@ impl<'a> Checker<'a> {
             "transaction log: nodes are not sorted and unique by path"
         } else if log.chunks.windows(2).any(|p| p[0].0 >= p[1].0) {
             "transaction log: chunk lists are not sorted and unique by path"
-        } else if log
-            .chunks
-            .iter()
-            .any(|(_, c)| c.is_empty() || c.windows(2).any(|p| p[0] >= p[1]))
-        {
+        } else if log.chunks.iter().any(|(_, list)| {
+            let coords: Result<Vec<_>> = list.iter().collect();
+            coords.map_or(true, |c| c.is_empty() || c.windows(2).any(|p| p[0] >= p[1]))
+        }) {
             "transaction log: a chunk list is empty or not sorted and unique"
         } else {
             return;

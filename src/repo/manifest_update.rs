@@ -5,9 +5,10 @@
 //! snapshot until the delta grows past the configured limits, when base and delta are
 //! compacted into a new base object.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::change_set::{within_grid, ResolvedEdits};
+use super::change_set::{within_grid, ArrayEdits};
+use super::commit::settled;
 use super::loaded::{shard_of, ShardIndex};
 use super::repository::Repository;
 use crate::error::Result;
@@ -47,7 +48,7 @@ pub(crate) async fn update_array_manifest(
     old: Option<&ArrayGeometry>,
     new: &ArrayGeometry,
     clip: Option<&ChunkCoord>,
-    edits: &ResolvedEdits,
+    edits: &ArrayEdits,
 ) -> Result<()> {
     let mut grid = new.grid_shape();
     if let Some(clip) = clip.filter(|c| c.len() == grid.len()) {
@@ -60,15 +61,6 @@ pub(crate) async fn update_array_manifest(
         manifest.shards.clear();
     }
     let shard_shape = manifest.shard_shape.clone();
-    let mut per_shard: BTreeMap<ChunkCoord, Vec<ManifestEntry>> = BTreeMap::new();
-    for (coord, chunk) in edits {
-        if new.contains_chunk(coord) {
-            per_shard
-                .entry(shard_of(coord, &shard_shape))
-                .or_default()
-                .push((coord.clone(), chunk.clone()));
-        }
-    }
     let shrunk = old.is_some_and(|o| o.grid_shape().iter().zip(&grid).any(|(a, b)| b < a));
     let needs_trim = |shard: &ShardRef| {
         shrunk
@@ -84,23 +76,66 @@ pub(crate) async fn update_array_manifest(
         .drain(..)
         .map(|s| (s.coord.clone(), s))
         .collect();
-    let trim: Vec<ChunkCoord> = shards
+    let mut trim: BTreeSet<ChunkCoord> = shards
         .values()
         .filter(|s| needs_trim(s))
         .map(|s| s.coord.clone())
         .collect();
-    for coord in trim {
-        per_shard.entry(coord).or_default();
-    }
-    for (shard_coord, shard_edits) in per_shard {
-        let old_shard = shards.remove(&shard_coord);
-        if let Some(updated) =
-            update_shard(repo, shard_coord, old_shard, shard_edits, &grid).await?
+    // Edits arrive in coordinate order, so every shard of one slab (the shards sharing their
+    // first shard coordinate) arrives before the next slab starts: one slab is held at a time.
+    let mut slab: BTreeMap<ChunkCoord, Vec<ManifestEntry>> = BTreeMap::new();
+    let mut updated = BTreeMap::new();
+    for edit in edits.iter() {
+        let (coord, chunk) = edit?;
+        if !new.contains_chunk(&coord) {
+            continue;
+        }
+        let shard = shard_of(&coord, &shard_shape);
+        if slab
+            .keys()
+            .next()
+            .is_some_and(|s| s.first() != shard.first())
         {
-            shards.insert(updated.coord.clone(), updated);
+            flush_slab(repo, &mut slab, &mut shards, &mut updated, &mut trim, &grid).await?;
+        }
+        slab.entry(shard)
+            .or_default()
+            .push((coord, settled(chunk.as_ref())?));
+    }
+    flush_slab(repo, &mut slab, &mut shards, &mut updated, &mut trim, &grid).await?;
+    for coord in trim {
+        slab.insert(coord, Vec::new());
+    }
+    flush_slab(
+        repo,
+        &mut slab,
+        &mut shards,
+        &mut updated,
+        &mut BTreeSet::new(),
+        &grid,
+    )
+    .await?;
+    shards.append(&mut updated);
+    manifest.shards = shards.into_values().collect();
+    Ok(())
+}
+
+/// Applies the edits of one slab to its shards (moving them from `shards` to `updated`).
+async fn flush_slab(
+    repo: &Repository,
+    slab: &mut BTreeMap<ChunkCoord, Vec<ManifestEntry>>,
+    shards: &mut BTreeMap<ChunkCoord, ShardRef>,
+    updated: &mut BTreeMap<ChunkCoord, ShardRef>,
+    trim: &mut BTreeSet<ChunkCoord>,
+    grid: &[u64],
+) -> Result<()> {
+    for (shard_coord, shard_edits) in std::mem::take(slab) {
+        trim.remove(&shard_coord);
+        let old_shard = shards.remove(&shard_coord);
+        if let Some(shard) = update_shard(repo, shard_coord, old_shard, shard_edits, grid).await? {
+            updated.insert(shard.coord.clone(), shard);
         }
     }
-    manifest.shards = shards.into_values().collect();
     Ok(())
 }
 
@@ -140,6 +175,7 @@ async fn update_shard(
         count: s.chunk_count,
         bytes: s.chunk_bytes,
         inline: s.inline_count,
+        virtuals: s.virtual_count,
     });
     let mut delta: BTreeMap<ChunkCoord, Option<ChunkRef>> =
         old_delta.unwrap_or_default().into_iter().collect();
@@ -211,6 +247,7 @@ async fn update_shard(
         chunk_count: stats.count,
         chunk_bytes: stats.bytes,
         inline_count: stats.inline,
+        virtual_count: stats.virtuals,
     }))
 }
 
@@ -239,6 +276,7 @@ struct ShardStats {
     count: u64,
     bytes: u64,
     inline: u64,
+    virtuals: u64,
 }
 
 impl ShardStats {
@@ -247,6 +285,7 @@ impl ShardStats {
             self.count += 1;
             self.bytes += r.len();
             self.inline += u64::from(matches!(r, ChunkRef::Inline(_)));
+            self.virtuals += u64::from(matches!(r, ChunkRef::Virtual(_)));
         }
     }
 
@@ -257,6 +296,9 @@ impl ShardStats {
             self.inline = self
                 .inline
                 .saturating_sub(u64::from(matches!(r, ChunkRef::Inline(_))));
+            self.virtuals = self
+                .virtuals
+                .saturating_sub(u64::from(matches!(r, ChunkRef::Virtual(_))));
         }
     }
 }

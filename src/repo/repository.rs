@@ -38,6 +38,8 @@ struct RepoInfo {
 #[derive(Clone, Debug)]
 pub struct Repository {
     pub(crate) inner: Arc<RepoInner>,
+    /// What this handle may read of virtual chunks, and its clients for their sources.
+    pub(crate) virtual_reader: Arc<crate::virtual_refs::VirtualReader>,
 }
 
 pub(crate) struct RepoInner {
@@ -78,6 +80,7 @@ impl Repository {
                 manifests,
                 settings,
             }),
+            virtual_reader: Arc::default(),
         }
     }
 

@@ -53,6 +53,12 @@ pub(crate) struct SessionState {
     /// Snapshots of discarded attempts with unknown outcomes: if one lands after all, rebase
     /// must not mistake it for another writer's conflicting commit.
     pub(crate) abandoned_outcomes: Vec<SnapshotId>,
+    /// Set on worker sessions: what they were forked from.
+    pub(crate) fork: Option<super::fork::ForkOrigin>,
+    /// Forks taken from this session, with the base they were taken on.
+    pub(crate) issued_forks: super::fork::IssuedForks,
+    /// Forks whose changes were merged into this session.
+    pub(crate) merged_forks: std::collections::BTreeSet<u128>,
 }
 
 impl Repository {
@@ -73,7 +79,7 @@ impl Repository {
         self.session_at(id, Some(branch.to_string()), seq).await
     }
 
-    async fn session_at(
+    pub(crate) async fn session_at(
         &self,
         id: SnapshotId,
         branch: Option<String>,
@@ -91,6 +97,9 @@ impl Repository {
                     packs: Packs::default(),
                     unknown_outcomes: Vec::new(),
                     abandoned_outcomes: Vec::new(),
+                    fork: None,
+                    issued_forks: Default::default(),
+                    merged_forks: Default::default(),
                 }),
                 write_gate: tokio::sync::RwLock::new(()),
             }),
@@ -236,7 +245,7 @@ impl Session {
         ) {
             state
                 .changes
-                .record_grid_change(path, &old.grid_shape(), &new.grid_shape());
+                .record_grid_change(path, &old.grid_shape(), &new.grid_shape())?;
         }
         state.changes.nodes.insert(
             path.clone(),
@@ -373,8 +382,15 @@ impl Session {
             }
         }
         for (path, edits) in &state.changes.chunks {
-            let written = edits.values().filter(|e| e.is_some()).count();
-            let deleted = edits.len() - written;
+            let (mut written, mut deleted) = (0, 0);
+            for edit in edits.iter() {
+                match edit {
+                    Ok((_, Some(_))) => written += 1,
+                    Ok((_, None)) => deleted += 1,
+                    // A spilled run that cannot be read back is reported by reads and commit.
+                    Err(_) => {}
+                }
+            }
             if written + deleted > 0 {
                 status.chunks.push(ChunkChanges {
                     path: path.clone(),
@@ -396,8 +412,13 @@ impl Session {
     pub async fn discard(&self) {
         let _gate = self.inner.write_gate.write().await;
         let mut state = lock(&self.inner.state);
-        state.changes = ChangeSet::default();
+        // A worker goes back to its ticket; any other session to its base snapshot.
+        state.changes = match &state.fork {
+            Some(origin) => origin.inherited.clone(),
+            None => ChangeSet::default(),
+        };
         state.packs = Packs::default();
+        state.merged_forks.clear();
         // Attempts with an unknown outcome stay known to rebase (they may still land), but no
         // longer block new changes.
         let keep = std::mem::take(&mut state.unknown_outcomes);

@@ -9,7 +9,7 @@ use super::loaded::lock;
 use super::session::Session;
 use crate::error::{Error, Result};
 use crate::format::envelope::chunk_object_header;
-use crate::format::manifest::{ChunkCoord, ChunkRef};
+use crate::format::manifest::{ChunkCoord, ChunkRef, VirtualChunkRef};
 use crate::format::path::NodePath;
 use crate::id::ChunkObjectId;
 use crate::storage::layout;
@@ -82,13 +82,52 @@ impl Session {
                 length: data.len() as u64,
             }
         };
-        lock(&self.inner.state)
+        self.record_edit(path, coord, Some(pending))?;
+        self.write_sealed_packs().await
+    }
+
+    /// Records that the chunk at `coord` is a byte range of a file outside the repository.
+    /// Nothing is read or checked now: reading it later needs the source's container to be
+    /// authorized, and fails if the source changed (when the reference has a checksum).
+    pub async fn set_virtual_chunk(
+        &self,
+        path: &NodePath,
+        coord: &[u64],
+        chunk: VirtualChunkRef,
+    ) -> Result<()> {
+        self.check_writable()?;
+        let _gate = self.inner.write_gate.read().await;
+        self.check_chunk(path, coord)?;
+        self.record_edit(
+            path,
+            coord,
+            Some(PendingChunk::Ready(ChunkRef::Virtual(chunk))),
+        )
+    }
+
+    /// Records a chunk edit and keeps the session's edits compact (see
+    /// `ChangeSet::maintain`).
+    fn record_edit(
+        &self,
+        path: &NodePath,
+        coord: &[u64],
+        edit: Option<PendingChunk>,
+    ) -> Result<()> {
+        let settings = self.inner.repo.settings();
+        let mut state = lock(&self.inner.state);
+        let state = &mut *state;
+        state
             .changes
             .chunks
             .entry(path.clone())
             .or_default()
-            .insert(coord.to_vec(), Some(pending));
-        self.write_sealed_packs().await
+            .insert(coord.to_vec(), edit);
+        state.changes.maintain(
+            path,
+            &state.packs,
+            settings.spool_memory_bytes,
+            settings.spool_dir.as_deref(),
+        )
     }
 
     /// Deletes one chunk (reads return nothing, i.e. the fill value).
@@ -96,13 +135,7 @@ impl Session {
         self.check_writable()?;
         let _gate = self.inner.write_gate.read().await;
         self.check_chunk(path, coord)?;
-        lock(&self.inner.state)
-            .changes
-            .chunks
-            .entry(path.clone())
-            .or_default()
-            .insert(coord.to_vec(), None);
-        Ok(())
+        self.record_edit(path, coord, None)
     }
 
     /// Writes every sealed pack that no other caller is writing. Called after writes and at
@@ -150,12 +183,10 @@ impl Session {
         }
         let (edit, inherit, base) = {
             let state = lock(&self.inner.state);
-            let edit = state
-                .changes
-                .chunks
-                .get(path)
-                .and_then(|c| c.get(coord))
-                .cloned();
+            let edit = match state.changes.chunks.get(path) {
+                Some(edits) => edits.get(coord)?,
+                None => None,
+            };
             let inherit = !matches!(
                 state.changes.nodes.get(path),
                 Some(NodeEdit::Put { fresh: true, .. }) | Some(NodeEdit::Deleted)
@@ -200,6 +231,14 @@ impl Session {
         let (object, offset) = match location {
             PendingChunk::Ready(ChunkRef::Inline(data)) => return Ok(Some(slice(data))),
             PendingChunk::Ready(ChunkRef::Native { object, offset, .. }) => (object, offset),
+            PendingChunk::Ready(ChunkRef::Virtual(v)) => {
+                return self
+                    .inner
+                    .repo
+                    .read_virtual(&v, &[range])
+                    .await
+                    .map(|mut parts| parts.pop())
+            }
             PendingChunk::Packed {
                 pack,
                 offset,
@@ -293,6 +332,9 @@ impl Session {
             let (object, offset) = match location {
                 PendingChunk::Ready(ChunkRef::Inline(data)) => return Ok(Some(in_memory(&data))),
                 PendingChunk::Ready(ChunkRef::Native { object, offset, .. }) => (object, offset),
+                PendingChunk::Ready(ChunkRef::Virtual(v)) => {
+                    return self.inner.repo.read_virtual(&v, &ranges).await.map(Some)
+                }
                 PendingChunk::Packed {
                     pack,
                     offset,
@@ -367,7 +409,8 @@ impl Session {
                 }
             }
         }
-        for (c, edit) in edits {
+        for edit in edits.iter() {
+            let (c, edit) = edit?;
             coords.insert(c, edit.is_some());
         }
         Ok(coords

@@ -33,6 +33,11 @@ pub struct RepositorySettings {
     pub snapshot_cache_entries: usize,
     /// Bytes of decoded manifest shards kept in memory.
     pub manifest_cache_bytes: u64,
+    /// Change streams (fork tickets, workers' changes) larger than this many bytes are spooled
+    /// to a temporary file instead of being held in memory.
+    pub spool_memory_bytes: u64,
+    /// Directory of spooled change streams; the system temporary directory when `None`.
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RepositorySettings {
@@ -51,6 +56,8 @@ impl Default for RepositorySettings {
             io_concurrency: 16,
             snapshot_cache_entries: 256,
             manifest_cache_bytes: 256 << 20,
+            spool_memory_bytes: 64 << 20,
+            spool_dir: None,
         }
     }
 }

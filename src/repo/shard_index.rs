@@ -14,7 +14,11 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::format::manifest::{ChunkRef, ManifestColumns, ManifestEntry, StoredRef};
+use std::sync::Arc;
+
+use crate::format::manifest::{
+    ChunkRef, ManifestColumns, ManifestEntry, StoredRef, VirtualChunkRef, VirtualSource,
+};
 use crate::id::ChunkObjectId;
 
 /// The live chunk references of one shard, sorted by coordinates.
@@ -30,6 +34,8 @@ pub(crate) struct ShardIndex {
     refs: Vec<CompactRef>,
     /// The chunk objects that native references point into, by slot.
     objects: Vec<ChunkObjectId>,
+    /// The files that virtual references point into, by slot.
+    sources: Vec<Arc<VirtualSource>>,
     /// Every inline chunk, concatenated (possibly with unreferenced bytes in between).
     inline: Bytes,
     /// Set when the entries fill their bounding box exactly.
@@ -51,6 +57,8 @@ enum CompactRef {
     Inline { start: usize, len: usize },
     /// A byte range of the object in slot `slot` of the index's dictionary.
     Native { slot: u32, offset: u64, length: u64 },
+    /// A byte range of the file in slot `slot` of the index's source dictionary.
+    Virtual { slot: u32, offset: u64, length: u64 },
 }
 
 impl ShardIndex {
@@ -64,7 +72,9 @@ impl ShardIndex {
     /// `columns` are taken over as they are.
     pub(crate) fn from_columns(columns: ManifestColumns) -> Result<Self> {
         let ndim = columns.ndim as usize;
-        if u32::try_from(columns.objects.len()).is_err() {
+        if u32::try_from(columns.objects.len()).is_err()
+            || u32::try_from(columns.sources.len()).is_err()
+        {
             return Err(too_many_objects());
         }
         // Every coordinate value takes at least one byte of the coordinate column.
@@ -87,6 +97,15 @@ impl ShardIndex {
                     offset,
                     length,
                 },
+                StoredRef::Virtual {
+                    slot,
+                    offset,
+                    length,
+                } => CompactRef::Virtual {
+                    slot: slot as u32,
+                    offset,
+                    length,
+                },
             };
             coords.extend_from_slice(coord);
             refs.push(compact);
@@ -97,6 +116,7 @@ impl ShardIndex {
             coords,
             refs,
             objects: columns.objects,
+            sources: columns.sources.into_iter().map(Arc::new).collect(),
             inline: Bytes::from(columns.inline_data),
             dense: None,
         }
@@ -125,10 +145,12 @@ impl ShardIndex {
                 coords: Vec::with_capacity((base.len() + delta.len()) * ndim),
                 refs: Vec::with_capacity(base.len() + delta.len()),
                 objects: base.objects.clone(),
+                sources: base.sources.clone(),
                 inline: Bytes::new(),
                 dense: None,
             },
             slots: HashMap::new(),
+            source_slots: HashMap::new(),
             last: None,
             inline: Vec::new(),
         };
@@ -206,6 +228,11 @@ impl ShardIndex {
             + self.coords.capacity() * std::mem::size_of::<u64>()
             + self.refs.capacity() * std::mem::size_of::<CompactRef>()
             + self.objects.capacity() * std::mem::size_of::<ChunkObjectId>()
+            + self
+                .sources
+                .iter()
+                .map(|s| std::mem::size_of::<VirtualSource>() + s.location.len() + 16)
+                .sum::<usize>()
             + self.inline.len()
             + self.dense.as_ref().map_or(0, |d| {
                 (d.lo.capacity() + d.extent.capacity()) * std::mem::size_of::<u64>()
@@ -230,6 +257,15 @@ impl ShardIndex {
                 offset,
                 length,
             },
+            CompactRef::Virtual {
+                slot,
+                offset,
+                length,
+            } => ChunkRef::Virtual(VirtualChunkRef {
+                source: self.sources[slot as usize].clone(),
+                offset,
+                length,
+            }),
         }
     }
 
@@ -307,6 +343,8 @@ struct Builder {
     /// matched against the base's dictionary (that would hash all of it for a few delta
     /// entries): a delta is small, so this costs at most a few duplicate slots.
     slots: HashMap<ChunkObjectId, u32>,
+    /// Slot of each virtual source added by [`Builder::push`] (same policy as `slots`).
+    source_slots: HashMap<Arc<VirtualSource>, u32>,
     /// The object of the last native reference pushed and its slot (neighbours usually
     /// share a pack).
     last: Option<(ChunkObjectId, u32)>,
@@ -334,6 +372,11 @@ impl Builder {
                 offset: *offset,
                 length: *length,
             },
+            ChunkRef::Virtual(v) => CompactRef::Virtual {
+                slot: self.source_slot(&v.source)?,
+                offset: v.offset,
+                length: v.length,
+            },
         };
         self.index.coords.extend_from_slice(coord);
         self.index.refs.push(compact);
@@ -359,6 +402,17 @@ impl Builder {
         let slot = u32::try_from(objects.len()).map_err(|_| too_many_objects())?;
         objects.push(*object);
         self.slots.insert(*object, slot);
+        Ok(slot)
+    }
+
+    fn source_slot(&mut self, source: &Arc<VirtualSource>) -> Result<u32> {
+        if let Some(slot) = self.source_slots.get(source) {
+            return Ok(*slot);
+        }
+        let sources = &mut self.index.sources;
+        let slot = u32::try_from(sources.len()).map_err(|_| too_many_objects())?;
+        sources.push(source.clone());
+        self.source_slots.insert(source.clone(), slot);
         Ok(slot)
     }
 

@@ -26,6 +26,8 @@ pub struct ArrayStats {
     pub inline_chunks: u64,
     /// Stored chunks kept in chunk objects (single chunks or packs).
     pub native_chunks: u64,
+    /// Stored chunks that are byte ranges of files outside the repository (virtual).
+    pub virtual_chunks: u64,
     /// Sum of the encoded sizes of the stored chunks, in bytes.
     pub bytes_stored: u64,
 }
@@ -75,6 +77,7 @@ impl Session {
                 for shard in &manifest.shards {
                     stats.chunks_initialized += shard.chunk_count;
                     stats.inline_chunks += shard.inline_count;
+                    stats.virtual_chunks += shard.virtual_count;
                     stats.bytes_stored += shard.chunk_bytes;
                 }
             }
@@ -85,13 +88,17 @@ impl Session {
                 };
                 stats.chunks_initialized += 1;
                 stats.bytes_stored += location.len();
-                if matches!(location, PendingChunk::Ready(ChunkRef::Inline(_))) {
-                    stats.inline_chunks += 1;
+                match location {
+                    PendingChunk::Ready(ChunkRef::Inline(_)) => stats.inline_chunks += 1,
+                    PendingChunk::Ready(ChunkRef::Virtual(_)) => stats.virtual_chunks += 1,
+                    _ => {}
                 }
             }
         }
-        stats.native_chunks =
-            stats.chunks_initialized - stats.inline_chunks.min(stats.chunks_initialized);
+        stats.native_chunks = stats
+            .chunks_initialized
+            .saturating_sub(stats.inline_chunks)
+            .saturating_sub(stats.virtual_chunks);
         Ok(stats)
     }
 }
@@ -167,6 +174,7 @@ mod tests {
             chunks_initialized: 3,
             inline_chunks: 1,
             native_chunks: 2,
+            virtual_chunks: 0,
             bytes_stored: 5008,
         };
         assert_eq!(s.array_stats(&a).await.unwrap(), expected, "uncommitted");
@@ -184,6 +192,7 @@ mod tests {
             chunks_initialized: 1,
             inline_chunks: 0,
             native_chunks: 1,
+            virtual_chunks: 0,
             bytes_stored: 2000,
         };
         assert_eq!(

@@ -10,6 +10,7 @@
 //! refs/branch.<name>/hint            advisory: a recent seq (verified before use)
 //! refs/tag.<name>/ref                a tag
 //! refs/tag.<name>/deleted            a deleted tag's tombstone
+//! config/containers/<seq>            virtual chunk containers, whole list (seq: 20 digits)
 //! ```
 
 use crate::id::{ChunkObjectId, ManifestId, SnapshotId, TxLogId};
@@ -26,6 +27,8 @@ pub const TXLOGS_DIR: &str = "txlogs";
 pub const CHUNKS_DIR: &str = "chunks";
 /// Directory of refs.
 pub const REFS_DIR: &str = "refs";
+/// Directory of repository configuration records.
+pub const CONFIG_DIR: &str = "config";
 const BRANCH_PREFIX: &str = "branch.";
 const TAG_PREFIX: &str = "tag.";
 
@@ -69,6 +72,12 @@ pub fn tag_tombstone_key(name: &str) -> String {
     format!("{REFS_DIR}/{TAG_PREFIX}{name}/deleted")
 }
 
+/// Key of record `seq` of the virtual chunk container declarations (each record holds the
+/// whole list; the newest record wins).
+pub fn container_record_key(seq: u64) -> String {
+    format!("{CONFIG_DIR}/containers/{seq:020}")
+}
+
 /// A name found under `refs/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefDirName {
@@ -94,6 +103,21 @@ pub fn id_of_key<'a>(dir: &str, key: &'a str) -> Option<&'a str> {
     key.strip_prefix(dir)?.strip_prefix('/')
 }
 
+/// True for keys whose object never changes once written: snapshots, manifests, transaction
+/// logs and chunk objects, each named by a 64-character lowercase hex digest directly inside
+/// its directory. Refs, hints, tombstones, the repository marker and any other key are
+/// mutable (or unknown) and false. A cache may keep the bytes of a true key forever.
+pub(crate) fn is_immutable_key(key: &str) -> bool {
+    let Some((dir, id)) = key.split_once('/') else {
+        return false;
+    };
+    matches!(dir, SNAPSHOTS_DIR | MANIFESTS_DIR | TXLOGS_DIR | CHUNKS_DIR)
+        && id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +141,29 @@ mod tests {
         );
         assert_eq!(parse_ref_dir("refs/other"), None);
         assert_eq!(id_of_key(SNAPSHOTS_DIR, "snapshots/abc"), Some("abc"));
+    }
+
+    #[test]
+    fn only_digest_keys_are_immutable() {
+        let hex = "ab".repeat(32);
+        for dir in [SNAPSHOTS_DIR, MANIFESTS_DIR, TXLOGS_DIR, CHUNKS_DIR] {
+            assert!(is_immutable_key(&format!("{dir}/{hex}")), "{dir}");
+        }
+        let mutable = [
+            REPO_INFO_KEY.to_string(),
+            branch_record_key("main", 1),
+            branch_hint_key("main"),
+            tag_key("v1"),
+            tag_tombstone_key("v1"),
+            format!("refs/{hex}"),
+            format!("snapshots/{}", "AB".repeat(32)),
+            format!("snapshots/{hex}/x"),
+            format!("snapshots/{}", &hex[1..]),
+            format!("chunks/../{}", &hex[3..]),
+            String::new(),
+        ];
+        for key in mutable {
+            assert!(!is_immutable_key(&key), "{key}");
+        }
     }
 }

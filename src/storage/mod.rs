@@ -6,6 +6,8 @@
 //! root, and formed in exactly one place: [`layout`].
 
 mod backend;
+mod cache;
+mod cached;
 mod faulty;
 pub mod layout;
 
@@ -19,6 +21,8 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 
 pub use backend::{create_storage, open_storage, ObjectStoreStorage, StorageOptions};
+pub use cache::{CacheCounters, CacheStats, LocalCache, DEFAULT_CACHE_BUDGET};
+pub use cached::{with_cache, CachedStorage};
 pub use faulty::{Fault, FaultCounts, FaultRule, FaultyStorage, StorageOp};
 
 /// What [`Storage::put_if_absent`] did.

@@ -4,6 +4,7 @@ pub mod consolidated;
 pub mod keys;
 pub mod listing;
 pub mod metadata;
+pub mod rechunk;
 pub mod resolve;
 pub mod store;
 pub mod zarrs_adapter;

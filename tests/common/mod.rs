@@ -11,6 +11,8 @@
 pub mod cli;
 pub mod counting;
 pub mod damaged_repo;
+#[cfg(feature = "server")]
+pub mod http;
 pub mod session_model;
 
 use bytes::Bytes;

@@ -31,14 +31,16 @@ pub struct ShardCounts {
     pub chunk_bytes: u64,
     /// How many of the chunks are inline.
     pub inline_count: u64,
+    /// How many of the chunks are virtual.
+    pub virtual_count: u64,
 }
 
 impl fmt::Display for ShardCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} chunks, {} bytes, {} inline",
-            self.chunk_count, self.chunk_bytes, self.inline_count
+            "{} chunks, {} bytes, {} inline, {} virtual",
+            self.chunk_count, self.chunk_bytes, self.inline_count, self.virtual_count
         )
     }
 }

@@ -73,6 +73,9 @@ fn add(counts: &mut ShardCounts, r: &ChunkRef) {
     counts.inline_count = counts
         .inline_count
         .saturating_add(u64::from(matches!(r, ChunkRef::Inline(_))));
+    counts.virtual_count = counts
+        .virtual_count
+        .saturating_add(u64::from(matches!(r, ChunkRef::Virtual(_))));
 }
 
 fn remove(counts: &mut ShardCounts, r: &ChunkRef) {
@@ -81,6 +84,9 @@ fn remove(counts: &mut ShardCounts, r: &ChunkRef) {
     counts.inline_count = counts
         .inline_count
         .saturating_sub(u64::from(matches!(r, ChunkRef::Inline(_))));
+    counts.virtual_count = counts
+        .virtual_count
+        .saturating_sub(u64::from(matches!(r, ChunkRef::Virtual(_))));
 }
 
 fn is_sorted_unique(entries: &[ManifestEntry]) -> bool {
@@ -110,7 +116,12 @@ fn shard_digest(shard_shape: &[u64], shard: &ShardRef) -> [u8; 32] {
     };
     words(shard_shape);
     words(&shard.coord);
-    words(&[shard.chunk_count, shard.chunk_bytes, shard.inline_count]);
+    words(&[
+        shard.chunk_count,
+        shard.chunk_bytes,
+        shard.inline_count,
+        shard.virtual_count,
+    ]);
     match &shard.base_box {
         Some((lo, hi)) => {
             words(&[1]);
@@ -286,6 +297,7 @@ impl Checker<'_> {
             chunk_count: shard.chunk_count,
             chunk_bytes: shard.chunk_bytes,
             inline_count: shard.inline_count,
+            virtual_count: shard.virtual_count,
         };
         if actual.chunk_count == 0 {
             self.corrupt(

@@ -111,6 +111,7 @@ async fn wrong_shard_statistics() {
         chunk_count: 2,
         chunk_bytes: 604,
         inline_count: 1,
+        virtual_count: 0,
     };
     let recorded = ShardCounts {
         chunk_count: 3,

@@ -1,0 +1,326 @@
+//! Merging a worker's changes into the coordinator session (step 4 of `fork.rs`).
+//!
+//! Every change arrives as a (before, after) pair, `before` being the state in the ticket. A
+//! change applies when the coordinator's state still equals `before`, is already applied when
+//! it equals `after`, and conflicts otherwise (another worker, or the coordinator itself,
+//! changed the same node, clip or chunk since the fork). The stream is read twice: a first
+//! pass checks every change, the chunk objects it refers to and the chunk coordinates against
+//! the merged metadata; only then does a second pass apply anything, so a refused merge
+//! leaves the coordinator untouched. Each pass holds one frame in memory at a time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::change_set::{NodeEdit, PendingChunk};
+use super::fork::{
+    check_version, fork_name, missing_header, node_edit, wire_chunk, wire_node, FrameOrder,
+};
+use super::loaded::lock;
+use super::session::Session;
+use super::spool::ChangeStream;
+use crate::error::{ConflictDetail, Error, Result};
+use crate::format::changes::{Frame, FrameReader, WireChunk};
+use crate::format::path::NodePath;
+use crate::id::ChunkObjectId;
+use crate::storage::layout;
+use crate::zarr::metadata::NodeMetadata;
+
+/// What [`Session::merge_fork`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ForkMergeSummary {
+    /// Node changes applied.
+    pub nodes: u64,
+    /// Chunk writes and deletions applied.
+    pub chunks: u64,
+    /// Changes the coordinator already had.
+    pub already_present: u64,
+    /// True when these changes had been merged before (nothing was done).
+    pub already_merged: bool,
+}
+
+impl Session {
+    /// Merges a worker's changes (from [`Session::finish_fork`] on a fork of this session)
+    /// into this session's uncommitted changes. All or nothing: a conflict
+    /// ([`Error::ForkConflict`]), a chunk object missing from the repository, a chunk outside
+    /// its array, or a stream that is not a fork of this session on its current base
+    /// ([`Error::Fork`]) leaves the session unchanged. Merging the same changes twice is a
+    /// no-op. Commit afterwards with [`Session::commit`].
+    pub async fn merge_fork(&self, changes: &ChangeStream) -> Result<ForkMergeSummary> {
+        let branch = self.inner.branch.clone().ok_or(Error::ReadOnlySession)?;
+        if changes.is_ticket() {
+            return Err(Error::Fork {
+                reason:
+                    "this is a fork ticket; merge the changes a worker returns from `finish_fork`"
+                        .into(),
+            });
+        }
+        let _gate = self.inner.write_gate.write().await;
+        self.check_writable()?;
+        let mut frames = changes.frames()?;
+        let fork_id = self.check_header(&mut frames, &branch)?;
+        if lock(&self.inner.state).merged_forks.contains(&fork_id) {
+            return Ok(ForkMergeSummary {
+                already_merged: true,
+                ..Default::default()
+            });
+        }
+        let fork = fork_name(fork_id);
+        let objects = self.check_changes(frames, &fork)?;
+        self.check_objects(objects, &fork).await?;
+        let mut frames = changes.frames()?;
+        frames.next_frame()?;
+        let summary = self.apply_changes(frames)?;
+        lock(&self.inner.state).merged_forks.insert(fork_id);
+        Ok(summary)
+    }
+
+    fn check_header<R: std::io::Read>(
+        &self,
+        frames: &mut FrameReader<R>,
+        branch: &str,
+    ) -> Result<u128> {
+        let Some(Frame::Header {
+            version,
+            fork_id,
+            branch: their_branch,
+            base,
+            ..
+        }) = frames.next_frame()?
+        else {
+            return Err(missing_header());
+        };
+        check_version(version)?;
+        let refuse = |reason: String| Err(Error::Fork { reason });
+        let state = lock(&self.inner.state);
+        let Some(issued_base) = state.issued_forks.get(&fork_id) else {
+            return refuse(format!(
+                "fork {} was not taken from this session",
+                fork_name(fork_id)
+            ));
+        };
+        if their_branch != branch {
+            return refuse(format!(
+                "the fork writes to branch `{their_branch}`, this session to `{branch}`"
+            ));
+        }
+        if *issued_base != base || state.base.id != base {
+            return refuse(format!(
+                "the fork is based on snapshot {base} but this session has moved to {} since \
+                 (it committed or discarded): fork again and redo the work",
+                state.base.id
+            ));
+        }
+        Ok(fork_id)
+    }
+
+    /// First pass: every change applies or is already present; returns the chunk objects
+    /// referenced, with the end offset each must reach.
+    fn check_changes<R: std::io::Read>(
+        &self,
+        mut frames: FrameReader<R>,
+        fork: &str,
+    ) -> Result<BTreeMap<ChunkObjectId, u64>> {
+        let conflict = |detail: ConflictDetail| Error::ForkConflict {
+            fork: fork.to_string(),
+            detail: Box::new(detail),
+        };
+        let mut order = FrameOrder::default();
+        // Node states after the merge, for the chunk checks.
+        let mut merged_nodes: BTreeMap<NodePath, Option<Arc<NodeMetadata>>> = BTreeMap::new();
+        let mut objects: BTreeMap<ChunkObjectId, u64> = BTreeMap::new();
+        while let Some(frame) = frames.next_frame()? {
+            order.check(&frame)?;
+            let state = lock(&self.inner.state);
+            match frame {
+                Frame::Node {
+                    path,
+                    before,
+                    after,
+                } => {
+                    let current = wire_node(state.changes.nodes.get(&path));
+                    if current != before && current != after {
+                        return Err(conflict(ConflictDetail::Node {
+                            path: path.to_string(),
+                            reason: "the fork and this session both changed its metadata".into(),
+                        }));
+                    }
+                    let metadata = match node_edit(&path, &after)? {
+                        Some(NodeEdit::Put { metadata, .. }) => Some(metadata),
+                        Some(NodeEdit::Deleted) => None,
+                        None => state.base.node_metadata(&path)?,
+                    };
+                    merged_nodes.insert(path, metadata);
+                }
+                Frame::Clip {
+                    path,
+                    before,
+                    after,
+                } => {
+                    let current = state.changes.clips.get(&path);
+                    if current != before.as_ref() && current != after.as_ref() {
+                        return Err(conflict(ConflictDetail::Node {
+                            path: path.to_string(),
+                            reason: "the fork and this session both shrank the array".into(),
+                        }));
+                    }
+                }
+                Frame::Chunks { path, changes } => {
+                    let metadata = match merged_nodes.get(&path) {
+                        Some(m) => m.clone(),
+                        None => match state.changes.nodes.get(&path) {
+                            Some(NodeEdit::Put { metadata, .. }) => Some(metadata.clone()),
+                            Some(NodeEdit::Deleted) => None,
+                            None => state.base.node_metadata(&path)?,
+                        },
+                    };
+                    let geometry = metadata.as_ref().and_then(|m| m.geometry());
+                    let edits = state.changes.chunks.get(&path);
+                    let mut clashes = Vec::new();
+                    for change in changes {
+                        if change.after != WireChunk::Unchanged {
+                            match geometry {
+                                Some(g) if g.contains_chunk(&change.coord) => {}
+                                _ => {
+                                    return Err(Error::Fork {
+                                        reason: format!(
+                                            "the fork changes chunk {:?} of `{path}`, which is not a chunk of an array after the merge",
+                                            change.coord
+                                        ),
+                                    })
+                                }
+                            }
+                        }
+                        // A chunk the coordinator wrote after the fork is still packed: it
+                        // equals no state of the fork's, so a change of it is a clash.
+                        let current = match edits {
+                            Some(e) => e.get(&change.coord)?,
+                            None => None,
+                        };
+                        let current = wire_chunk(current.as_ref()).ok();
+                        if current.as_ref() != Some(&change.before)
+                            && current.as_ref() != Some(&change.after)
+                        {
+                            clashes.push(change.coord);
+                            continue;
+                        }
+                        if let WireChunk::Native {
+                            object,
+                            offset,
+                            length,
+                        } = change.after
+                        {
+                            let end = offset.saturating_add(length);
+                            let slot = objects.entry(object).or_default();
+                            *slot = (*slot).max(end);
+                        }
+                    }
+                    if !clashes.is_empty() {
+                        return Err(conflict(ConflictDetail::Chunks {
+                            path: path.to_string(),
+                            coords: clashes,
+                        }));
+                    }
+                }
+                Frame::Header { .. } | Frame::End { .. } => {
+                    unreachable!("rejected by the order check")
+                }
+            }
+        }
+        Ok(objects)
+    }
+
+    /// Every chunk object the fork refers to exists and is long enough.
+    async fn check_objects(&self, objects: BTreeMap<ChunkObjectId, u64>, fork: &str) -> Result<()> {
+        let storage = self.inner.repo.storage().clone();
+        let concurrency = self.inner.repo.settings().io_concurrency.max(1);
+        futures::stream::iter(objects)
+            .map(|(object, end)| {
+                let storage = storage.clone();
+                async move {
+                    let key = layout::chunk_object_key(&object);
+                    match storage.head(&key).await? {
+                        Some(size) if size >= end => Ok(()),
+                        Some(size) => Err(Error::Fork {
+                            reason: format!(
+                                "chunk object {key} referenced by fork {fork} has {size} bytes, but its chunks reach byte {end}"
+                            ),
+                        }),
+                        None => Err(Error::Fork {
+                            reason: format!(
+                                "chunk object {key} referenced by fork {fork} is not in the repository (did the worker write to another repository?)"
+                            ),
+                        }),
+                    }
+                }
+            })
+            .buffer_unordered(concurrency)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(|_| ())
+    }
+
+    /// Second pass: applies every change (all were checked).
+    fn apply_changes<R: std::io::Read>(
+        &self,
+        mut frames: FrameReader<R>,
+    ) -> Result<ForkMergeSummary> {
+        let mut summary = ForkMergeSummary::default();
+        let settings = self.inner.repo.settings();
+        while let Some(frame) = frames.next_frame()? {
+            let mut state = lock(&self.inner.state);
+            let state = &mut *state;
+            let changes = &mut state.changes;
+            match frame {
+                Frame::Node { path, after, .. } => {
+                    if wire_node(changes.nodes.get(&path)) == after {
+                        summary.already_present += 1;
+                        continue;
+                    }
+                    match node_edit(&path, &after)? {
+                        Some(edit) => changes.nodes.insert(path, edit),
+                        None => changes.nodes.remove(&path),
+                    };
+                    summary.nodes += 1;
+                }
+                Frame::Clip { path, after, .. } => match after {
+                    Some(clip) => {
+                        changes.clips.insert(path, clip);
+                    }
+                    None => {
+                        changes.clips.remove(&path);
+                    }
+                },
+                Frame::Chunks {
+                    path,
+                    changes: list,
+                } => {
+                    let edits = changes.chunks.entry(path.clone()).or_default();
+                    for change in list {
+                        let current = edits.get(&change.coord)?;
+                        if wire_chunk(current.as_ref()).ok().as_ref() == Some(&change.after) {
+                            summary.already_present += 1;
+                            continue;
+                        }
+                        match change.after.to_edit() {
+                            Some(edit) => {
+                                edits.insert(change.coord, edit.map(PendingChunk::Ready));
+                            }
+                            None => edits.remove(&change.coord)?,
+                        }
+                        summary.chunks += 1;
+                    }
+                    changes.maintain(
+                        &path,
+                        &state.packs,
+                        settings.spool_memory_bytes,
+                        settings.spool_dir.as_deref(),
+                    )?;
+                }
+                Frame::Header { .. } | Frame::End { .. } => {}
+            }
+        }
+        Ok(summary)
+    }
+}

@@ -1,0 +1,262 @@
+//! Overlap arithmetic between a requested (view) chunk grid and the stored chunk grid.
+//!
+//! All arithmetic is in `u64` element coordinates; nothing here materialises an array. The
+//! stored grid is reached only through [`StoredGrid::chunks_overlapping`] and
+//! [`StoredGrid::chunk_extent`] (the stored chunk boundaries along one dimension), so a
+//! rectilinear stored grid can be added as another variant without touching the rest.
+
+use std::ops::Range;
+
+/// The chunk grid an array is stored with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StoredGrid {
+    /// Every chunk has the same shape; edge chunks are stored full-size.
+    Regular {
+        /// Chunk shape in elements (every entry positive).
+        chunk_shape: Vec<u64>,
+    },
+}
+
+impl StoredGrid {
+    /// The indices of the stored chunks along `dim` that hold any element of `elements`
+    /// (a non-empty range).
+    pub(crate) fn chunks_overlapping(&self, dim: usize, elements: &Range<u64>) -> Range<u64> {
+        match self {
+            StoredGrid::Regular { chunk_shape } => {
+                let size = chunk_shape[dim];
+                elements.start / size..elements.end.div_ceil(size)
+            }
+        }
+    }
+
+    /// The element range covered by stored chunk `index` along `dim`, as decoded (full-size,
+    /// possibly extending past the array's end).
+    pub(crate) fn chunk_extent(&self, dim: usize, index: u64) -> Range<u64> {
+        match self {
+            StoredGrid::Regular { chunk_shape } => {
+                let size = chunk_shape[dim];
+                let start = index.saturating_mul(size);
+                start..start.saturating_add(size)
+            }
+        }
+    }
+
+    /// The decoded shape of the stored chunk at `coords`.
+    pub(crate) fn chunk_shape(&self, coords: &[u64]) -> Vec<u64> {
+        coords
+            .iter()
+            .enumerate()
+            .map(|(dim, &c)| {
+                let r = self.chunk_extent(dim, c);
+                r.end - r.start
+            })
+            .collect()
+    }
+}
+
+/// A box of elements: one half-open range per dimension.
+pub(crate) type Region = Vec<Range<u64>>;
+
+/// The elements of view chunk `coords` (chunk shape `chunk_shape`) that lie inside an array of
+/// `shape`; `None` when the chunk lies outside the array or holds no element.
+pub(crate) fn view_chunk_region(
+    shape: &[u64],
+    chunk_shape: &[u64],
+    coords: &[u64],
+) -> Option<Region> {
+    if coords.len() != shape.len() || chunk_shape.len() != shape.len() {
+        return None;
+    }
+    let mut region = Vec::with_capacity(shape.len());
+    for ((&c, &size), &extent) in coords.iter().zip(chunk_shape).zip(shape) {
+        let start = c.checked_mul(size)?;
+        if start >= extent {
+            return None;
+        }
+        region.push(start..start.saturating_add(size).min(extent));
+    }
+    Some(region)
+}
+
+/// Per dimension, the stored chunk indices overlapping `region`.
+pub(crate) fn stored_chunks_overlapping(
+    grid: &StoredGrid,
+    region: &[Range<u64>],
+) -> Vec<Range<u64>> {
+    region
+        .iter()
+        .enumerate()
+        .map(|(dim, r)| grid.chunks_overlapping(dim, r))
+        .collect()
+}
+
+/// Per dimension, the view chunk indices (chunk shape `view_chunk_shape`) overlapping the
+/// elements of stored chunk `coords` that lie inside an array of `shape`; `None` when the
+/// stored chunk holds no element of the array.
+pub(crate) fn view_chunks_overlapping_stored(
+    grid: &StoredGrid,
+    shape: &[u64],
+    view_chunk_shape: &[u64],
+    coords: &[u64],
+) -> Option<Vec<Range<u64>>> {
+    let mut out = Vec::with_capacity(coords.len());
+    for (dim, &c) in coords.iter().enumerate() {
+        let extent = grid.chunk_extent(dim, c);
+        let end = extent.end.min(shape[dim]);
+        if extent.start >= end {
+            return None;
+        }
+        let size = view_chunk_shape[dim];
+        out.push(extent.start / size..end.div_ceil(size));
+    }
+    Some(out)
+}
+
+/// Every index tuple of the cartesian product of `ranges`, in row-major order (none when a
+/// range is empty; one empty tuple for no ranges).
+pub(crate) fn for_each_index(ranges: &[Range<u64>], mut f: impl FnMut(&[u64])) {
+    if ranges.iter().any(|r| r.start >= r.end) {
+        return;
+    }
+    let mut index: Vec<u64> = ranges.iter().map(|r| r.start).collect();
+    loop {
+        f(&index);
+        let mut dim = ranges.len();
+        loop {
+            if dim == 0 {
+                return;
+            }
+            dim -= 1;
+            index[dim] += 1;
+            if index[dim] < ranges[dim].end {
+                break;
+            }
+            index[dim] = ranges[dim].start;
+        }
+    }
+}
+
+/// A dense row-major buffer of fixed-size elements covering a box of elements.
+pub(crate) struct Block<'a, T> {
+    /// The element bytes.
+    pub(crate) bytes: T,
+    /// First element of the box along each dimension (array coordinates).
+    pub(crate) origin: &'a [u64],
+    /// Extent of the box along each dimension.
+    pub(crate) shape: &'a [u64],
+}
+
+fn offset(origin: &[u64], shape: &[u64], at: &[u64]) -> u64 {
+    at.iter()
+        .zip(origin)
+        .zip(shape)
+        .fold(0u64, |acc, ((&a, &o), &s)| acc * s + (a - o))
+}
+
+/// Copies the elements of `region` (which must lie inside both boxes) from `src` to `dst`;
+/// each element is `element_size` bytes.
+pub(crate) fn copy_region(
+    src: &Block<'_, &[u8]>,
+    dst: &mut Block<'_, &mut [u8]>,
+    region: &[Range<u64>],
+    element_size: usize,
+) {
+    let Some((last, outer)) = region.split_last() else {
+        // 0-d: one element.
+        let n = element_size.min(src.bytes.len()).min(dst.bytes.len());
+        dst.bytes[..n].copy_from_slice(&src.bytes[..n]);
+        return;
+    };
+    let run = ((last.end - last.start) as usize) * element_size;
+    let mut at: Vec<u64> = region.iter().map(|r| r.start).collect();
+    for_each_index(outer, |prefix| {
+        at[..prefix.len()].copy_from_slice(prefix);
+        let from = offset(src.origin, src.shape, &at) as usize * element_size;
+        let to = offset(dst.origin, dst.shape, &at) as usize * element_size;
+        dst.bytes[to..to + run].copy_from_slice(&src.bytes[from..from + run]);
+    });
+}
+
+/// The intersection of two boxes, `None` when empty.
+pub(crate) fn intersect(a: &[Range<u64>], b: &[Range<u64>]) -> Option<Region> {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let r = x.start.max(y.start)..x.end.min(y.end);
+            (r.start < r.end).then_some(r)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regular_overlaps() {
+        let grid = StoredGrid::Regular {
+            chunk_shape: vec![4, 10],
+        };
+        assert_eq!(grid.chunks_overlapping(0, &(3..9)), 0..3);
+        assert_eq!(grid.chunks_overlapping(1, &(10..20)), 1..2);
+        assert_eq!(grid.chunk_extent(0, 2), 8..12);
+        assert_eq!(grid.chunk_shape(&[5, 0]), vec![4, 10]);
+        // Array (10, 25), view chunks (3, 7): the last chunks are clipped to the array.
+        assert_eq!(
+            view_chunk_region(&[10, 25], &[3, 7], &[3, 3]),
+            Some(vec![9..10, 21..25])
+        );
+        assert_eq!(view_chunk_region(&[10, 25], &[3, 7], &[4, 0]), None);
+        assert_eq!(view_chunk_region(&[10, 25], &[3, 7], &[0]), None);
+        // Stored chunk (2, 2) covers rows 8..10 (clipped), cols 20..25 (clipped).
+        assert_eq!(
+            view_chunks_overlapping_stored(&grid, &[10, 25], &[3, 7], &[2, 2]),
+            Some(vec![2..4, 2..4])
+        );
+        assert_eq!(
+            view_chunks_overlapping_stored(&grid, &[10, 25], &[3, 7], &[3, 0]),
+            None
+        );
+    }
+
+    #[test]
+    fn iterates_row_major() {
+        let mut seen = Vec::new();
+        for_each_index(&[0..2, 5..7], |i| seen.push(i.to_vec()));
+        assert_eq!(seen, vec![vec![0, 5], vec![0, 6], vec![1, 5], vec![1, 6]]);
+        let mut n = 0;
+        for_each_index(&[], |_| n += 1);
+        assert_eq!(n, 1);
+        for_each_index(&[0..0, 0..3], |_| n += 1);
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn copies_hyperslabs() {
+        // src: box rows 2..4, cols 0..3 of u16; dst: box rows 0..3, cols 1..3.
+        let src: Vec<u8> = (0u16..6).flat_map(|v| v.to_le_bytes()).collect();
+        let mut dst = vec![0xffu8; 3 * 2 * 2];
+        let region = intersect(&[2..4, 0..3], &[0..3, 1..3]).unwrap();
+        assert_eq!(region, vec![2..3, 1..3]);
+        copy_region(
+            &Block {
+                bytes: &src,
+                origin: &[2, 0],
+                shape: &[2, 3],
+            },
+            &mut Block {
+                bytes: &mut dst,
+                origin: &[0, 1],
+                shape: &[3, 2],
+            },
+            &region,
+            2,
+        );
+        let got: Vec<u16> = dst
+            .chunks(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        assert_eq!(got, vec![0xffff, 0xffff, 0xffff, 0xffff, 1, 2]);
+        assert_eq!(intersect(&[0..2, 0..1], &[2..4, 0..1]), None);
+    }
+}

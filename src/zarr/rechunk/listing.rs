@@ -1,0 +1,87 @@
+//! Listing the keys of a [`RechunkedStore`]: the wrapped store's keys, with the chunk keys of
+//! every requested array replaced by the keys of its requested chunks that overlap at least
+//! one stored chunk. Prefixes follow [`ZarrStore::list_prefix`](crate::ZarrStore::list_prefix).
+
+use std::collections::BTreeSet;
+
+use crate::error::Result;
+use crate::zarr::listing::chunk_key;
+use crate::zarr::resolve::METADATA_FILE;
+
+use super::RechunkedStore;
+
+impl RechunkedStore {
+    /// True when `key` (or prefix) lies inside a requested array's chunk key space (below the
+    /// array, other than its `zarr.json`).
+    fn in_view_chunk_space(&self, key: &str) -> bool {
+        self.inner.arrays.iter().any(|array| {
+            let prefix = array.path.key_prefix();
+            key.len() > prefix.len()
+                && key.starts_with(&prefix)
+                && &key[prefix.len()..] != METADATA_FILE
+        })
+    }
+
+    /// The requested-chunk keys of every requested array that start with `prefix`.
+    async fn view_chunk_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        for array in &self.inner.arrays {
+            let array_prefix = array.path.key_prefix();
+            if !(array_prefix.starts_with(prefix) || prefix.starts_with(&array_prefix)) {
+                continue;
+            }
+            let geometry = array.view_geometry();
+            for coords in array.chunk_coords(&self.inner.store).await? {
+                let key = chunk_key(&array.path, geometry, &coords);
+                if key.starts_with(prefix) {
+                    keys.push(key);
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Every key of the view, sorted.
+    pub async fn list(&self) -> Result<Vec<String>> {
+        self.list_prefix("").await
+    }
+
+    /// Every key of the view starting with `prefix` (`""` or ending with `/`), sorted.
+    ///
+    /// Errors with [`crate::Error::InvalidKey`] for other prefixes.
+    pub async fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut keys = self.inner.store.list_prefix(prefix).await?;
+        keys.retain(|k| !self.in_view_chunk_space(k));
+        keys.extend(self.view_chunk_keys(prefix).await?);
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// `(keys, prefixes)`: the keys of the view directly inside `prefix` (`""` or ending with
+    /// `/`) and its child prefixes (each ending with `/`), both sorted.
+    ///
+    /// Errors with [`crate::Error::InvalidKey`] for other prefixes.
+    pub async fn list_dir(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>)> {
+        let (keys, prefixes) = self.inner.store.list_dir(prefix).await?;
+        let mut keys: BTreeSet<String> = keys
+            .into_iter()
+            .filter(|k| !self.in_view_chunk_space(k))
+            .collect();
+        let mut prefixes: BTreeSet<String> = prefixes
+            .into_iter()
+            .filter(|p| !self.in_view_chunk_space(p))
+            .collect();
+        for key in self.view_chunk_keys(prefix).await? {
+            let rest = &key[prefix.len()..];
+            match rest.find('/') {
+                Some(i) => {
+                    prefixes.insert(format!("{prefix}{}", &rest[..=i]));
+                }
+                None => {
+                    keys.insert(key);
+                }
+            }
+        }
+        Ok((keys.into_iter().collect(), prefixes.into_iter().collect()))
+    }
+}

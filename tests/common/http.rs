@@ -1,0 +1,150 @@
+//! Running the HTTP server in-process for tests, and a raw HTTP/1.1 client for requests that
+//! ordinary clients would normalise (`..`, `%2e%2e`) before sending.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use bytes::Bytes;
+use floe::server::{router, ServeOptions, Server};
+use floe::Repository;
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::StatusCode;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A server bound to 127.0.0.1 on a free port, stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<floe::Result<()>>>,
+}
+
+impl TestServer {
+    /// Serves `repo` with `options` (whose address is replaced by 127.0.0.1:0).
+    pub async fn start_with(repo: Repository, mut options: ServeOptions) -> TestServer {
+        options.addr = "127.0.0.1:0".parse().unwrap();
+        let listener = tokio::net::TcpListener::bind(options.addr).await.unwrap();
+        let server = Server::from_listener(listener, router(repo, &options)).unwrap();
+        let addr = server.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Serves `repo` without authentication.
+    pub async fn start(repo: Repository) -> TestServer {
+        Self::start_with(repo, ServeOptions::new("127.0.0.1:0".parse().unwrap())).await
+    }
+
+    /// The absolute URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops the server and waits until it has stopped, asserting it ended cleanly.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The status code and the whole response (head and body, as text with invalid UTF-8
+/// replaced) of `GET <target>` sent verbatim over a new connection.
+pub async fn raw_get(addr: SocketAddr, target: &[u8]) -> (u16, String) {
+    let target = target.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let mut request = b"GET ".to_vec();
+        request.extend_from_slice(&target);
+        request.extend_from_slice(b" HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(&request).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {text:?}"));
+        (status, text)
+    })
+    .await
+    .unwrap()
+}
+
+/// A client that does not follow redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A whole response.
+pub struct Got {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Got {
+    /// The value of header `name`; panics when absent.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
+            .to_str()
+            .unwrap()
+    }
+
+    /// The body as UTF-8 text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.to_vec()).unwrap()
+    }
+}
+
+/// Sends the request and reads the whole response.
+pub async fn send(builder: reqwest::RequestBuilder) -> Got {
+    let response = builder.send().await.unwrap();
+    Got {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: response.bytes().await.unwrap(),
+    }
+}
+
+/// `GET path` with extra headers.
+pub async fn get(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> Got {
+    let mut builder = client().get(server.url(path));
+    for (name, value) in headers {
+        builder = builder.header(*name, HeaderValue::from_str(value).unwrap());
+    }
+    send(builder).await
+}
+
+/// `HEAD path` with extra headers.
+pub async fn head(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> Got {
+    let mut builder = client().head(server.url(path));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    send(builder).await
+}

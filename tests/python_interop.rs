@@ -1,0 +1,186 @@
+//! Real Python clients (zarr-python 3.1, xarray, fsspec's HTTP filesystem over aiohttp) reading
+//! a floe repository through the HTTP server: every version form (branch, tag, snapshot id,
+//! `branch@<time>`), many data types and codecs, missing chunks, nested groups, sharding,
+//! consolidated and listing-based discovery; rechunked views in their URL and header forms.
+//! Also prints how long xarray takes to open a 50-variable dataset.
+//!
+//! The Python interpreter comes from `FLOE_TEST_PYTHON` (scripts/check sets it to its venv's
+//! python, with the packages installed); without it these tests say why and pass. The scripts
+//! live in tests/python/.
+
+#![cfg(feature = "server")]
+
+mod common;
+#[path = "python_interop/dataset.rs"]
+mod dataset;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use common::http::TestServer;
+use common::tempdir_repo;
+use floe::{AsyncZarrsStore, RepositorySettings};
+use serde_json::{json, Value};
+use zarrs::array::codec::ZstdCodec;
+use zarrs::array::{data_type, ArrayBuilder};
+use zarrs::group::GroupBuilder;
+
+/// The interpreter to run the scripts with, or `None` (after saying so) when not configured.
+fn python(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("FLOE_TEST_PYTHON") {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => {
+            println!(
+                "skipping {test}: FLOE_TEST_PYTHON is not set (scripts/check installs zarr, \
+                 xarray, fsspec and aiohttp into ./.venv and sets it)"
+            );
+            None
+        }
+    }
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
+/// Runs `python script args...` off the runtime's workers (the server keeps answering), prints
+/// its output, and returns its stdout; panics with its output when it fails.
+async fn run_python(python: &Path, name: &str, args: Vec<String>) -> String {
+    let python = python.to_path_buf();
+    let script = script(name);
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(&python)
+            .arg(&script)
+            .args(&args)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()))
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    println!("--- {name} stdout ---\n{stdout}--- {name} stderr ---\n{stderr}---");
+    assert!(
+        output.status.success(),
+        "{name} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    stdout
+}
+
+/// Small thresholds so chunks land inline, in packs and in objects of their own (the server
+/// then answers ranges out of every kind of storage).
+fn settings() -> RepositorySettings {
+    RepositorySettings {
+        inline_threshold: 64,
+        single_object_threshold: 300,
+        ..RepositorySettings::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_clients_read_every_version() {
+    let Some(python) = python("python_clients_read_every_version") else {
+        return;
+    };
+    let (dir, repo) = tempdir_repo(settings()).await;
+    let versions = dataset::build_history(&repo).await;
+    let expected = json!({
+        "groups": dataset::group_attributes()
+            .into_iter()
+            .map(|(path, attrs)| (path.to_string(), attrs))
+            .collect::<serde_json::Map<String, Value>>(),
+        "versions": versions.iter().map(|v| v.expected.clone()).collect::<Vec<_>>(),
+    });
+    let expected_path = dir.path().join("expected.json");
+    std::fs::write(&expected_path, expected.to_string()).unwrap();
+
+    let server = TestServer::start(repo).await;
+    let out = run_python(
+        &python,
+        "read_versions.py",
+        vec![server.url(""), expected_path.to_str().unwrap().to_string()],
+    )
+    .await;
+    for v in &versions {
+        assert!(
+            out.contains(&format!("ok {}", v.label)),
+            "no success line for {}",
+            v.label
+        );
+    }
+    server.stop().await;
+}
+
+/// Variables in the timing dataset.
+const TIMING_VARIABLES: usize = 50;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xarray_opens_fifty_variables_over_http() {
+    let Some(python) = python("xarray_opens_fifty_variables_over_http") else {
+        return;
+    };
+    let (_dir, repo) = tempdir_repo(RepositorySettings::default()).await;
+    let session = repo.writable_session("main").await.unwrap();
+    let store = Arc::new(AsyncZarrsStore::new(session.zarr()));
+    GroupBuilder::new()
+        .build(store.clone(), "/")
+        .unwrap()
+        .async_store_metadata()
+        .await
+        .unwrap();
+    for v in 0..TIMING_VARIABLES {
+        let mut b = ArrayBuilder::new(vec![365, 20], vec![73, 20], data_type::float32(), 0f32);
+        b.dimension_names(Some(["time", "station"]))
+            .bytes_to_bytes_codecs(vec![Arc::new(ZstdCodec::new(3, false))]);
+        let array = b.build(store.clone(), &format!("/var{v:02}")).unwrap();
+        array.async_store_metadata().await.unwrap();
+        let values: Vec<f32> = (0..365 * 20).map(|i| (i + v) as f32).collect();
+        array
+            .async_store_array_subset(&[0..365, 0..20], values)
+            .await
+            .unwrap();
+    }
+    session.commit("50 variables", None).await.unwrap();
+
+    let server = TestServer::start(repo).await;
+    let out = run_python(
+        &python,
+        "open_time.py",
+        vec![server.url("/main"), TIMING_VARIABLES.to_string()],
+    )
+    .await;
+    assert!(out.contains("median"), "{out}");
+    server.stop().await;
+}
+
+/// Rechunked views as Python sees them: `/main;chunks=...` in the URL and the zarr-proxy
+/// `chunks` header (fsspec `storage_options={"headers": ...}`), through zarr-python and xarray:
+/// requested chunk shapes reported, values identical to the stored arrays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_reads_rechunked_views() {
+    let Some(python) = python("python_reads_rechunked_views") else {
+        return;
+    };
+    let (dir, repo) = tempdir_repo(settings()).await;
+    let versions = dataset::build_history(&repo).await;
+    assert_eq!(versions[0].label, "branch main");
+    let expected_path = dir.path().join("expected.json");
+    std::fs::write(&expected_path, versions[0].expected.to_string()).unwrap();
+    let server = TestServer::start(repo).await;
+    let out = run_python(
+        &python,
+        "read_rechunked.py",
+        vec![server.url(""), expected_path.to_str().unwrap().to_string()],
+    )
+    .await;
+    assert!(
+        out.contains("ok url form") && out.contains("ok header form"),
+        "{out}"
+    );
+    server.stop().await;
+}
