@@ -211,6 +211,11 @@ pub enum Error {
     /// A virtual chunk's source file no longer exists.
     #[error("virtual chunk source `{location}` does not exist (moved or deleted since it was referenced); restore it or re-import the references")]
     VirtualSourceMissing { location: String },
+    /// Kerchunk references cannot be imported: malformed references, Zarr v2 metadata that has
+    /// no Zarr v3 equivalent (an unsupported codec or data type), or an append whose arrays
+    /// do not fit the existing ones. `what` names the reference file, variable or key.
+    #[error("cannot import kerchunk references ({what}): {reason}")]
+    KerchunkImport { what: String, reason: String },
 
     // ---- distributed writes ---------------------------------------------------------------
     /// A forked (worker) session tried to commit; only the coordinator commits.

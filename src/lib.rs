@@ -33,11 +33,16 @@ pub use storage::{
 pub use storage::{
     with_cache, CacheCounters, CacheStats, CachedStorage, LocalCache, DEFAULT_CACHE_BUDGET,
 };
-pub use virtual_refs::{VirtualAccess, VirtualContainer, VirtualReadStats};
+pub use virtual_refs::{
+    import_kerchunk, import_kerchunk_with_progress, ImportOptions, ImportProgress, ImportSummary,
+    ImportedContainer, KerchunkRef, KerchunkRefs, VirtualAccess, VirtualContainer,
+    VirtualReadStats,
+};
+pub use zarr::chunk_grid::{ChunkEdges, ChunkGrid, EdgeRuns};
 pub use zarr::metadata::{ArrayGeometry, ChunkKeyEncoding, NodeMetadata};
 pub use zarr::rechunk::{
-    ChunkShapeRequest, DecodedChunkCache, DecodedChunkCacheStats, RechunkedStore,
-    MAX_VIEW_CHUNK_BYTES,
+    default_regular_chunk_shape, ChunkShapeRequest, DecodedChunkCache, DecodedChunkCacheStats,
+    RechunkedStore, MAX_VIEW_CHUNK_BYTES,
 };
 pub use zarr::store::{ByteRange, ZarrStore};
 pub use zarr::zarrs_adapter::{AsyncZarrsStore, SyncZarrsStore};

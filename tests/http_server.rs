@@ -531,8 +531,7 @@ async fn non_loopback_binds_need_a_token_or_an_explicit_opt_out() {
 
 #[cfg(feature = "cli")]
 mod binary {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     use super::*;
 
@@ -545,33 +544,7 @@ mod binary {
             .unwrap();
         s.commit("root", None).await.unwrap();
 
-        let mut child = KillOnDrop(
-            Command::new(env!("CARGO_BIN_EXE_floe"))
-                .arg("-r")
-                .arg(dir.path())
-                .args(["serve", "--addr", "127.0.0.1:0"])
-                .env_remove("FLOE_SERVE_TOKEN")
-                .env("FLOE_LOG", "warn")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let stdout = child.0.stdout.take().unwrap();
-        let first_line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).unwrap();
-            line
-        });
-        let line = tokio::time::timeout(std::time::Duration::from_secs(60), first_line)
-            .await
-            .expect("floe serve printed no address within 60 s")
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let (_child, base) = common::http::spawn_floe_serve(dir.path(), &[]).await;
         assert!(base.starts_with("http://127.0.0.1:"), "{base}");
         let response = client()
             .get(format!("{base}/main/zarr.json"))
@@ -587,16 +560,6 @@ mod binary {
             .await
             .unwrap();
         assert_eq!(probe.status(), StatusCode::NOT_FOUND);
-    }
-
-    /// Kills the child process when dropped, also when an assertion failed.
-    struct KillOnDrop(std::process::Child);
-
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
     }
 
     #[test]

@@ -164,7 +164,7 @@ pub async fn run(location: &RepoLocation, args: InfoArgs, out: &mut dyn Write) -
         path: path.to_string(),
         kind: "array",
         shape: geometry.shape.clone(),
-        chunk_shape: geometry.chunk_shape.clone(),
+        chunk_shape: geometry.max_chunk_shape(),
         dtype,
         codecs: document
             .get("codecs")

@@ -106,7 +106,7 @@ pub async fn run(location: &RepoLocation, args: LsArgs, out: &mut dyn Write) -> 
                 path: n.path.to_string(),
                 kind: n.metadata.kind_name(),
                 shape: geometry.map(|g| g.shape.clone()),
-                chunk_shape: geometry.map(|g| g.chunk_shape.clone()),
+                chunk_shape: geometry.map(|g| g.max_chunk_shape()),
                 dtype: geometry.and(dtype_name(&n.metadata)),
             }
         })

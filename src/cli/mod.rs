@@ -13,6 +13,7 @@ mod cat;
 mod common;
 mod container;
 mod fsck;
+mod import;
 mod info;
 mod init;
 mod log;
@@ -100,6 +101,9 @@ enum Command {
     /// Declare and list the virtual chunk containers of the repository.
     #[command(subcommand, long_about = container::LONG_ABOUT)]
     Container(container::ContainerCommand),
+    /// Import external data: kerchunk references as virtual arrays.
+    #[command(subcommand, long_about = import::LONG_ABOUT)]
+    Import(import::ImportCommand),
 }
 
 /// Parses the command line, runs the command and returns the process exit code.
@@ -154,6 +158,7 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Cache(command) => cache::run(command, &mut out),
         Command::Serve(args) => serve::run(&location, args, &mut out).await,
         Command::Container(command) => container::run(&location, command, &mut out).await,
+        Command::Import(command) => import::run(&location, command, &mut out).await,
     };
     let flushed = out.flush().map_err(CliError::from);
     result.and(flushed)

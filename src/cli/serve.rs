@@ -38,6 +38,7 @@ objects (snapshots, manifests, chunk byte ranges) read once are kept in DIR with
 --cache-mib and read from there afterwards; refs are always read from the repository, so new
 commits are seen at once. Inspect it with `floe cache stats --cache DIR` once the server has
 stopped (one program at a time uses a cache directory).
+
 Once listening, prints `listening on http://ADDR` on stdout. The access log goes to stderr
 (filter with FLOE_LOG, e.g. FLOE_LOG=warn; default info). Ctrl-C or SIGTERM stops it.
 

@@ -214,21 +214,34 @@ async fn update_shard(
     }
     let delta: Vec<ManifestEntry> = delta.into_iter().collect();
     let settings = repo.settings();
-    let delta_columns = ManifestColumns::encode(&delta)?;
-    let delta_bytes = delta_columns.coords.len()
-        + delta_columns.lengths.len()
-        + delta_columns.offsets.len()
-        + delta_columns.inline_data.len()
-        + delta_columns.objects.len() * 32;
-    let compact =
-        delta.len() > settings.delta_max_entries || delta_bytes > settings.delta_max_bytes;
+    // A delta over the entry limit is compacted whatever its size: skip encoding it.
+    let delta_columns = if delta.len() > settings.delta_max_entries {
+        None
+    } else {
+        Some(ManifestColumns::encode(&delta)?)
+    };
+    let compact = match &delta_columns {
+        None => true,
+        Some(c) => {
+            let bytes = c.coords.len()
+                + c.lengths.len()
+                + c.offsets.len()
+                + c.inline_data.len()
+                + c.objects.len() * 32;
+            bytes > settings.delta_max_bytes
+        }
+    };
     let (base_id, base_box, delta) = if compact {
         if let (None, Some(id)) = (&base, &base_id) {
             base = Some(repo.load_manifest(id).await?);
         }
-        let merged = ShardIndex::overlay(base.as_deref(), &delta)?;
-        let entries: Vec<ManifestEntry> =
-            merged.iter().map(|(c, r)| (c.to_vec(), Some(r))).collect();
+        // Without a base, the delta (tombstones dropped above) is the new base as it is.
+        let entries: Vec<ManifestEntry> = if base.is_none() {
+            delta
+        } else {
+            let merged = ShardIndex::overlay(base.as_deref(), &delta)?;
+            merged.iter().map(|(c, r)| (c.to_vec(), Some(r))).collect()
+        };
         let bounds = bounding_box(entries.iter().map(|(c, _)| c.as_slice()));
         let id = repo
             .write_manifest(&ManifestColumns::encode(&entries)?)
@@ -237,7 +250,7 @@ async fn update_shard(
     } else if delta.is_empty() {
         (base_id, old_box, None)
     } else {
-        (base_id, old_box, Some(delta_columns))
+        (base_id, old_box, delta_columns)
     };
     Ok(Some(ShardRef {
         coord,

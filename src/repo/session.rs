@@ -219,6 +219,9 @@ impl Session {
         let existing = self.node(path)?;
         let same_kind =
             existing.as_ref().map(|e| e.metadata.kind_name()) == Some(metadata.kind_name());
+        if let Some(old) = existing.as_ref().and_then(|e| e.metadata.geometry()) {
+            crate::zarr::metadata::check_grid_update(path, old, &metadata)?;
+        }
         if metadata.geometry().is_some() && !same_kind {
             let below = self
                 .list_nodes()?

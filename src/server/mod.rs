@@ -22,6 +22,12 @@
 //!   the reason. Views are cached per (snapshot, canonical request) and share one bounded
 //!   cache of decoded stored chunks ([`ServeOptions::decoded_cache_bytes`]); requested chunks
 //!   are assembled on tokio's blocking pool. Listings of a view list the view's keys.
+//! * Arrays stored with a rectilinear chunk grid are served through a regular-grid view by
+//!   default (chunks of the largest stored edge length along each dimension, see
+//!   [`default_regular_chunk_shape`](crate::default_regular_chunk_shape)), so clients that
+//!   read only regular grids open them; `/<version>;grid=native/<zarr key>` serves their
+//!   native rectilinear metadata and chunks (`;grid=native;chunks=<request>` combines both;
+//!   `grid=regular` names the default).
 //! * `GET|HEAD /<version>/` and `/<version>/<prefix>/`: an HTML listing with one link per child
 //!   prefix and key, linked relative to the listed prefix (404 for a prefix holding nothing).
 //!   `/<version>` redirects (308) there when the version exists, and so does
@@ -73,7 +79,7 @@ use crate::repo::Repository;
 use crate::zarr::rechunk::DecodedChunkCache;
 
 pub use request_path::MAX_PATH_LEN;
-pub use view::{CHUNKS_HEADER, CHUNKS_PARAM};
+pub use view::{CHUNKS_HEADER, CHUNKS_PARAM, GRID_PARAM, NATIVE_GRID, REGULAR_GRID};
 
 /// The default listening address of `floe serve`.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";

@@ -1,7 +1,8 @@
 //! Resolving version segments to stores, with a small bounded cache of open read-only stores
 //! by snapshot id so consecutive requests for the same version reuse one session (and its
 //! rendered consolidated root document), and a small bounded cache of rechunked views by
-//! snapshot id and canonical request text, all sharing one [`DecodedChunkCache`].
+//! snapshot id and view tag (canonical request text; the default view holds the regular-grid
+//! views of rectilinear arrays), all sharing one [`DecodedChunkCache`].
 
 use quick_cache::sync::Cache;
 
@@ -24,7 +25,9 @@ pub const OPEN_VIEWS: usize = 32;
 pub struct Versions {
     repo: Repository,
     stores: Cache<SnapshotId, ZarrStore>,
-    views: Cache<(SnapshotId, String), RechunkedStore>,
+    /// By snapshot and [`View::tag`]; `None` when the view changes nothing (the default view
+    /// of a version without rectilinear arrays).
+    views: Cache<(SnapshotId, String), Option<RechunkedStore>>,
     decoded: DecodedChunkCache,
 }
 
@@ -50,17 +53,31 @@ impl Versions {
         view: &View,
     ) -> Result<(SnapshotId, ByteSource)> {
         let (id, store) = self.open(spec).await?;
-        let request = match view {
-            View::Stored => return Ok((id, ByteSource::Stored(store))),
-            View::Rechunked(request) => request,
+        let (request, regular_grids) = match view {
+            View::Native(None) => return Ok((id, ByteSource::Stored(store))),
+            View::Native(Some(request)) => (Some(request), false),
+            View::Stored => (None, true),
+            View::Rechunked(request) => (Some(request), true),
         };
-        let rechunked = self
+        let built = self
             .views
-            .get_or_insert_async(&(id, request.to_string()), async {
-                RechunkedStore::new(store, request, self.decoded.clone())
+            .get_or_insert_async(&(id, view.tag()), async {
+                let cache = self.decoded.clone();
+                match request {
+                    Some(request) if !regular_grids => {
+                        RechunkedStore::new(store.clone(), request, cache).map(Some)
+                    }
+                    _ => RechunkedStore::with_regular_grids(store.clone(), request, cache),
+                }
             })
             .await?;
-        Ok((id, ByteSource::Rechunked(rechunked)))
+        Ok((
+            id,
+            match built {
+                Some(view) => ByteSource::Rechunked(view),
+                None => ByteSource::Stored(store),
+            },
+        ))
     }
 
     /// The repository being served.

@@ -8,6 +8,14 @@
 //! (compared in canonical form); otherwise the request is refused, so a URL never silently
 //! means something else because of a header. [`view_for`] is the one place that picks the
 //! view; handlers only see [`ByteSource`].
+//!
+//! Arrays stored with a rectilinear chunk grid (variable chunk sizes) are served through a
+//! regular-grid view by default, so that clients reading only regular grids (zarr-python 3.1)
+//! open the whole hierarchy: chunks of the largest stored edge length along each dimension
+//! (see [`crate::default_regular_chunk_shape`]), in addition to the arrays a `chunks` request
+//! names. The `grid=native` parameter (`/main;grid=native/...`, combinable with `chunks`)
+//! serves them with their native rectilinear metadata instead; `grid=regular` names the
+//! default explicitly.
 
 use std::ops::Range;
 
@@ -25,13 +33,27 @@ pub const CHUNKS_HEADER: &str = "chunks";
 /// The version segment parameter asking for other chunk shapes (`;chunks=...`).
 pub const CHUNKS_PARAM: &str = "chunks";
 
+/// The version segment parameter choosing how rectilinear chunk grids are served:
+/// `;grid=native` (as stored) or `;grid=regular` (through a regular grid, the default).
+pub const GRID_PARAM: &str = "grid";
+
+/// The [`GRID_PARAM`] value serving rectilinear chunk grids as stored.
+pub const NATIVE_GRID: &str = "native";
+
+/// The [`GRID_PARAM`] value serving rectilinear chunk grids through a regular grid.
+pub const REGULAR_GRID: &str = "regular";
+
 /// The view a request asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum View {
-    /// The hierarchy as stored.
+    /// The hierarchy as stored, except that arrays stored with a rectilinear chunk grid are
+    /// served through a regular grid (the default).
     Stored,
-    /// Some arrays in other chunk shapes.
+    /// Some arrays in other chunk shapes; other arrays as in [`View::Stored`].
     Rechunked(ChunkShapeRequest),
+    /// `grid=native`: rectilinear chunk grids as stored, with the arrays of the request (if
+    /// any) in other chunk shapes.
+    Native(Option<ChunkShapeRequest>),
 }
 
 impl View {
@@ -41,6 +63,10 @@ impl View {
         match self {
             View::Stored => String::new(),
             View::Rechunked(request) => format!("{CHUNKS_PARAM}={request}"),
+            View::Native(None) => format!("{GRID_PARAM}={NATIVE_GRID}"),
+            View::Native(Some(request)) => {
+                format!("{GRID_PARAM}={NATIVE_GRID};{CHUNKS_PARAM}={request}")
+            }
         }
     }
 }
@@ -54,14 +80,32 @@ fn parse_request(text: &str, origin: &str) -> Result<ChunkShapeRequest, String> 
 }
 
 /// Picks the view from the version segment's parameters and the request headers; the error is
-/// the reason for a 400 answer. Parameters other than `chunks`, a parameter or header given
-/// twice, and a header and parameter asking for different views are refused.
+/// the reason for a 400 answer. Parameters other than `chunks` and `grid`, a `grid` value
+/// other than `native` or `regular`, a parameter or header given twice, and a header and
+/// parameter asking for different views are refused.
 pub fn view_for(params: &[(String, String)], headers: &HeaderMap) -> Result<View, String> {
     let mut from_url = None;
+    let mut native = None;
     for (name, value) in params {
+        if name == GRID_PARAM {
+            if native.is_some() {
+                return Err(format!("the `{GRID_PARAM}` parameter is given twice"));
+            }
+            native = Some(match value.as_str() {
+                NATIVE_GRID => true,
+                REGULAR_GRID => false,
+                other => {
+                    return Err(format!(
+                        "`{GRID_PARAM}={other}`: the grid is `{NATIVE_GRID}` (rectilinear chunk \
+                         grids as stored) or `{REGULAR_GRID}` (through a regular grid)"
+                    ))
+                }
+            });
+            continue;
+        }
         if name != CHUNKS_PARAM {
             return Err(format!(
-                "unknown view parameter `{name}` (the only one is `{CHUNKS_PARAM}`)"
+                "unknown view parameter `{name}` (they are `{CHUNKS_PARAM}` and `{GRID_PARAM}`)"
             ));
         }
         if from_url.is_some() {
@@ -82,15 +126,22 @@ pub fn view_for(params: &[(String, String)], headers: &HeaderMap) -> Result<View
             Some(parse_request(text, "the `chunks` header")?)
         }
     };
-    match (from_url, from_header) {
-        (None, None) => Ok(View::Stored),
-        (Some(request), None) | (None, Some(request)) => Ok(View::Rechunked(request)),
-        (Some(url), Some(header)) if url == header => Ok(View::Rechunked(url)),
-        (Some(url), Some(header)) => Err(format!(
-            "the `{CHUNKS_HEADER}` header (`{header}`) and the URL parameter (`{url}`) ask for \
-             different views; give one of them, or the same request in both"
-        )),
-    }
+    let request = match (from_url, from_header) {
+        (None, None) => None,
+        (Some(request), None) | (None, Some(request)) => Some(request),
+        (Some(url), Some(header)) if url == header => Some(url),
+        (Some(url), Some(header)) => {
+            return Err(format!(
+                "the `{CHUNKS_HEADER}` header (`{header}`) and the URL parameter (`{url}`) ask \
+                 for different views; give one of them, or the same request in both"
+            ))
+        }
+    };
+    Ok(match (native == Some(true), request) {
+        (true, request) => View::Native(request),
+        (false, None) => View::Stored,
+        (false, Some(request)) => View::Rechunked(request),
+    })
 }
 
 /// The bytes behind the keys of one version, as a particular view shows them.
@@ -238,6 +289,30 @@ mod tests {
         assert!(err.contains("different views"), "{err}");
         assert_eq!(rechunked("t=1,2").tag(), "chunks=t=1,2");
         assert_eq!(View::Stored.tag(), "");
+    }
+
+    #[test]
+    fn grid_parameter() {
+        let none = HeaderMap::new();
+        let grid = |value: &str| (GRID_PARAM.to_string(), value.to_string());
+        assert_eq!(view_for(&[grid("native")], &none), Ok(View::Native(None)));
+        assert_eq!(view_for(&[grid("regular")], &none), Ok(View::Stored));
+        let both = [grid("native"), params("t=1,2").remove(0)];
+        let native = view_for(&both, &none).unwrap();
+        assert_eq!(
+            native,
+            View::Native(Some(ChunkShapeRequest::parse("t=1,2").unwrap()))
+        );
+        assert_eq!(native.tag(), "grid=native;chunks=t=1,2");
+        assert_eq!(View::Native(None).tag(), "grid=native");
+        assert_eq!(
+            view_for(&[grid("regular")], &header("t=1,2")),
+            Ok(rechunked("t=1,2"))
+        );
+        let err = view_for(&[grid("rectangular")], &none).unwrap_err();
+        assert!(err.contains("`native`"), "{err}");
+        let err = view_for(&[grid("native"), grid("native")], &none).unwrap_err();
+        assert!(err.contains("twice"), "{err}");
     }
 
     #[test]

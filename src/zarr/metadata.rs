@@ -6,6 +6,8 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::format::path::NodePath;
 
+use super::chunk_grid::ChunkGrid;
+
 /// How chunk coordinates become key suffixes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChunkKeyEncoding {
@@ -22,23 +24,27 @@ pub enum ChunkKeyEncoding {
 }
 
 /// The geometry of an array: what floe needs to address chunks.
+///
+/// The grid is [`ChunkGrid::Regular`] or [`ChunkGrid::Rectilinear`]; every method here works
+/// for both. The grid holds the chunks that contain at least one element of the array.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArrayGeometry {
     /// Array shape in elements.
     pub shape: Vec<u64>,
-    /// Regular chunk shape in elements.
-    pub chunk_shape: Vec<u64>,
+    /// The chunk grid (validated against `shape`).
+    pub chunk_grid: ChunkGrid,
     /// Key encoding of chunk keys.
     pub key_encoding: ChunkKeyEncoding,
 }
 
 impl ArrayGeometry {
-    /// Number of chunks along each dimension (`ceil(shape / chunk_shape)`).
+    /// Number of chunks along each dimension (`ceil(shape / chunk_shape)` for a regular grid;
+    /// the chunks that hold an element of the array for a rectilinear one).
     pub fn grid_shape(&self) -> Vec<u64> {
         self.shape
             .iter()
-            .zip(&self.chunk_shape)
-            .map(|(&s, &c)| s.div_ceil(c))
+            .enumerate()
+            .map(|(dim, &extent)| self.chunk_grid.chunk_count(dim, extent))
             .collect()
     }
 
@@ -47,8 +53,9 @@ impl ArrayGeometry {
         coords.len() == self.shape.len()
             && coords
                 .iter()
-                .zip(self.shape.iter().zip(&self.chunk_shape))
-                .all(|(&c, (&s, &chunk))| c < s.div_ceil(chunk))
+                .zip(&self.shape)
+                .enumerate()
+                .all(|(dim, (&c, &extent))| c < self.chunk_grid.chunk_count(dim, extent))
     }
 
     /// Total number of chunks in the grid (saturating).
@@ -56,6 +63,76 @@ impl ArrayGeometry {
         self.grid_shape()
             .iter()
             .fold(1u64, |a, &g| a.saturating_mul(g))
+    }
+
+    /// The regular chunk shape, `None` for a rectilinear grid.
+    pub fn regular_chunk_shape(&self) -> Option<&[u64]> {
+        match &self.chunk_grid {
+            ChunkGrid::Regular { chunk_shape } => Some(chunk_shape),
+            ChunkGrid::Rectilinear { .. } => None,
+        }
+    }
+
+    /// Per dimension, the largest chunk edge length (the regular chunk shape for a regular
+    /// grid). Every chunk fits in a box of this shape.
+    pub fn max_chunk_shape(&self) -> Vec<u64> {
+        (0..self.shape.len())
+            .map(|dim| self.chunk_grid.max_chunk_length(dim))
+            .collect()
+    }
+
+    /// First element of chunk `index` along `dim`, `None` when `index` is outside the grid.
+    pub fn chunk_start(&self, dim: usize, index: u64) -> Option<u64> {
+        let extent = *self.shape.get(dim)?;
+        (index < self.chunk_grid.chunk_count(dim, extent))
+            .then(|| self.chunk_grid.chunk_start(dim, index))
+            .flatten()
+    }
+
+    /// Edge length of chunk `index` along `dim` as stored (edge chunks may reach past the
+    /// array's end), `None` when `index` is outside the grid.
+    pub fn chunk_length(&self, dim: usize, index: u64) -> Option<u64> {
+        let extent = *self.shape.get(dim)?;
+        (index < self.chunk_grid.chunk_count(dim, extent))
+            .then(|| self.chunk_grid.chunk_length(dim, index))
+            .flatten()
+    }
+
+    /// The chunk along `dim` holding element `element`, `None` when `element` is outside the
+    /// array.
+    pub fn chunk_of(&self, dim: usize, element: u64) -> Option<u64> {
+        if element >= *self.shape.get(dim)? {
+            return None;
+        }
+        self.chunk_grid.chunk_of(dim, element)
+    }
+
+    /// The first chunk of the grid of `old` (an earlier geometry of the same array) that this
+    /// geometry places differently, as `(dimension, chunk index)`: a chunk present in both
+    /// grids whose elements differ along that dimension (or `(0, 0)` when the ranks differ).
+    /// `None` when every chunk both grids have covers the same elements, as after an append
+    /// that only declares new chunks (or lengthens the shape inside the last one).
+    pub fn moved_chunk(&self, old: &ArrayGeometry) -> Option<(usize, u64)> {
+        if old.shape.len() != self.shape.len() {
+            return Some((0, 0));
+        }
+        (0..self.shape.len()).find_map(|dim| {
+            old.chunk_grid
+                .first_difference(&self.chunk_grid, dim, old.shape[dim], self.shape[dim])
+                .map(|index| (dim, index))
+        })
+    }
+
+    /// The shape of chunk `coords` as stored (decoded), `None` when it is outside the grid.
+    pub fn chunk_shape_at(&self, coords: &[u64]) -> Option<Vec<u64>> {
+        if coords.len() != self.shape.len() {
+            return None;
+        }
+        coords
+            .iter()
+            .enumerate()
+            .map(|(dim, &c)| self.chunk_length(dim, c))
+            .collect()
     }
 }
 
@@ -154,6 +231,37 @@ impl NodeMetadata {
     }
 }
 
+/// Checks an update of the array at `path` from geometry `old` to `new` (a no-op when `new`
+/// is a group): when either grid is rectilinear, every chunk both grids have must cover the
+/// same elements, so that chunks already written keep their meaning. Appending declares new
+/// chunks after the existing ones (or lengthens the shape inside the last declared chunk);
+/// rechunking an array means recreating it. Changes between regular grids are not checked.
+///
+/// Errors with [`Error::InvalidMetadata`] naming the first chunk that would move.
+pub(crate) fn check_grid_update(
+    path: &NodePath,
+    old: &ArrayGeometry,
+    new: &NodeMetadata,
+) -> Result<()> {
+    let Some(new) = new.geometry() else {
+        return Ok(());
+    };
+    if old.chunk_grid.is_regular() && new.chunk_grid.is_regular() {
+        return Ok(());
+    }
+    match new.moved_chunk(old) {
+        None => Ok(()),
+        Some((dim, index)) => Err(Error::invalid_metadata(
+            path.as_str(),
+            format!(
+                "the new chunk grid changes the elements of chunk {index} along dimension \
+                 {dim}: a rectilinear grid may only gain chunks after the existing ones \
+                 (delete and recreate the array to rechunk it)"
+            ),
+        )),
+    }
+}
+
 fn u64_list(value: Option<&Value>, what: &str) -> std::result::Result<Vec<u64>, String> {
     value
         .and_then(Value::as_array)
@@ -169,23 +277,7 @@ fn u64_list(value: Option<&Value>, what: &str) -> std::result::Result<Vec<u64>, 
 fn geometry(document: &Map<String, Value>) -> std::result::Result<ArrayGeometry, String> {
     let shape = u64_list(document.get("shape"), "shape")?;
     let grid = document.get("chunk_grid").ok_or("missing `chunk_grid`")?;
-    if grid.get("name").and_then(Value::as_str) != Some("regular") {
-        return Err("only the `regular` chunk grid is supported".into());
-    }
-    let chunk_shape = u64_list(
-        grid.get("configuration").and_then(|c| c.get("chunk_shape")),
-        "chunk_grid.configuration.chunk_shape",
-    )?;
-    if chunk_shape.len() != shape.len() {
-        return Err(format!(
-            "chunk shape has {} dimensions but the array has {}",
-            chunk_shape.len(),
-            shape.len()
-        ));
-    }
-    if chunk_shape.contains(&0) {
-        return Err("chunk sizes must be positive".into());
-    }
+    let chunk_grid = ChunkGrid::from_metadata(grid, &shape)?;
     let encoding = document
         .get("chunk_key_encoding")
         .ok_or("missing `chunk_key_encoding`")?;
@@ -210,7 +302,7 @@ fn geometry(document: &Map<String, Value>) -> std::result::Result<ArrayGeometry,
     };
     Ok(ArrayGeometry {
         shape,
-        chunk_shape,
+        chunk_grid,
         key_encoding,
     })
 }
@@ -246,6 +338,44 @@ pub(crate) mod tests {
         let group = NodeMetadata::parse(&p, br#"{"zarr_format":3,"node_type":"group"}"#).unwrap();
         assert_eq!(group.kind_name(), "group");
         assert!(group.attributes().is_empty());
+    }
+
+    #[test]
+    fn rectilinear_geometry() {
+        let p = NodePath::new("a").unwrap();
+        let mut doc = array_json(&[59, 5], &[1, 1]);
+        doc["chunk_grid"] = serde_json::json!({"name": "rectilinear",
+            "configuration": {"kind": "inline", "chunk_shapes": [[31, 28], 2]}});
+        let m = NodeMetadata::from_value(&p, doc.clone()).unwrap();
+        let g = m.geometry().unwrap();
+        assert_eq!(g.grid_shape(), vec![2, 3]);
+        assert_eq!(g.regular_chunk_shape(), None);
+        assert_eq!(g.max_chunk_shape(), vec![31, 2]);
+        assert!(g.contains_chunk(&[1, 2]) && !g.contains_chunk(&[2, 0]));
+        assert_eq!(g.chunk_start(0, 1), Some(31));
+        assert_eq!(g.chunk_start(0, 2), None);
+        assert_eq!(g.chunk_length(0, 1), Some(28));
+        assert_eq!(g.chunk_of(0, 30), Some(0));
+        assert_eq!(g.chunk_of(0, 31), Some(1));
+        assert_eq!(g.chunk_of(0, 59), None);
+        assert_eq!(g.chunk_of(1, 4), Some(2));
+        assert_eq!(g.chunk_shape_at(&[1, 2]), Some(vec![28, 2]));
+        assert_eq!(g.chunk_shape_at(&[1, 3]), None);
+        // The lengths must cover the shape.
+        doc["shape"] = serde_json::json!([60, 5]);
+        let err = NodeMetadata::from_value(&p, doc).unwrap_err().to_string();
+        assert!(
+            err.contains("dimension 0") && err.contains("sum to 59"),
+            "{err}"
+        );
+        // Regular grids answer the same questions.
+        let r = NodeMetadata::from_value(&p, array_json(&[10, 7], &[4, 7])).unwrap();
+        let r = r.geometry().unwrap();
+        assert_eq!(r.regular_chunk_shape(), Some(&[4u64, 7][..]));
+        assert_eq!(r.chunk_start(0, 2), Some(8));
+        assert_eq!(r.chunk_start(0, 3), None);
+        assert_eq!(r.chunk_of(0, 9), Some(2));
+        assert_eq!(r.chunk_shape_at(&[2, 0]), Some(vec![4, 7]));
     }
 
     #[test]

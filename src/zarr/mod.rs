@@ -1,5 +1,6 @@
 //! The Zarr v3 view of a session: keys, metadata, the key-value store and the zarrs adapters.
 
+pub mod chunk_grid;
 pub mod consolidated;
 pub mod keys;
 pub mod listing;

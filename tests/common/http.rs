@@ -148,3 +148,55 @@ pub async fn head(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> 
     }
     send(builder).await
 }
+
+/// A `floe serve` child process, killed when dropped (also when an assertion failed).
+#[cfg(feature = "cli")]
+pub struct ServeProcess(pub std::process::Child);
+
+#[cfg(feature = "cli")]
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the real `floe -r repo serve --addr 127.0.0.1:0 <extra args>` binary and returns it
+/// with the base URL it printed on its first line.
+#[cfg(feature = "cli")]
+pub async fn spawn_floe_serve(
+    repo: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+) -> (ServeProcess, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = ServeProcess(
+        Command::new(env!("CARGO_BIN_EXE_floe"))
+            .arg("-r")
+            .arg(repo)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("FLOE_SERVE_TOKEN")
+            .env("FLOE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let first_line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    });
+    let line = tokio::time::timeout(std::time::Duration::from_secs(60), first_line)
+        .await
+        .expect("floe serve printed no address within 60 s")
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, base)
+}

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::path::NodePath;
 use crate::id::SnapshotId;
 use crate::repo::NodeInfo;
+use crate::zarr::chunk_grid::ChunkGrid;
 use crate::zarr::listing::chunk_key;
 use crate::zarr::metadata::{ArrayGeometry, NodeMetadata};
 use crate::zarr::store::ZarrStore;
@@ -52,6 +53,8 @@ pub(crate) struct ViewArray {
     /// The view array opened with zarrs (its codec chain encodes requested chunks).
     encoder: Array<AsyncZarrsStore>,
     element_size: usize,
+    /// The requested chunk shape.
+    chunk_shape: Vec<u64>,
     view_chunk_shape: Vec<NonZeroU64>,
 }
 
@@ -59,8 +62,8 @@ impl std::fmt::Debug for ViewArray {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ViewArray")
             .field("path", &self.path)
-            .field("stored_chunk_shape", &self.stored_geometry.chunk_shape)
-            .field("view_chunk_shape", &self.view_geometry().chunk_shape)
+            .field("stored_chunk_grid", &self.stored_geometry.chunk_grid)
+            .field("view_chunk_shape", &self.chunk_shape)
             .finish()
     }
 }
@@ -101,6 +104,25 @@ fn view_document(document: &Map<String, Value>, chunk_shape: &[u64]) -> Map<Stri
         view.insert("codecs".into(), Value::Array(without_sharding(codecs)));
     }
     view
+}
+
+/// The document zarrs opens to decode stored chunks: the stored one, except that a
+/// rectilinear grid is replaced by the regular grid of its largest chunk edges. Only the codec
+/// chain, data type and fill value are used (each stored chunk is decoded with its own shape),
+/// and zarrs would expand a rectilinear grid's run-length pairs in memory.
+fn decoder_document(metadata: &NodeMetadata) -> Map<String, Value> {
+    let document = metadata.document();
+    match metadata.geometry() {
+        Some(g) if !g.chunk_grid.is_regular() => {
+            let mut decoder = document.clone();
+            decoder.insert(
+                "chunk_grid".into(),
+                json!({"name": "regular", "configuration": {"chunk_shape": g.max_chunk_shape()}}),
+            );
+            decoder
+        }
+        _ => document.clone(),
+    }
 }
 
 fn open_zarrs(
@@ -147,7 +169,7 @@ impl ViewArray {
         let view = NodeMetadata::from_value(&path, Value::Object(document.clone()))
             .map_err(|e| fail(format!("the view metadata of `{name}` is invalid: {e}")))?;
         let storage = Arc::new(AsyncZarrsStore::new(store.clone()));
-        let stored = open_zarrs(&storage, &path, node.metadata.document())
+        let stored = open_zarrs(&storage, &path, &decoder_document(&node.metadata))
             .map_err(|reason| fail(format!("array `{name}`: {reason}")))?;
         let encoder = open_zarrs(&storage, &path, &document)
             .map_err(|reason| fail(format!("array `{name}` (view): {reason}")))?;
@@ -175,8 +197,13 @@ impl ViewArray {
         }
         Ok(ViewArray {
             path,
-            grid: StoredGrid::Regular {
-                chunk_shape: stored_geometry.chunk_shape.clone(),
+            grid: match &stored_geometry.chunk_grid {
+                ChunkGrid::Regular { chunk_shape } => StoredGrid::Regular {
+                    chunk_shape: chunk_shape.clone(),
+                },
+                grid @ ChunkGrid::Rectilinear { .. } => {
+                    StoredGrid::Rectilinear { grid: grid.clone() }
+                }
             },
             stored_geometry,
             view_geometry,
@@ -185,6 +212,7 @@ impl ViewArray {
             stored,
             encoder,
             element_size,
+            chunk_shape: chunk_shape.to_vec(),
             view_chunk_shape,
         })
     }
@@ -198,7 +226,7 @@ impl ViewArray {
     /// requested chunk lies outside the array.
     fn stored_ranges(&self, coords: &[u64]) -> Option<Vec<std::ops::Range<u64>>> {
         let view = self.view_geometry();
-        let region = view_chunk_region(&view.shape, &view.chunk_shape, coords)?;
+        let region = view_chunk_region(&view.shape, &self.chunk_shape, coords)?;
         Some(stored_chunks_overlapping(&self.grid, &region))
     }
 
@@ -228,7 +256,7 @@ impl ViewArray {
         let mut out = BTreeSet::new();
         for stored in store.session().list_chunks(&self.path).await? {
             if let Some(ranges) =
-                view_chunks_overlapping_stored(&self.grid, &view.shape, &view.chunk_shape, &stored)
+                view_chunks_overlapping_stored(&self.grid, &view.shape, &self.chunk_shape, &stored)
             {
                 for_each_index(&ranges, |c| {
                     out.insert(c.to_vec());
@@ -282,7 +310,7 @@ impl ViewArray {
         coords: &[u64],
     ) -> Result<Option<Bytes>> {
         let view = self.view_geometry();
-        let Some(region) = view_chunk_region(&view.shape, &view.chunk_shape, coords) else {
+        let Some(region) = view_chunk_region(&view.shape, &self.chunk_shape, coords) else {
             return Ok(None);
         };
         let ranges = stored_chunks_overlapping(&self.grid, &region);
@@ -291,10 +319,10 @@ impl ViewArray {
 
         let origin: Vec<u64> = coords
             .iter()
-            .zip(&view.chunk_shape)
+            .zip(&self.chunk_shape)
             .map(|(&c, &s)| c * s)
             .collect();
-        let elements: u64 = view.chunk_shape.iter().product();
+        let elements: u64 = self.chunk_shape.iter().product();
         let mut out = self
             .stored
             .fill_value()
@@ -330,7 +358,7 @@ impl ViewArray {
                 &mut Block {
                     bytes: &mut out[..],
                     origin: &origin,
-                    shape: &view.chunk_shape,
+                    shape: &self.chunk_shape,
                 },
                 &common,
                 self.element_size,

@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+use crate::zarr::chunk_grid::ChunkGrid;
+
 /// The chunk grid an array is stored with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum StoredGrid {
@@ -14,6 +16,12 @@ pub(crate) enum StoredGrid {
     Regular {
         /// Chunk shape in elements (every entry positive).
         chunk_shape: Vec<u64>,
+    },
+    /// Variable edge lengths along some dimensions (the `rectilinear` grid); every chunk is
+    /// stored with its declared edge lengths, the last one possibly reaching past the end.
+    Rectilinear {
+        /// The array's grid (lookups are binary searches over run boundaries).
+        grid: ChunkGrid,
     },
 }
 
@@ -26,6 +34,14 @@ impl StoredGrid {
                 let size = chunk_shape[dim];
                 elements.start / size..elements.end.div_ceil(size)
             }
+            StoredGrid::Rectilinear { grid } => {
+                let last = elements.end.saturating_sub(1).max(elements.start);
+                match (grid.chunk_of(dim, elements.start), grid.chunk_of(dim, last)) {
+                    (Some(first), Some(last)) => first..last + 1,
+                    // Outside the stored grid: no stored chunk holds these elements.
+                    _ => 0..0,
+                }
+            }
         }
     }
 
@@ -37,6 +53,13 @@ impl StoredGrid {
                 let size = chunk_shape[dim];
                 let start = index.saturating_mul(size);
                 start..start.saturating_add(size)
+            }
+            StoredGrid::Rectilinear { grid } => {
+                match (grid.chunk_start(dim, index), grid.chunk_length(dim, index)) {
+                    (Some(start), Some(length)) => start..start.saturating_add(length),
+                    // Not a chunk of the grid: an empty extent overlaps nothing.
+                    _ => 0..0,
+                }
             }
         }
     }
@@ -216,6 +239,31 @@ mod tests {
         assert_eq!(
             view_chunks_overlapping_stored(&grid, &[10, 25], &[3, 7], &[3, 0]),
             None
+        );
+    }
+
+    #[test]
+    fn rectilinear_overlaps() {
+        let grid = ChunkGrid::from_metadata(
+            &serde_json::json!({"name": "rectilinear", "configuration": {
+                "kind": "inline", "chunk_shapes": [[31, 28, [31, 2]], 4]}}),
+            &[110, 10],
+        )
+        .unwrap();
+        let grid = StoredGrid::Rectilinear { grid };
+        // Starts 0, 31, 59, 90 (the last chunk reaches past the end, to 121).
+        assert_eq!(grid.chunks_overlapping(0, &(30..32)), 0..2);
+        assert_eq!(grid.chunks_overlapping(0, &(59..110)), 2..4);
+        assert_eq!(grid.chunks_overlapping(1, &(3..9)), 0..3);
+        assert_eq!(grid.chunk_extent(0, 1), 31..59);
+        assert_eq!(grid.chunk_extent(0, 3), 90..121);
+        assert_eq!(grid.chunk_extent(0, 4), 0..0);
+        assert_eq!(grid.chunk_shape(&[3, 2]), vec![31, 4]);
+        // View chunks of 31 rows: stored chunk 1 (rows 31..59) lies in view chunk 1; stored
+        // chunk 2 (59..90) spans view chunks 1 and 2.
+        assert_eq!(
+            view_chunks_overlapping_stored(&grid, &[110, 10], &[31, 4], &[2, 0]),
+            Some(vec![1..3, 0..1])
         );
     }
 

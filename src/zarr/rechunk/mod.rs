@@ -25,6 +25,7 @@ mod assemble;
 mod decoded_cache;
 mod geometry;
 mod listing;
+mod regular_grid;
 mod request;
 
 use std::sync::Arc;
@@ -42,6 +43,7 @@ use super::store::{ByteRange, ZarrStore};
 use assemble::ViewArray;
 pub use assemble::MAX_VIEW_CHUNK_BYTES;
 pub use decoded_cache::{DecodedChunkCache, DecodedChunkCacheStats};
+pub use regular_grid::default_regular_chunk_shape;
 pub use request::ChunkShapeRequest;
 
 /// A read-only [`ZarrStore`] with some arrays served in a requested chunk shape.
@@ -115,6 +117,17 @@ impl RechunkedStore {
             };
             arrays.push(ViewArray::new(&store, &node, chunk_shape, &fail)?);
         }
+        Self::from_arrays(store, request.clone(), arrays, cache)
+    }
+
+    /// The view serving `arrays` (already built for `store`) for `request`.
+    fn from_arrays(
+        store: ZarrStore,
+        request: ChunkShapeRequest,
+        arrays: Vec<ViewArray>,
+        cache: DecodedChunkCache,
+    ) -> Result<Self> {
+        let session = store.session().clone();
         let root_document = match session.node(&crate::format::path::NodePath::root())? {
             Some(root) if store.is_consolidated() && root.metadata.geometry().is_none() => {
                 let nodes: Vec<NodeInfo> = session
@@ -137,7 +150,7 @@ impl RechunkedStore {
             inner: Arc::new(Inner {
                 snapshot: session.snapshot_id(),
                 store,
-                request: request.clone(),
+                request,
                 arrays,
                 root_document,
                 cache,

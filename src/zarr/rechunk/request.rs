@@ -85,6 +85,26 @@ impl ChunkShapeRequest {
         }
     }
 
+    /// This request with `array` in `chunk_shape` appended, unless the request already names
+    /// `array` (its own shape wins). `chunk_shape` must come from valid metadata (one
+    /// positive size per dimension): it is not checked here.
+    pub(crate) fn with_default(mut self, array: NodePath, chunk_shape: Vec<u64>) -> Self {
+        if self.chunk_shape(&array).is_none() {
+            self.arrays.push((array, chunk_shape));
+        }
+        self
+    }
+
+    /// A request naming no array (only built internally, as the start of a default view).
+    pub(crate) fn empty() -> Self {
+        ChunkShapeRequest { arrays: Vec::new() }
+    }
+
+    /// True when the request names no array.
+    pub fn is_empty(&self) -> bool {
+        self.arrays.is_empty()
+    }
+
     /// The requested arrays and their chunk shapes, in request order.
     pub fn arrays(&self) -> impl Iterator<Item = (&NodePath, &[u64])> {
         self.arrays.iter().map(|(p, s)| (p, s.as_slice()))

@@ -1,0 +1,392 @@
+//! Zarr v2 array metadata (`.zarray` with its `.zattrs`) as a Zarr v3 `zarr.json`: data type,
+//! fill value, chunk key encoding, dimension names; the codecs are in [`super::codecs`].
+
+use serde_json::{json, Map, Value};
+
+use super::codecs::codecs_v3;
+
+/// Byte order of a Zarr v2 data type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Endian {
+    /// `<`.
+    Little,
+    /// `>`.
+    Big,
+    /// `|`: single bytes, no order.
+    NotApplicable,
+}
+
+/// A Zarr v2 (numpy) data type and its Zarr v3 equivalent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DataType {
+    /// The Zarr v3 `data_type` value.
+    pub(crate) v3: Value,
+    /// Byte order of the encoded elements.
+    pub(crate) endian: Endian,
+    /// Size of one element in bytes.
+    pub(crate) size: usize,
+    /// What kind of values the fill value holds.
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Bool,
+    Int,
+    UInt,
+    Float,
+    Complex,
+    Bytes,
+    DateTime,
+}
+
+/// Parses a numpy type string such as `<f4`, `>i2`, `|u1`, `|b1`, `<c8`, `|S10`, `<M8[ns]`.
+pub(crate) fn data_type(dtype: &Value) -> Result<DataType, String> {
+    let text = dtype.as_str().ok_or_else(|| {
+        format!(
+            "data type {dtype} is not supported (structured data types have no Zarr v3 equivalent)"
+        )
+    })?;
+    let unsupported = || format!("data type `{text}` is not supported");
+    let mut chars = text.chars();
+    let endian = match chars.next() {
+        Some('<') => Endian::Little,
+        Some('>') => Endian::Big,
+        Some('|') => Endian::NotApplicable,
+        Some('=') => {
+            return Err(format!(
+                "data type `{text}`: native byte order `=` is ambiguous; give `<` or `>`"
+            ))
+        }
+        _ => return Err(unsupported()),
+    };
+    let kind_char = chars.next().ok_or_else(unsupported)?;
+    let rest: String = chars.collect();
+    if matches!(kind_char, 'M' | 'm') {
+        let unit = rest
+            .strip_prefix('8')
+            .and_then(|r| r.strip_prefix('['))
+            .and_then(|r| r.strip_suffix(']'))
+            .ok_or_else(unsupported)?;
+        let digits: String = unit.chars().take_while(char::is_ascii_digit).collect();
+        let unit_name = &unit[digits.len()..];
+        if ![
+            "Y", "M", "W", "D", "h", "m", "s", "ms", "us", "μs", "ns", "ps", "fs", "as",
+        ]
+        .contains(&unit_name)
+        {
+            return Err(unsupported());
+        }
+        let scale: u64 = if digits.is_empty() {
+            1
+        } else {
+            digits.parse().map_err(|_| unsupported())?
+        };
+        let name = if kind_char == 'M' {
+            "numpy.datetime64"
+        } else {
+            "numpy.timedelta64"
+        };
+        let unit_name = if unit_name == "μs" { "us" } else { unit_name };
+        return Ok(DataType {
+            v3: json!({"name": name, "configuration": {"unit": unit_name, "scale_factor": scale}}),
+            endian,
+            size: 8,
+            kind: Kind::DateTime,
+        });
+    }
+    let size: usize = rest.parse().map_err(|_| unsupported())?;
+    let (name, kind) = match (kind_char, size) {
+        ('b', 1) => ("bool".to_string(), Kind::Bool),
+        ('i', 1 | 2 | 4 | 8) => (format!("int{}", size * 8), Kind::Int),
+        ('u', 1 | 2 | 4 | 8) => (format!("uint{}", size * 8), Kind::UInt),
+        ('f', 2 | 4 | 8) => (format!("float{}", size * 8), Kind::Float),
+        ('c', 8 | 16) => (format!("complex{}", size * 8), Kind::Complex),
+        ('S' | 'V', n) if n > 0 => (format!("r{}", n * 8), Kind::Bytes),
+        _ => return Err(unsupported()),
+    };
+    let endian = if size == 1 || kind == Kind::Bytes {
+        Endian::NotApplicable
+    } else {
+        endian
+    };
+    Ok(DataType {
+        v3: Value::String(name),
+        endian,
+        size,
+        kind,
+    })
+}
+
+/// The Zarr v3 fill value for a Zarr v2 one: `null` becomes the type's zero; `"NaN"`,
+/// `"Infinity"` and `"-Infinity"` stay as such for floats (and the parts of complex numbers).
+pub(crate) fn fill_value(dtype: &DataType, fill: &Value) -> Result<Value, String> {
+    let bad = || format!("fill value {fill} does not fit data type {}", dtype.v3);
+    let float = |v: &Value| -> Result<Value, String> {
+        match v {
+            Value::Null => Ok(json!(0.0)),
+            Value::Number(_) => Ok(v.clone()),
+            Value::String(s) if matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity") => {
+                Ok(v.clone())
+            }
+            _ => Err(bad()),
+        }
+    };
+    match dtype.kind {
+        Kind::Bool => match fill {
+            Value::Null => Ok(json!(false)),
+            Value::Bool(_) => Ok(fill.clone()),
+            Value::Number(n) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => {
+                Ok(json!(n.as_u64() == Some(1)))
+            }
+            _ => Err(bad()),
+        },
+        Kind::Int | Kind::UInt | Kind::DateTime => match fill {
+            Value::Null => Ok(json!(0)),
+            // numpy's NaT is the smallest int64.
+            Value::String(s) if dtype.kind == Kind::DateTime && s == "NaT" => Ok(json!(i64::MIN)),
+            Value::Number(n) if n.is_i64() || n.is_u64() => Ok(fill.clone()),
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(json!(f as i64)),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        },
+        Kind::Float => float(fill),
+        Kind::Complex => match fill {
+            Value::Array(parts) if parts.len() == 2 => {
+                Ok(json!([float(&parts[0])?, float(&parts[1])?]))
+            }
+            Value::Null | Value::Number(_) | Value::String(_) => Ok(json!([float(fill)?, 0.0])),
+            _ => Err(bad()),
+        },
+        Kind::Bytes => match fill {
+            Value::Null | Value::Number(_) => {
+                if matches!(fill, Value::Number(n) if n.as_u64() != Some(0)) {
+                    return Err(bad());
+                }
+                Ok(Value::from(vec![0u8; dtype.size]))
+            }
+            Value::String(s) => {
+                let mut bytes = super::base64::decode(s).map_err(|e| format!("fill value: {e}"))?;
+                if bytes.len() > dtype.size {
+                    return Err(bad());
+                }
+                bytes.resize(dtype.size, 0);
+                Ok(Value::from(bytes))
+            }
+            _ => Err(bad()),
+        },
+    }
+}
+
+/// The Zarr v3 `zarr.json` of an array from its `.zarray` and optional `.zattrs`.
+/// `_ARRAY_DIMENSIONS` (xarray's dimension names) also becomes `dimension_names`; the
+/// attribute is kept.
+pub(crate) fn array_v3(
+    zarray: &Value,
+    zattrs: Option<&Map<String, Value>>,
+) -> Result<Value, String> {
+    let field = |name: &str| {
+        zarray
+            .get(name)
+            .ok_or_else(|| format!("`.zarray` has no `{name}`"))
+    };
+    if let Some(format) = zarray.get("zarr_format") {
+        if format.as_u64() != Some(2) {
+            return Err(format!("`.zarray` has zarr_format {format}, expected 2"));
+        }
+    }
+    let shape = field("shape")?.clone();
+    let chunks = field("chunks")?.clone();
+    let ndim = shape
+        .as_array()
+        .map(Vec::len)
+        .ok_or("`shape` must be a list")?;
+    if chunks.as_array().map(Vec::len) != Some(ndim) {
+        return Err("`chunks` must be a list as long as `shape`".into());
+    }
+    let dtype = data_type(field("dtype")?)?;
+    let fill = fill_value(&dtype, zarray.get("fill_value").unwrap_or(&Value::Null))?;
+    let order = zarray.get("order").and_then(Value::as_str).unwrap_or("C");
+    let fortran = match order {
+        "C" => false,
+        "F" => true,
+        other => {
+            return Err(format!(
+                "unknown `order` {other:?} (expected \"C\" or \"F\")"
+            ))
+        }
+    };
+    let codecs = codecs_v3(zarray, &dtype, ndim, fortran)?;
+    let separator = match zarray.get("dimension_separator") {
+        None | Some(Value::Null) => ".",
+        Some(Value::String(s)) if s == "." || s == "/" => s.as_str(),
+        Some(other) => return Err(format!("unknown `dimension_separator` {other}")),
+    };
+    // A 0-d array still has one chunk; its v2 key is `0`.
+    let (shape, chunks) = if ndim == 0 {
+        (json!([]), json!([]))
+    } else {
+        (shape, chunks)
+    };
+    let mut document = json!({
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": shape,
+        "data_type": dtype.v3,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
+        "chunk_key_encoding": {"name": "v2", "configuration": {"separator": separator}},
+        "fill_value": fill,
+        "codecs": codecs,
+    });
+    if let Some(attributes) = zattrs {
+        if let Some(Value::Array(names)) = attributes.get("_ARRAY_DIMENSIONS") {
+            if names.len() == ndim && names.iter().all(Value::is_string) {
+                document["dimension_names"] = Value::Array(names.clone());
+            }
+        }
+        if !attributes.is_empty() {
+            document["attributes"] = Value::Object(attributes.clone());
+        }
+    }
+    Ok(document)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dt(text: &str) -> DataType {
+        data_type(&json!(text)).unwrap()
+    }
+
+    #[test]
+    fn every_numpy_type_form_maps() {
+        for (v2, v3, endian, size) in [
+            ("<f4", "float32", Endian::Little, 4),
+            (">f8", "float64", Endian::Big, 8),
+            ("<f2", "float16", Endian::Little, 2),
+            (">i2", "int16", Endian::Big, 2),
+            ("<i8", "int64", Endian::Little, 8),
+            ("|i1", "int8", Endian::NotApplicable, 1),
+            ("|u1", "uint8", Endian::NotApplicable, 1),
+            ("<u1", "uint8", Endian::NotApplicable, 1),
+            ("<u4", "uint32", Endian::Little, 4),
+            (">u8", "uint64", Endian::Big, 8),
+            ("|b1", "bool", Endian::NotApplicable, 1),
+            ("<c8", "complex64", Endian::Little, 8),
+            (">c16", "complex128", Endian::Big, 16),
+            ("|S10", "r80", Endian::NotApplicable, 10),
+            ("|V2", "r16", Endian::NotApplicable, 2),
+        ] {
+            let t = dt(v2);
+            assert_eq!(
+                (t.v3.as_str(), t.endian, t.size),
+                (Some(v3), endian, size),
+                "{v2}"
+            );
+        }
+        let time = dt("<M8[ns]");
+        assert_eq!(
+            time.v3,
+            json!({"name": "numpy.datetime64", "configuration": {"unit": "ns", "scale_factor": 1}})
+        );
+        assert_eq!(
+            dt(">m8[10s]").v3["configuration"],
+            json!({"unit": "s", "scale_factor": 10})
+        );
+        for bad in ["<U10", "|O", "<f16", "<i3", "=f4", "f4", "<M8[parsec]"] {
+            assert!(data_type(&json!(bad)).is_err(), "{bad}");
+        }
+        assert!(data_type(&json!([["a", "<f4"]]))
+            .unwrap_err()
+            .contains("structured"));
+    }
+
+    #[test]
+    fn fill_values_translate() {
+        let f = dt("<f4");
+        assert_eq!(fill_value(&f, &json!(null)).unwrap(), json!(0.0));
+        assert_eq!(fill_value(&f, &json!("NaN")).unwrap(), json!("NaN"));
+        assert_eq!(
+            fill_value(&f, &json!("-Infinity")).unwrap(),
+            json!("-Infinity")
+        );
+        assert_eq!(fill_value(&f, &json!(-999.0)).unwrap(), json!(-999.0));
+        assert!(fill_value(&f, &json!("nan")).is_err());
+        let i = dt(">i2");
+        assert_eq!(fill_value(&i, &json!(null)).unwrap(), json!(0));
+        assert_eq!(fill_value(&i, &json!(-5)).unwrap(), json!(-5));
+        assert_eq!(fill_value(&i, &json!(3.0)).unwrap(), json!(3));
+        assert!(fill_value(&i, &json!(3.5)).is_err());
+        assert!(fill_value(&i, &json!("NaN")).is_err());
+        let b = dt("|b1");
+        assert_eq!(fill_value(&b, &json!(null)).unwrap(), json!(false));
+        assert_eq!(fill_value(&b, &json!(true)).unwrap(), json!(true));
+        assert_eq!(fill_value(&b, &json!(1)).unwrap(), json!(true));
+        let c = dt("<c8");
+        assert_eq!(fill_value(&c, &json!(null)).unwrap(), json!([0.0, 0.0]));
+        assert_eq!(
+            fill_value(&c, &json!(["NaN", 1.5])).unwrap(),
+            json!(["NaN", 1.5])
+        );
+        assert_eq!(fill_value(&c, &json!(2.0)).unwrap(), json!([2.0, 0.0]));
+        let s = dt("|S3");
+        assert_eq!(fill_value(&s, &json!(null)).unwrap(), json!([0, 0, 0]));
+        assert_eq!(fill_value(&s, &json!("YQ==")).unwrap(), json!([97, 0, 0]));
+        let t = dt("<M8[s]");
+        assert_eq!(fill_value(&t, &json!("NaT")).unwrap(), json!(i64::MIN));
+    }
+
+    #[test]
+    fn arrays_translate_with_attributes_and_key_encoding() {
+        let zarray = json!({"zarr_format": 2, "shape": [4, 6], "chunks": [2, 3], "dtype": ">i2",
+            "fill_value": null, "order": "C", "filters": null, "compressor": null,
+            "dimension_separator": "/"});
+        let attrs = json!({"_ARRAY_DIMENSIONS": ["time", "x"], "units": "K"});
+        let doc = array_v3(&zarray, attrs.as_object()).unwrap();
+        assert_eq!(doc["data_type"], "int16");
+        assert_eq!(doc["fill_value"], 0);
+        assert_eq!(
+            doc["chunk_grid"]["configuration"]["chunk_shape"],
+            json!([2, 3])
+        );
+        assert_eq!(
+            doc["chunk_key_encoding"],
+            json!({"name": "v2", "configuration": {"separator": "/"}})
+        );
+        assert_eq!(doc["dimension_names"], json!(["time", "x"]));
+        assert_eq!(doc["attributes"]["units"], "K");
+        assert_eq!(doc["attributes"]["_ARRAY_DIMENSIONS"], json!(["time", "x"]));
+        assert_eq!(
+            doc["codecs"],
+            json!([{"name": "bytes", "configuration": {"endian": "big"}}])
+        );
+        let path = crate::format::path::NodePath::new("a").unwrap();
+        crate::zarr::metadata::NodeMetadata::from_value(&path, doc).unwrap();
+
+        let mut no_sep = zarray.clone();
+        no_sep
+            .as_object_mut()
+            .unwrap()
+            .remove("dimension_separator");
+        let doc = array_v3(&no_sep, None).unwrap();
+        assert_eq!(doc["chunk_key_encoding"]["configuration"]["separator"], ".");
+        assert!(doc.get("dimension_names").is_none());
+        // Wrong-length dimension names are kept as an attribute only.
+        let doc = array_v3(&zarray, json!({"_ARRAY_DIMENSIONS": ["t"]}).as_object()).unwrap();
+        assert!(doc.get("dimension_names").is_none());
+
+        for (field, value) in [
+            ("order", json!("K")),
+            ("dimension_separator", json!("-")),
+            ("chunks", json!([2])),
+            ("zarr_format", json!(3)),
+        ] {
+            let mut bad = zarray.clone();
+            bad[field] = value;
+            assert!(array_v3(&bad, None).is_err(), "{field}");
+        }
+    }
+}
