@@ -5,15 +5,17 @@
 //! (netCDF4) and HDF5 files (h5py) with chunking, shuffle and zlib, references to them made by
 //! `kerchunk.hdf.SingleHdf5ToZarr` (JSON v0, v1, v1 with templates, parquet through
 //! `kerchunk.df.refs_to_dataframe`, and a v1 file with `gen`), and the values netCDF4/h5py read.
-//! Every array is imported, read back through zarrs over floe and compared value by value.
+//! Every array is imported, read back through zarrs over floe and compared value by value;
+//! monthly files of 31, 28 and 31 days (one chunk per file along time) appended along `time`
+//! make a rectilinear chunk grid that zarrs reads natively.
 //! Without `FLOE_TEST_PYTHON` those tests print why and pass; the tests built from inline
-//! references (append refusals) always run.
+//! references (appends, rectilinear grids and refusals, in `kerchunk_import/inline.rs`) always
+//! run.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use floe::{
     import_kerchunk, Error, ImportOptions, KerchunkRefs, NodePath, Repository, Session,
     SyncZarrsStore, VersionSpec, VirtualAccess,
@@ -272,6 +274,65 @@ async fn daily_files_append_along_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monthly_files_of_unequal_lengths_append_into_a_rectilinear_grid() {
+    let Some(python) = python() else { return };
+    let generated = Generated::new(&python);
+    let repo = new_repo(generated.dir.path())
+        .await
+        .with_virtual_access(VirtualAccess::deny_all().allow_declared());
+    let months = ["month1", "month2", "month3"];
+    for (i, month) in months.iter().enumerate() {
+        let session = repo.writable_session("main").await.unwrap();
+        let summary = import(&session, &generated.refs(month), "monthly", Some("time")).await;
+        if i > 0 {
+            // time, temp and rain grow by one chunk each; lat and lon are found unchanged.
+            assert_eq!(
+                (
+                    summary.arrays_appended,
+                    summary.arrays_unchanged,
+                    summary.arrays_created
+                ),
+                (3, 2, 0),
+                "{month}: {summary}"
+            );
+        }
+        session.commit(month, None).await.unwrap();
+    }
+    let read = reader(&repo).await;
+    // One chunk per month along time, the other dimensions as the files chunk them.
+    assert_eq!(
+        chunk_grid(&read, "monthly/temp"),
+        rectilinear_grid(serde_json::json!([[31, 28, 31], 3, 2]))
+    );
+    assert_eq!(
+        chunk_grid(&read, "monthly/rain"),
+        rectilinear_grid(serde_json::json!([[31, 28, 31], 3, 4]))
+    );
+    assert_eq!(
+        chunk_grid(&read, "monthly/time"),
+        rectilinear_grid(serde_json::json!([[31, 28, 31]]))
+    );
+    assert_eq!(chunk_grid(&read, "monthly/lat")["name"], "regular");
+    // zarrs reads the rectilinear grid natively: every value is what netCDF4 read.
+    for (name, info) in generated.set("month1")["arrays"].as_object().unwrap() {
+        let dtype = info["dtype"].as_str().unwrap();
+        let (shape, bytes) = read_le_bytes(&read, &format!("monthly/{name}"), dtype);
+        let mut want_shape: Vec<u64> = serde_json::from_value(info["shape"].clone()).unwrap();
+        let expected: Vec<u8> = if name == "lat" || name == "lon" {
+            generated.expected("month1", name)
+        } else {
+            want_shape[0] = 31 + 28 + 31;
+            months
+                .iter()
+                .flat_map(|month| generated.expected(month, name))
+                .collect()
+        };
+        assert_eq!(shape, want_shape, "{name}");
+        assert!(bytes == expected, "values of monthly/{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_changed_after_import_fails_with_source_changed() {
     let Some(python) = python() else { return };
     let generated = Generated::new(&python);
@@ -384,172 +445,16 @@ async fn the_cli_imports_appends_and_commits() {
     assert!(bytes == expected);
 }
 
-// ---- append refusals, from inline references (no Python needed) ----------------------------
-
-/// References of one day: `v` (dimension `time`, `len` steps, chunks of 2, int16 values
-/// `first..`) and the coordinate `x` (dimension `x`, values `x_values`), all inline.
-fn inline_day(len: u64, first: i16, x_values: [i16; 2]) -> KerchunkRefs {
-    let zarray = |shape: u64, chunk: u64| {
-        serde_json::json!({"zarr_format": 2, "shape": [shape], "chunks": [chunk], "dtype": "<i2",
-            "fill_value": null, "order": "C", "filters": null, "compressor": null})
-        .to_string()
-    };
-    let mut refs = serde_json::json!({
-        ".zgroup": "{\"zarr_format\": 2}",
-        "v/.zarray": zarray(len, 2),
-        "v/.zattrs": "{\"_ARRAY_DIMENSIONS\": [\"time\"]}",
-        "x/.zarray": zarray(2, 2),
-        "x/.zattrs": "{\"_ARRAY_DIMENSIONS\": [\"x\"]}",
-    });
-    let b64 = |values: &[i16]| {
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        format!("base64:{}", base64_encode(&bytes))
-    };
-    refs["x/0"] = Value::String(b64(&x_values));
-    for chunk in 0..len.div_ceil(2) {
-        let values: Vec<i16> = (0..2).map(|i| first + (chunk * 2 + i) as i16).collect();
-        refs[format!("v/{chunk}")] = Value::String(b64(&values));
-    }
-    KerchunkRefs::from_json("inline", refs.to_string().as_bytes()).unwrap()
+/// The `chunk_grid` of the array at `path`.
+fn chunk_grid(session: &Session, path: &str) -> Value {
+    let node = session.node(&p(path)).unwrap().unwrap();
+    node.metadata.document()["chunk_grid"].clone()
 }
 
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for group in bytes.chunks(3) {
-        let n = group
-            .iter()
-            .enumerate()
-            .fold(0u32, |a, (i, &b)| a | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+fn rectilinear_grid(chunk_shapes: Value) -> Value {
+    serde_json::json!({"name": "rectilinear",
+        "configuration": {"kind": "inline", "chunk_shapes": chunk_shapes}})
 }
 
-async fn inline_chunks(session: &Session, path: &str) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    for coord in session.list_chunks(&p(path)).await.unwrap() {
-        out.push(session.get_chunk(&p(path), &coord).await.unwrap().unwrap());
-    }
-    out
-}
-
-#[tokio::test]
-async fn appends_grow_arrays_and_refuse_what_does_not_fit() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = new_repo(dir.path()).await;
-    let session = repo.writable_session("main").await.unwrap();
-    let first = import(&session, &inline_day(4, 0, [7, 8]), "a", Some("time")).await;
-    assert_eq!(
-        (
-            first.arrays_created,
-            first.inline_chunks,
-            first.virtual_refs
-        ),
-        (2, 3, 0)
-    );
-    assert!(first.containers.is_empty());
-    let second = import(&session, &inline_day(4, 100, [7, 8]), "a", Some("time")).await;
-    assert_eq!((second.arrays_appended, second.arrays_unchanged), (1, 1));
-    let v = session.node(&p("a/v")).unwrap().unwrap();
-    assert_eq!(v.metadata.geometry().unwrap().shape, vec![8]);
-    let le = |values: [i16; 2]| {
-        Bytes::from(
-            values
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect::<Vec<u8>>(),
-        )
-    };
-    assert_eq!(
-        inline_chunks(&session, "a/v").await,
-        vec![le([0, 1]), le([2, 3]), le([100, 101]), le([102, 103])]
-    );
-
-    // A coordinate that differs is refused.
-    let err = import_kerchunk(&session, &inline_day(2, 0, [7, 9]), &{
-        let mut o = ImportOptions::new(p("a"));
-        o.append_dim = Some("time".into());
-        o
-    })
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(err, Error::KerchunkImport { .. })
-            && err.to_string().contains("chunk [0] holds other bytes"),
-        "{err}"
-    );
-
-    // An unknown append dimension is refused before anything changes.
-    let mut options = ImportOptions::new(p("a"));
-    options.append_dim = Some("level".into());
-    let err = import_kerchunk(&session, &inline_day(2, 0, [7, 8]), &options)
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("append dimension `level`"),
-        "{err}"
-    );
-
-    // After 3 steps (chunks of 2), the next day would start inside a chunk.
-    let odd = repo.writable_session("main").await.unwrap();
-    import(&odd, &inline_day(3, 0, [7, 8]), "b", Some("time")).await;
-    options.to = p("b");
-    options.append_dim = Some("time".into());
-    let err = import_kerchunk(&odd, &inline_day(2, 0, [7, 8]), &options)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("rectilinear"), "{err}");
-    assert!(
-        err.to_string()
-            .contains("not a multiple of the chunk length 2"),
-        "{err}"
-    );
-
-    // Without an append dimension the arrays are replaced.
-    let replaced = import(&session, &inline_day(2, 50, [1, 2]), "a", None).await;
-    assert_eq!(replaced.arrays_created, 2);
-    assert_eq!(inline_chunks(&session, "a/v").await, vec![le([50, 51])]);
-}
-
-#[tokio::test]
-async fn unsupported_codecs_and_bad_keys_are_refused_naming_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = new_repo(dir.path()).await;
-    let session = repo.writable_session("main").await.unwrap();
-    let refs = |zarray: &str, key: &str| {
-        let json = serde_json::json!({".zgroup": "{\"zarr_format\": 2}", "t/.zarray": zarray, key: "base64:AAA="});
-        KerchunkRefs::from_json("case", json.to_string().as_bytes()).unwrap()
-    };
-    let lz4 = r#"{"zarr_format": 2, "shape": [2], "chunks": [2], "dtype": "<i2", "fill_value": 0, "order": "C", "filters": null, "compressor": {"id": "lz4"}}"#;
-    let err = import_kerchunk(&session, &refs(lz4, "t/0"), &ImportOptions::new(p("x")))
-        .await
-        .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        text.contains("`lz4`") && text.contains("variable `t`"),
-        "{text}"
-    );
-    let plain = r#"{"zarr_format": 2, "shape": [2], "chunks": [2], "dtype": "<i2", "fill_value": 0, "order": "C", "filters": null, "compressor": null}"#;
-    let err = import_kerchunk(&session, &refs(plain, "t/0.0"), &ImportOptions::new(p("x")))
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("key `t/0.0`"), "{err}");
-    let err = import_kerchunk(&session, &refs(plain, "t/5"), &ImportOptions::new(p("x")))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::ChunkOutOfBounds { .. }), "{err}");
-    // A reference outside any supported location form is refused.
-    let json = serde_json::json!({".zgroup": "{\"zarr_format\": 2}", "t/.zarray": plain, "t/0": ["relative/file.nc", 0, 4]});
-    let rel = KerchunkRefs::from_json("case", json.to_string().as_bytes()).unwrap();
-    let err = import_kerchunk(&session, &rel, &ImportOptions::new(p("y")))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::VirtualLocationRefused { .. }), "{err}");
-}
+#[path = "kerchunk_import/inline.rs"]
+mod inline;

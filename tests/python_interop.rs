@@ -1,7 +1,8 @@
 //! Real Python clients (zarr-python 3.1, xarray, fsspec's HTTP filesystem over aiohttp) reading
 //! a floe repository through the HTTP server: every version form (branch, tag, snapshot id,
 //! `branch@<time>`), many data types and codecs, missing chunks, nested groups, sharding,
-//! consolidated and listing-based discovery; rechunked views in their URL and header forms.
+//! consolidated and listing-based discovery; rechunked views in their URL and header forms; a
+//! rectilinear array through the server's default regular-grid view.
 //! Also prints how long xarray takes to open a 50-variable dataset.
 //!
 //! The Python interpreter comes from `FLOE_TEST_PYTHON` (scripts/check sets it to its venv's
@@ -13,6 +14,8 @@
 mod common;
 #[path = "python_interop/dataset.rs"]
 mod dataset;
+#[path = "python_interop/monthly.rs"]
+mod monthly;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -113,6 +116,33 @@ async fn python_clients_read_every_version() {
             v.label
         );
     }
+    server.stop().await;
+}
+
+/// A rectilinear array (monthly chunks of daily values) read by zarr-python and xarray through
+/// the server's default regular-grid view: chunks of the longest month, every value (missing
+/// chunks as fill) equal to the model. The native form (`;grid=native`) is not read from
+/// Python: zarr-python 3.1 does not know the `rectilinear` grid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_reads_a_rectilinear_array_through_the_regular_view() {
+    let Some(python) = python("python_reads_a_rectilinear_array_through_the_regular_view") else {
+        return;
+    };
+    let (dir, repo) = tempdir_repo(settings()).await;
+    let expected = json!({"rectilinear": monthly::build(&repo).await});
+    let expected_path = dir.path().join("expected.json");
+    std::fs::write(&expected_path, expected.to_string()).unwrap();
+    let server = TestServer::start(repo).await;
+    let out = run_python(
+        &python,
+        "read_versions.py",
+        vec![server.url(""), expected_path.to_str().unwrap().to_string()],
+    )
+    .await;
+    assert!(
+        out.contains(&format!("ok rectilinear {}", monthly::PATH)),
+        "{out}"
+    );
     server.stop().await;
 }
 

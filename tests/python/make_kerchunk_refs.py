@@ -4,9 +4,11 @@ netCDF4/h5py read from them, for tests/kerchunk_import.rs.
 Usage: python make_kerchunk_refs.py OUT_DIR
 
 Layout of OUT_DIR:
-  data/            the source files (netCDF4 day1.nc/day2.nc, HDF5 mixed.h5, raw grid.bin)
-  refs/            the references: day1.json, day2.json (kerchunk's own output, version 1
-                   without templates), mixed_v0.json (version 0), mixed_v1.json (version 1
+  data/            the source files (netCDF4 day1.nc/day2.nc, netCDF4 month1.nc..month3.nc
+                   of 31, 28 and 31 days with the time dimension in one chunk per file,
+                   HDF5 mixed.h5, raw grid.bin)
+  refs/            the references: day1.json, day2.json, month1.json..month3.json
+                   (kerchunk's own output, version 1 without templates), mixed_v0.json (version 0), mixed_v1.json (version 1
                    with templates, made from kerchunk's output), grid_gen.json (version 1 with
                    `gen`), mixed.parq/ (parquet layout written by kerchunk.df.refs_to_dataframe)
   expected/        one raw little-endian C-order file per (file, variable)
@@ -63,6 +65,35 @@ def write_day(path, day):
             "mask", "u1", ("time", "lat", "lon"), chunksizes=(2, 6, 5), zlib=True,
         )
         mask[:] = rng.integers(0, 255, (4, 6, 5)).astype("u1")
+
+
+MONTH_DAYS = (31, 28, 31)
+
+
+def write_month(path, month, days):
+    """A netCDF4 file of one month of daily data on a 3x4 grid, each variable with the time
+    dimension in one chunk of the month's length (so months give chunks of unequal lengths)."""
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        ds.createDimension("time", days)
+        ds.createDimension("lat", 3)
+        ds.createDimension("lon", 4)
+        first_day = sum(MONTH_DAYS[:month])
+        time = ds.createVariable("time", "f8", ("time",), chunksizes=(days,))
+        time.units = "days since 2026-01-01"
+        time[:] = np.arange(days) + first_day
+        lat = ds.createVariable("lat", "f4", ("lat",))
+        lat[:] = np.array([10.0, 20.0, 30.0], dtype="f4")
+        lon = ds.createVariable("lon", "f4", ("lon",))
+        lon[:] = np.array([0.0, 5.0, 10.0, 15.0], dtype="f4")
+        rng = np.random.default_rng(100 + month)
+        temp = ds.createVariable(
+            "temp", "f4", ("time", "lat", "lon"), chunksizes=(days, 3, 2),
+            zlib=True, shuffle=True, fill_value=np.float32(-999.0),
+        )
+        temp.units = "K"
+        temp[:] = (260 + 30 * rng.random((days, 3, 4))).astype("f4")
+        rain = ds.createVariable("rain", "i4", ("time", "lat", "lon"), chunksizes=(days, 3, 4))
+        rain[:] = rng.integers(0, 500, (days, 3, 4)).astype("i4")
 
 
 def write_mixed(path):
@@ -191,6 +222,17 @@ def main():
             json.dump(refs, f)
         sets[f"day{day}"] = {
             "refs": ref_path, "arrays": netcdf_values(out, path, f"day{day}"),
+        }
+
+    for month, days in enumerate(MONTH_DAYS):
+        path = os.path.join(out, "data", f"month{month + 1}.nc")
+        write_month(path, month, days)
+        refs = translate(path, inline_threshold=0)
+        ref_path = os.path.join(out, "refs", f"month{month + 1}.json")
+        with open(ref_path, "w") as f:
+            json.dump(refs, f)
+        sets[f"month{month + 1}"] = {
+            "refs": ref_path, "arrays": netcdf_values(out, path, f"month{month + 1}"),
         }
 
     mixed = os.path.join(out, "data", "mixed.h5")

@@ -15,8 +15,11 @@ For each version this opens the URL (the segment percent-encoded as one path seg
     listings (fsspec parses the links), then read;
   * xarray.open_zarr(consolidated=True) and (consolidated=False) at the root, and
     xarray.open_zarr(group="weather/surface") for the nested group;
-and compares metadata and values. Prints `ok <label>` per version; exits 1 listing every
-mismatch.
+and compares metadata and values. Prints `ok <label>` per version. When EXPECTED_JSON has a
+"rectilinear" entry (an array stored with a rectilinear chunk grid, described like the arrays
+above plus its path and URL segment; "versions" and "groups" may then be absent), that array is
+read through the server's default regular-grid view: `ok rectilinear <path>`. Exits 1 listing
+every mismatch.
 """
 
 import json
@@ -176,12 +179,42 @@ def check_xarray(label, url, version):
             check_dataset(f"{where} group weather/surface", ds, nested)
 
 
+def check_rectilinear(base, spec):
+    """The rectilinear array of EXPECTED_JSON's "rectilinear" entry, read through the server's
+    default regular-grid view (chunks of its longest edge) with zarr-python (consolidated and
+    listing-based discovery) and xarray: shape, chunks, dimension names, fill value and values,
+    whole and in a region across several chunks of unequal lengths."""
+    url = version_url(base, spec["segment"])
+    path = spec["path"]
+    wanted = expected_values(spec)
+    for consolidated in (True, False):
+        where = f"rectilinear {path} zarr consolidated={consolidated}"
+        kwargs = {} if consolidated else {"use_consolidated": False}
+        array = zarr.open_group(url, mode="r", **kwargs)[path]
+        expect(where, "shape", array.shape, tuple(spec["shape"]))
+        expect(where, "chunks", array.chunks, tuple(spec["chunks"]))
+        expect(where, "dimension_names", array.metadata.dimension_names, tuple(spec["dims"]))
+        if not same_values(np.asarray(array.fill_value), expected_fill(spec)):
+            fail(where, f"fill value {array.fill_value!r} != {spec['fill']!r}")
+        check_values(where, array[...], spec)
+        region = (slice(25, 95), slice(1, 3))
+        if not same_values(array[region], wanted[region]):
+            fail(where, "region values differ: " + describe_mismatch(array[region], wanted[region]))
+        where = f"rectilinear {path} xarray consolidated={consolidated}"
+        with xr.open_zarr(url, consolidated=consolidated, mask_and_scale=False) as ds:
+            var = ds[path]
+            expect(where, "dims", var.dims, tuple(spec["dims"]))
+            expect(where, "encoded chunks", tuple(var.encoding.get("chunks", ())),
+                   tuple(spec["chunks"]))
+            check_values(where, var.values, spec)
+
+
 def main():
     base, expected_path = sys.argv[1].rstrip("/"), sys.argv[2]
     with open(expected_path) as f:
         expected = json.load(f)
     print(f"zarr {zarr.__version__}, xarray {xr.__version__}, numpy {np.__version__}")
-    for version in expected["versions"]:
+    for version in expected.get("versions", []):
         label = version["label"]
         url = version_url(base, version["segment"])
         before = len(FAILURES)
@@ -198,6 +231,15 @@ def main():
             print(f"ok {label}: {url} ({len(version['arrays'])} arrays)")
         else:
             print(f"FAILED {label}: {url}")
+    if "rectilinear" in expected:
+        spec = expected["rectilinear"]
+        before = len(FAILURES)
+        try:
+            check_rectilinear(base, spec)
+        except Exception as e:
+            fail(f"rectilinear {spec['path']}", f"{type(e).__name__}: {e}")
+        status = "ok" if len(FAILURES) == before else "FAILED"
+        print(f"{status} rectilinear {spec['path']}: {spec['shape']} in chunks of {spec['chunks']}")
     if FAILURES:
         print("\n".join(FAILURES), file=sys.stderr)
         sys.exit(1)

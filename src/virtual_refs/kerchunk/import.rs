@@ -15,6 +15,7 @@ use crate::format::manifest::{ChunkCoord, VirtualChunkRef};
 use crate::format::path::NodePath;
 use crate::repo::Session;
 use crate::storage::StorageOptions;
+use crate::zarr::metadata::NodeMetadata;
 
 /// How [`import_kerchunk`] places the references.
 #[derive(Clone, Debug)]
@@ -144,7 +145,12 @@ struct ArrayPlan {
 ///
 /// Without `append_dim`, an array that exists at a target path is replaced. With it, an
 /// existing array having that dimension grows along it and the new chunks go after the
-/// existing ones; an existing array without it must equal the imported one (same metadata,
+/// existing ones. When the new chunks have another length along that dimension than the
+/// existing ones (monthly files of daily data, one chunk per file: 31, 28, 31...), or the
+/// existing grid is already rectilinear, the array gets (or keeps) a `rectilinear` chunk grid
+/// along that dimension: the existing edges followed by the new chunk length, repeated as
+/// often as the new data needs; every other dimension must keep its chunk length. An
+/// existing array without it must equal the imported one (same metadata,
 /// chunks and bytes), which is then left as it is: that comparison reads the existing chunks
 /// through `session`, so its repository handle must be authorized to read them (see
 /// [`crate::VirtualAccess`]). Arrays that do not exist yet are created.
@@ -152,8 +158,9 @@ struct ArrayPlan {
 /// Fails with [`crate::Error::KerchunkImport`] for malformed metadata, an unsupported codec or
 /// data type (naming the variable), a chunk key that does not fit its array, a reference past
 /// the end of its file, an append dimension no array has, an append whose arrays do not fit
-/// the existing ones, or an existing length along the append dimension that is not a multiple
-/// of the chunk length (that would need a rectilinear chunk grid); with the errors of
+/// the existing ones, or an existing array whose last chunk along the append dimension reaches
+/// past its end (a partial last chunk: its bytes are stored at full length, so the new chunks
+/// cannot start right after the existing elements); with the errors of
 /// location checks, HEAD requests and the session's writes otherwise. The containers are
 /// declared before the session's changes, so a failed import may leave them declared.
 pub async fn import_kerchunk(
@@ -295,9 +302,12 @@ pub async fn import_kerchunk_with_progress(
             Placement::Append {
                 dim,
                 chunk_shift,
-                shape,
+                document,
             } => {
-                session.resize_array(&plan.target, shape).await?;
+                // Same kind of node: the existing chunks are kept, and the session checks
+                // that a rectilinear grid keeps their extents.
+                let metadata = NodeMetadata::from_value(&plan.target, document.clone())?;
+                session.set_metadata(&plan.target, metadata).await?;
                 for (coord, _) in plan.chunks.iter_mut() {
                     coord[*dim] += chunk_shift;
                 }

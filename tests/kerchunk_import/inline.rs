@@ -1,0 +1,235 @@
+//! Imports built from inline references (no Python needed): appends that grow arrays, make a
+//! rectilinear chunk grid or are refused, and refusals of unsupported codecs and bad keys.
+
+use bytes::Bytes;
+use floe::{import_kerchunk, Error, ImportOptions, KerchunkRefs, Session};
+use serde_json::Value;
+
+use super::{chunk_grid, import, new_repo, p, read_le_bytes, reader, rectilinear_grid};
+
+/// References of one day: `v` (dimension `time`, `len` steps, chunks of 2, int16 values
+/// `first..`) and the coordinate `x` (dimension `x`, values `x_values`), all inline.
+fn inline_day(len: u64, first: i16, x_values: [i16; 2]) -> KerchunkRefs {
+    inline_file(len, 2, first, x_values)
+}
+
+/// [`inline_day`] with chunks of `chunk` steps along `time`.
+fn inline_file(len: u64, chunk: u64, first: i16, x_values: [i16; 2]) -> KerchunkRefs {
+    let zarray = |shape: u64, chunk: u64| {
+        serde_json::json!({"zarr_format": 2, "shape": [shape], "chunks": [chunk], "dtype": "<i2",
+            "fill_value": null, "order": "C", "filters": null, "compressor": null})
+        .to_string()
+    };
+    let mut refs = serde_json::json!({
+        ".zgroup": "{\"zarr_format\": 2}",
+        "v/.zarray": zarray(len, chunk),
+        "v/.zattrs": "{\"_ARRAY_DIMENSIONS\": [\"time\"]}",
+        "x/.zarray": zarray(2, 2),
+        "x/.zattrs": "{\"_ARRAY_DIMENSIONS\": [\"x\"]}",
+    });
+    let b64 = |values: &[i16]| {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        format!("base64:{}", base64_encode(&bytes))
+    };
+    refs["x/0"] = Value::String(b64(&x_values));
+    for index in 0..len.div_ceil(chunk) {
+        let values: Vec<i16> = (0..chunk)
+            .map(|i| first + (index * chunk + i) as i16)
+            .collect();
+        refs[format!("v/{index}")] = Value::String(b64(&values));
+    }
+    KerchunkRefs::from_json("inline", refs.to_string().as_bytes()).unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for group in bytes.chunks(3) {
+        let n = group
+            .iter()
+            .enumerate()
+            .fold(0u32, |a, (i, &b)| a | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+async fn inline_chunks(session: &Session, path: &str) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    for coord in session.list_chunks(&p(path)).await.unwrap() {
+        out.push(session.get_chunk(&p(path), &coord).await.unwrap().unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn appends_grow_arrays_and_refuse_what_does_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    let session = repo.writable_session("main").await.unwrap();
+    let first = import(&session, &inline_day(4, 0, [7, 8]), "a", Some("time")).await;
+    assert_eq!(
+        (
+            first.arrays_created,
+            first.inline_chunks,
+            first.virtual_refs
+        ),
+        (2, 3, 0)
+    );
+    assert!(first.containers.is_empty());
+    let second = import(&session, &inline_day(4, 100, [7, 8]), "a", Some("time")).await;
+    assert_eq!((second.arrays_appended, second.arrays_unchanged), (1, 1));
+    let v = session.node(&p("a/v")).unwrap().unwrap();
+    assert_eq!(v.metadata.geometry().unwrap().shape, vec![8]);
+    let le = |values: [i16; 2]| {
+        Bytes::from(
+            values
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        )
+    };
+    assert_eq!(
+        inline_chunks(&session, "a/v").await,
+        vec![le([0, 1]), le([2, 3]), le([100, 101]), le([102, 103])]
+    );
+
+    // A coordinate that differs is refused.
+    let err = import_kerchunk(&session, &inline_day(2, 0, [7, 9]), &{
+        let mut o = ImportOptions::new(p("a"));
+        o.append_dim = Some("time".into());
+        o
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::KerchunkImport { .. })
+            && err.to_string().contains("chunk [0] holds other bytes"),
+        "{err}"
+    );
+
+    // An unknown append dimension is refused before anything changes.
+    let mut options = ImportOptions::new(p("a"));
+    options.append_dim = Some("level".into());
+    let err = import_kerchunk(&session, &inline_day(2, 0, [7, 8]), &options)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("append dimension `level`"),
+        "{err}"
+    );
+
+    // After 3 steps (chunks of 2), the next day would start inside a chunk.
+    let odd = repo.writable_session("main").await.unwrap();
+    import(&odd, &inline_day(3, 0, [7, 8]), "b", Some("time")).await;
+    options.to = p("b");
+    options.append_dim = Some("time".into());
+    let err = import_kerchunk(&odd, &inline_day(2, 0, [7, 8]), &options)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("rectilinear"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("not a multiple of the chunk length 2"),
+        "{err}"
+    );
+
+    // Without an append dimension the arrays are replaced.
+    let replaced = import(&session, &inline_day(2, 50, [1, 2]), "a", None).await;
+    assert_eq!(replaced.arrays_created, 2);
+    assert_eq!(inline_chunks(&session, "a/v").await, vec![le([50, 51])]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unequal_chunk_lengths_along_the_append_dimension_make_a_rectilinear_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    let session = repo.writable_session("main").await.unwrap();
+    // (steps, chunk length along time, first value) of each file.
+    let files = [(4, 2, 0), (3, 3, 100), (5, 5, 200), (4, 3, 300)];
+    for (i, &(len, chunk, first)) in files.iter().enumerate() {
+        let summary = import(
+            &session,
+            &inline_file(len, chunk, first, [7, 8]),
+            "m",
+            Some("time"),
+        )
+        .await;
+        assert_eq!(summary.arrays_appended, usize::from(i > 0), "{summary}");
+    }
+    // Two chunks of 2, one of 3, one of 5, two of 3 (the last reaching past the end).
+    assert_eq!(
+        chunk_grid(&session, "m/v"),
+        rectilinear_grid(serde_json::json!([[[2, 2], 3, 5, [3, 2]]]))
+    );
+    // The coordinate without the append dimension keeps its regular grid.
+    assert_eq!(chunk_grid(&session, "m/x")["name"], "regular");
+    session.commit("four files", None).await.unwrap();
+    let read = reader(&repo).await;
+    let (shape, bytes) = read_le_bytes(&read, "m/v", "<i2");
+    assert_eq!(shape, vec![16]);
+    let want: Vec<u8> = files
+        .iter()
+        .flat_map(|&(len, _, first)| (first..first + len as i16).flat_map(i16::to_le_bytes))
+        .collect();
+    assert_eq!(bytes, want);
+
+    // The last chunk now reaches past the end (its 3 elements are stored, 2 of them used):
+    // nothing can follow it.
+    let more = repo.writable_session("main").await.unwrap();
+    let mut options = ImportOptions::new(p("m"));
+    options.append_dim = Some("time".into());
+    let err = import_kerchunk(&more, &inline_file(2, 2, 400, [7, 8]), &options)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::KerchunkImport { .. })
+            && text.contains("last chunk (of 3 elements) ends at 18, past the end")
+            && text.contains("cannot be shortened"),
+        "{text}"
+    );
+    assert!(!more.has_changes());
+}
+
+#[tokio::test]
+async fn unsupported_codecs_and_bad_keys_are_refused_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    let session = repo.writable_session("main").await.unwrap();
+    let refs = |zarray: &str, key: &str| {
+        let json = serde_json::json!({".zgroup": "{\"zarr_format\": 2}", "t/.zarray": zarray, key: "base64:AAA="});
+        KerchunkRefs::from_json("case", json.to_string().as_bytes()).unwrap()
+    };
+    let lz4 = r#"{"zarr_format": 2, "shape": [2], "chunks": [2], "dtype": "<i2", "fill_value": 0, "order": "C", "filters": null, "compressor": {"id": "lz4"}}"#;
+    let err = import_kerchunk(&session, &refs(lz4, "t/0"), &ImportOptions::new(p("x")))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("`lz4`") && text.contains("variable `t`"),
+        "{text}"
+    );
+    let plain = r#"{"zarr_format": 2, "shape": [2], "chunks": [2], "dtype": "<i2", "fill_value": 0, "order": "C", "filters": null, "compressor": null}"#;
+    let err = import_kerchunk(&session, &refs(plain, "t/0.0"), &ImportOptions::new(p("x")))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("key `t/0.0`"), "{err}");
+    let err = import_kerchunk(&session, &refs(plain, "t/5"), &ImportOptions::new(p("x")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ChunkOutOfBounds { .. }), "{err}");
+    // A reference outside any supported location form is refused.
+    let json = serde_json::json!({".zgroup": "{\"zarr_format\": 2}", "t/.zarray": plain, "t/0": ["relative/file.nc", 0, 4]});
+    let rel = KerchunkRefs::from_json("case", json.to_string().as_bytes()).unwrap();
+    let err = import_kerchunk(&session, &rel, &ImportOptions::new(p("y")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::VirtualLocationRefused { .. }), "{err}");
+}
