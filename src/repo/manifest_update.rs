@@ -14,6 +14,7 @@ use super::repository::Repository;
 use crate::error::Result;
 use crate::format::manifest::{ChunkCoord, ChunkRef, ManifestColumns, ManifestEntry};
 use crate::format::snapshot::{ArrayManifest, ShardRef};
+use crate::repo::fsck::ShardCounts;
 use crate::zarr::metadata::ArrayGeometry;
 
 /// Chooses the shard shape of an array from its chunk grid: inner dimensions take up to the
@@ -171,12 +172,14 @@ async fn update_shard(
         (Some(id), true) => Some(repo.load_manifest(id).await?),
         _ => None,
     };
-    let mut stats = old.as_ref().map_or(ShardStats::default(), |s| ShardStats {
-        count: s.chunk_count,
-        bytes: s.chunk_bytes,
-        inline: s.inline_count,
-        virtuals: s.virtual_count,
-    });
+    let mut stats = old
+        .as_ref()
+        .map_or(ShardCounts::default(), |s| ShardCounts {
+            chunk_count: s.chunk_count,
+            chunk_bytes: s.chunk_bytes,
+            inline_count: s.inline_count,
+            virtual_count: s.virtual_count,
+        });
     let mut delta: BTreeMap<ChunkCoord, Option<ChunkRef>> =
         old_delta.unwrap_or_default().into_iter().collect();
     // Drop what lies outside the kept grid (after a shrink), before this commit's edits.
@@ -196,8 +199,12 @@ async fn update_shard(
             Some(current) => current.clone(),
             None => in_base(&base, &c),
         };
-        stats.remove(previous.as_ref());
-        stats.add(r.as_ref());
+        if let Some(previous) = &previous {
+            stats.remove(previous);
+        }
+        if let Some(r) = &r {
+            stats.add(r);
+        }
         delta.insert(c, r);
     }
     // Tombstones only matter for entries the base holds. Without the base loaded, keep those
@@ -209,7 +216,7 @@ async fn update_shard(
                 None => base_id.is_some() && may_hold(c),
             }
     });
-    if stats.count == 0 {
+    if stats.chunk_count == 0 {
         return Ok(None);
     }
     let delta: Vec<ManifestEntry> = delta.into_iter().collect();
@@ -257,10 +264,10 @@ async fn update_shard(
         base: base_id,
         base_box,
         delta,
-        chunk_count: stats.count,
-        chunk_bytes: stats.bytes,
-        inline_count: stats.inline,
-        virtual_count: stats.virtuals,
+        chunk_count: stats.chunk_count,
+        chunk_bytes: stats.chunk_bytes,
+        inline_count: stats.inline_count,
+        virtual_count: stats.virtual_count,
     }))
 }
 
@@ -281,39 +288,6 @@ pub(crate) fn bounding_box<'a>(
         }
     }
     bounds
-}
-
-/// Chunk statistics of one shard.
-#[derive(Default)]
-struct ShardStats {
-    count: u64,
-    bytes: u64,
-    inline: u64,
-    virtuals: u64,
-}
-
-impl ShardStats {
-    fn add(&mut self, r: Option<&ChunkRef>) {
-        if let Some(r) = r {
-            self.count += 1;
-            self.bytes += r.len();
-            self.inline += u64::from(matches!(r, ChunkRef::Inline(_)));
-            self.virtuals += u64::from(matches!(r, ChunkRef::Virtual(_)));
-        }
-    }
-
-    fn remove(&mut self, r: Option<&ChunkRef>) {
-        if let Some(r) = r {
-            self.count = self.count.saturating_sub(1);
-            self.bytes = self.bytes.saturating_sub(r.len());
-            self.inline = self
-                .inline
-                .saturating_sub(u64::from(matches!(r, ChunkRef::Inline(_))));
-            self.virtuals = self
-                .virtuals
-                .saturating_sub(u64::from(matches!(r, ChunkRef::Virtual(_))));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::format::manifest::ChunkRef;
+
 use crate::format::manifest::ChunkCoord;
 use crate::format::path::NodePath;
 
@@ -33,6 +35,32 @@ pub struct ShardCounts {
     pub inline_count: u64,
     /// How many of the chunks are virtual.
     pub virtual_count: u64,
+}
+
+impl ShardCounts {
+    /// Counts one more chunk.
+    pub(crate) fn add(&mut self, r: &ChunkRef) {
+        self.chunk_count = self.chunk_count.saturating_add(1);
+        self.chunk_bytes = self.chunk_bytes.saturating_add(r.len());
+        self.inline_count = self
+            .inline_count
+            .saturating_add(u64::from(matches!(r, ChunkRef::Inline(_))));
+        self.virtual_count = self
+            .virtual_count
+            .saturating_add(u64::from(matches!(r, ChunkRef::Virtual(_))));
+    }
+
+    /// Counts one chunk less.
+    pub(crate) fn remove(&mut self, r: &ChunkRef) {
+        self.chunk_count = self.chunk_count.saturating_sub(1);
+        self.chunk_bytes = self.chunk_bytes.saturating_sub(r.len());
+        self.inline_count = self
+            .inline_count
+            .saturating_sub(u64::from(matches!(r, ChunkRef::Inline(_))));
+        self.virtual_count = self
+            .virtual_count
+            .saturating_sub(u64::from(matches!(r, ChunkRef::Virtual(_))));
+    }
 }
 
 impl fmt::Display for ShardCounts {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{cell, BaseSummary, Checker, Counted, Fetched, FsckProblem, ShardCounts};
 use crate::error::{Error, Result};
 use crate::format::envelope::{self, ObjectKind};
-use crate::format::manifest::{ChunkRef, ManifestColumns, ManifestEntry};
+use crate::format::manifest::{ManifestColumns, ManifestEntry};
 use crate::format::path::NodePath;
 use crate::format::snapshot::{ArrayManifest, ShardRef};
 use crate::id::ManifestId;
@@ -65,28 +65,6 @@ impl Extent {
             Extent::Empty | Extent::MixedRank => None,
         }
     }
-}
-
-fn add(counts: &mut ShardCounts, r: &ChunkRef) {
-    counts.chunk_count = counts.chunk_count.saturating_add(1);
-    counts.chunk_bytes = counts.chunk_bytes.saturating_add(r.len());
-    counts.inline_count = counts
-        .inline_count
-        .saturating_add(u64::from(matches!(r, ChunkRef::Inline(_))));
-    counts.virtual_count = counts
-        .virtual_count
-        .saturating_add(u64::from(matches!(r, ChunkRef::Virtual(_))));
-}
-
-fn remove(counts: &mut ShardCounts, r: &ChunkRef) {
-    counts.chunk_count = counts.chunk_count.saturating_sub(1);
-    counts.chunk_bytes = counts.chunk_bytes.saturating_sub(r.len());
-    counts.inline_count = counts
-        .inline_count
-        .saturating_sub(u64::from(matches!(r, ChunkRef::Inline(_))));
-    counts.virtual_count = counts
-        .virtual_count
-        .saturating_sub(u64::from(matches!(r, ChunkRef::Virtual(_))));
 }
 
 fn is_sorted_unique(entries: &[ManifestEntry]) -> bool {
@@ -286,10 +264,10 @@ impl Checker<'_> {
         let mut actual = base.as_ref().map(|(s, _)| s.counts).unwrap_or_default();
         for (coord, new) in &delta {
             if let Some(old) = index.and_then(|i| i.get(coord)) {
-                remove(&mut actual, &old);
+                actual.remove(&old);
             }
             if let Some(new) = new {
-                add(&mut actual, new);
+                actual.add(new);
             }
         }
         let shard = job.shard;
@@ -468,7 +446,7 @@ impl Checker<'_> {
         let index = Arc::new(ShardIndex::from_base(entries)?);
         let mut counts = ShardCounts::default();
         for (_, r) in index.iter() {
-            add(&mut counts, &r);
+            counts.add(&r);
         }
         self.count(|r| r.chunk_refs += counts.chunk_count);
         let summary = BaseSummary {
