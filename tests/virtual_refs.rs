@@ -591,3 +591,57 @@ async fn http_sources_read_and_changes_are_caught_even_when_the_server_ignores_i
     ));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn verified_ranges_of_checksummed_sources_are_served_from_the_local_cache() {
+    let (fx, _) = Fixture::new().await;
+    let checksum = SourceChecksum::ETag(etag_of(&fx.source_path()).await);
+    let setup = fx.open(VirtualAccess::deny_all().allow_declared()).await;
+    commit_refs(
+        &setup,
+        &source(&fx.source_url(), Some(checksum)),
+        Some(&fx.prefix()),
+    )
+    .await;
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = std::sync::Arc::new(floe::LocalCache::open(cache_dir.path(), None).unwrap());
+    let cached = fx
+        .open(VirtualAccess::deny_all().allow_declared())
+        .await
+        .with_virtual_cache(cache.clone());
+    assert_eq!(read(&cached, 4).await.unwrap(), Some(expected_chunk(4)));
+    assert_eq!(cached.virtual_read_stats().requests, 1);
+    // The second read of the same range does not touch the source.
+    assert_eq!(read(&cached, 4).await.unwrap(), Some(expected_chunk(4)));
+    assert_eq!(
+        cached.virtual_read_stats().requests,
+        1,
+        "served by the cache"
+    );
+    assert!(cache.stats().unwrap().process.hits >= 1);
+    // A fresh handle on the same cache hits too; authorization is still checked first.
+    let denied = fx
+        .open(VirtualAccess::deny_all())
+        .await
+        .with_virtual_cache(cache.clone());
+    assert!(matches!(
+        read(&denied, 4).await,
+        Err(Error::VirtualSourceNotAuthorized { .. })
+    ));
+    let other = fx
+        .open(VirtualAccess::deny_all().allow_declared())
+        .await
+        .with_virtual_cache(cache.clone());
+    assert_eq!(read(&other, 4).await.unwrap(), Some(expected_chunk(4)));
+    assert_eq!(other.virtual_read_stats().requests, 0);
+    // A source without a checksum is never cached: it could change under the cache.
+    let (plain, _) = committed_fixture(None).await;
+    let uncached = plain
+        .open(VirtualAccess::deny_all().allow_declared())
+        .await
+        .with_virtual_cache(cache);
+    for _ in 0..2 {
+        assert!(read(&uncached, 4).await.unwrap().is_some());
+    }
+    assert_eq!(uncached.virtual_read_stats().requests, 2);
+}

@@ -95,9 +95,12 @@ async fn open_repository(location: &RepoLocation, args: &ServeArgs) -> CliResult
         .transpose()?;
     let storage = open_storage(location.require()?, &location.options)?;
     let cache = Arc::new(LocalCache::open(dir, budget)?);
-    let cached = Arc::new(CachedStorage::new(storage, cache));
+    let cached = Arc::new(CachedStorage::new(storage, cache.clone()));
     let repo = Repository::open(cached, RepositorySettings::default()).await?;
-    Ok(repo.with_virtual_access(location.virtual_access()?))
+    // The same cache keeps verified byte ranges of virtual sources (those with a checksum).
+    Ok(repo
+        .with_virtual_access(location.virtual_access()?)
+        .with_virtual_cache(cache))
 }
 
 /// Sets up logging to stderr (`FLOE_LOG`, default `info`), binds, prints the address and

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::cache::{CacheStats, LocalCache};
+use super::cache::{self, CacheStats, LocalCache, SharedCache};
 use super::{layout, DirListing, DynStorage, ListedObject, PutOutcome, Storage};
 use crate::error::Result;
 
@@ -93,65 +93,6 @@ impl CachedStorage {
     pub fn clear(&self) -> Result<()> {
         self.cache.clear()
     }
-
-    /// Runs `work` on the cache off the async threads (or inline where blocking is allowed).
-    /// A cache failure is logged and becomes `None`.
-    async fn on_cache<T: Send + 'static>(
-        &self,
-        what: &'static str,
-        work: impl FnOnce(&LocalCache) -> Result<T> + Send + 'static,
-    ) -> Option<T> {
-        let cache = self.cache.clone();
-        let outcome = if super::inline_io_allowed() {
-            work(&cache)
-        } else {
-            match tokio::task::spawn_blocking(move || work(&cache)).await {
-                Ok(outcome) => outcome,
-                Err(e) => {
-                    tracing::warn!(error = %e, what, "cache task failed");
-                    return None;
-                }
-            }
-        };
-        outcome
-            .inspect_err(
-                |e| tracing::warn!(error = %e, what, "local cache failed; going to storage"),
-            )
-            .ok()
-    }
-
-    /// Looks entries up in order: the first found is returned with its position. Counts a
-    /// miss when none is found.
-    async fn lookup(&self, names: Vec<String>) -> Option<(usize, Bytes)> {
-        self.on_cache("lookup", move |cache| {
-            for (at, name) in names.iter().enumerate() {
-                if let Some(bytes) = cache.lookup(name).map_err(|e| db_error(cache, e))? {
-                    return Ok(Some((at, Bytes::from(bytes))));
-                }
-            }
-            cache.count_miss();
-            Ok(None)
-        })
-        .await
-        .flatten()
-    }
-
-    async fn insert(&self, entries: Vec<(String, Bytes)>) {
-        self.on_cache("insert", move |cache| {
-            for (name, bytes) in &entries {
-                cache.insert(name, bytes)?;
-            }
-            Ok(())
-        })
-        .await;
-    }
-}
-
-fn db_error(cache: &LocalCache, error: redb::Error) -> crate::error::Error {
-    crate::error::Error::Io {
-        path: cache.dir().to_path_buf(),
-        source: std::io::Error::other(format!("cache index: {error}")),
-    }
 }
 
 fn whole_name(key: &str) -> String {
@@ -174,11 +115,13 @@ impl Storage for CachedStorage {
         if !layout::is_immutable_key(key) {
             return self.inner.get(key).await;
         }
-        if let Some((_, bytes)) = self.lookup(vec![whole_name(key)]).await {
+        if let Some((_, bytes)) = self.cache.lookup_any(vec![whole_name(key)]).await {
             return Ok(bytes);
         }
         let bytes = self.inner.get(key).await?;
-        self.insert(vec![(whole_name(key), bytes.clone())]).await;
+        self.cache
+            .insert_all(vec![(whole_name(key), bytes.clone())])
+            .await;
         Ok(bytes)
     }
 
@@ -187,7 +130,7 @@ impl Storage for CachedStorage {
             return self.inner.get_range(key, range).await;
         }
         let names = vec![range_name(key, &range), whole_name(key)];
-        match self.lookup(names).await {
+        match self.cache.lookup_any(names).await {
             Some((0, bytes)) => return Ok(bytes),
             Some((_, whole)) => {
                 if let Some(part) = slice_whole(&whole, &range) {
@@ -198,7 +141,8 @@ impl Storage for CachedStorage {
         }
         let bytes = self.inner.get_range(key, range.clone()).await?;
         if bytes.len() as u64 == range.end - range.start {
-            self.insert(vec![(range_name(key, &range), bytes.clone())])
+            self.cache
+                .insert_all(vec![(range_name(key, &range), bytes.clone())])
                 .await;
         }
         Ok(bytes)
@@ -214,14 +158,15 @@ impl Storage for CachedStorage {
             .collect();
         let count = names.len();
         let mut found = self
-            .on_cache("lookup", move |cache| {
+            .cache
+            .run("lookup", move |cache| {
                 let mut found = Vec::with_capacity(names.len());
                 for name in &names {
                     let Some(name) = name else {
                         found.push(Some(Bytes::new()));
                         continue;
                     };
-                    let hit = cache.lookup(name).map_err(|e| db_error(cache, e))?;
+                    let hit = cache.lookup(name).map_err(|e| cache::db_error(cache, e))?;
                     if hit.is_none() {
                         cache.count_miss();
                     }
@@ -252,7 +197,7 @@ impl Storage for CachedStorage {
             .filter(|(range, bytes)| bytes.len() as u64 == range.end - range.start)
             .map(|(range, bytes)| (range_name(key, range), bytes.clone()))
             .collect();
-        self.insert(to_cache).await;
+        self.cache.insert_all(to_cache).await;
         let mut fetched = fetched.into_iter();
         Ok(found
             .into_iter()
@@ -279,7 +224,8 @@ impl Storage for CachedStorage {
         self.inner.delete(key).await?;
         if layout::is_immutable_key(key) {
             let prefix = format!("{key}@");
-            self.on_cache("forget", move |cache| cache.forget(&prefix))
+            self.cache
+                .run("forget", move |cache| cache.forget(&prefix))
                 .await;
         }
         Ok(())

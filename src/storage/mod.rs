@@ -21,6 +21,7 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 
 pub use backend::{create_storage, open_storage, ObjectStoreStorage, StorageOptions};
+pub(crate) use cache::SharedCache;
 pub use cache::{CacheCounters, CacheStats, LocalCache, DEFAULT_CACHE_BUDGET};
 pub use cached::{with_cache, CachedStorage};
 pub use faulty::{Fault, FaultCounts, FaultRule, FaultyStorage, StorageOp};

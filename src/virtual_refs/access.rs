@@ -127,6 +127,8 @@ pub(crate) struct ResolvedSource {
 #[derive(Default)]
 pub(crate) struct VirtualReader {
     access: VirtualAccess,
+    /// Where verified byte ranges of sources with a checksum are kept, if anywhere.
+    pub(crate) cache: Option<Arc<crate::storage::LocalCache>>,
     declared: Mutex<Option<Arc<Vec<VirtualContainer>>>>,
     clients: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
     requests: AtomicU64,
@@ -243,9 +245,28 @@ impl Repository {
     /// one). Sessions opened from the returned handle read with it; the handle it was made
     /// from and its sessions keep theirs. Caches of repository objects stay shared.
     pub fn with_virtual_access(self, access: VirtualAccess) -> Repository {
+        let cache = self.virtual_reader.cache.clone();
         Repository {
             inner: self.inner,
-            virtual_reader: Arc::new(VirtualReader::new(access)),
+            virtual_reader: Arc::new(VirtualReader {
+                cache,
+                ..VirtualReader::new(access)
+            }),
+        }
+    }
+
+    /// This handle with virtual byte ranges kept in `cache` (a persistent local cache, as
+    /// `floe serve --cache DIR` uses for repository objects). Only ranges of sources that
+    /// carry a checksum are cached, and only after a conditional read proved them current:
+    /// such a range can never change. Authorization is still checked on every read, hit or
+    /// miss. The authorization given with [`Repository::with_virtual_access`] is kept.
+    pub fn with_virtual_cache(self, cache: Arc<crate::storage::LocalCache>) -> Repository {
+        Repository {
+            inner: self.inner,
+            virtual_reader: Arc::new(VirtualReader {
+                cache: Some(cache),
+                ..VirtualReader::new(self.virtual_reader.access.clone())
+            }),
         }
     }
 

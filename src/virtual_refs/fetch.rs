@@ -10,6 +10,7 @@ use super::access::ResolvedSource;
 use crate::error::{Error, Result};
 use crate::format::manifest::{SourceChecksum, VirtualChunkRef, VirtualSource};
 use crate::repo::Repository;
+use crate::storage::SharedCache;
 
 /// Ranges of one source separated by at most this many bytes are read by one request.
 pub(crate) const COALESCE_GAP: u64 = 64 * 1024;
@@ -116,6 +117,42 @@ impl Repository {
         if wanted == 0 {
             return Ok(Bytes::new());
         }
+        // Only ranges of a source with a checksum are immutable, hence cacheable.
+        let cache_entry = match (&self.virtual_reader.cache, &source.checksum) {
+            (Some(cache), Some(checksum)) => {
+                Some((cache, cache_entry_name(source, checksum, &span)))
+            }
+            _ => None,
+        };
+        if let Some((cache, name)) = &cache_entry {
+            if let Some((_, bytes)) = cache.lookup_any(vec![name.clone()]).await {
+                if bytes.len() as u64 == wanted {
+                    return Ok(bytes);
+                }
+            }
+        }
+        let bytes = self
+            .fetch_uncached(source, resolved, span, options, deadline)
+            .await?;
+        if let Some((cache, name)) = cache_entry {
+            cache.insert_all(vec![(name, bytes.clone())]).await;
+        }
+        Ok(bytes)
+    }
+
+    async fn fetch_uncached(
+        &self,
+        source: &VirtualSource,
+        resolved: &ResolvedSource,
+        span: Range<u64>,
+        options: GetOptions,
+        deadline: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Bytes> {
+        let location = &source.location;
+        let changed = || Error::VirtualSourceChanged {
+            location: location.clone(),
+        };
+        let wanted = span.end - span.start;
         self.virtual_reader.count_request(wanted);
         let result = match resolved.store.get_opts(&resolved.path, options).await {
             Ok(result) => result,
@@ -163,6 +200,23 @@ impl Repository {
             },
         }
     }
+}
+
+/// The local cache entry of a verified range: the source's location and checksum identify the
+/// exact bytes.
+fn cache_entry_name(
+    source: &VirtualSource,
+    checksum: &SourceChecksum,
+    span: &Range<u64>,
+) -> String {
+    let checksum = match checksum {
+        SourceChecksum::ETag(tag) => format!("etag:{}", unquote(tag)),
+        SourceChecksum::LastModified(secs) => format!("mtime:{secs}"),
+    };
+    format!(
+        "virtual:{}#{checksum}@{}-{}",
+        source.location, span.start, span.end
+    )
 }
 
 fn storage_error(location: &str, source: object_store::Error) -> Error {

@@ -4,8 +4,11 @@
 //!
 //! The directory layout and trust rules are documented on [`LocalCache`].
 
+mod async_ops;
 mod files;
 mod index;
+
+pub(crate) use async_ops::{db_error, SharedCache};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
