@@ -73,17 +73,29 @@ fn decode_version_segment(raw: &str) -> Result<String, BadPath> {
         None => (raw, None),
     };
     let mut segment = decode_segment(raw_version)?;
+    // The raw segment is split on `;` before decoding, and a decoded `;` is refused: an
+    // encoded `;` (`%3B`) must not split the version or a parameter in two.
+    if segment.contains(';') {
+        return Err(BadPath("an encoded `;` is not allowed in a version".into()));
+    }
     if let Some(raw_params) = raw_params {
-        let params = percent_decode_str(raw_params)
-            .decode_utf8()
-            .map_err(|_| BadPath("a path segment is not valid UTF-8".into()))?;
-        if params.chars().any(char::is_control) {
-            return Err(BadPath(
-                "control characters are not allowed in a path".into(),
-            ));
+        for raw_param in raw_params.split(';') {
+            let param = percent_decode_str(raw_param)
+                .decode_utf8()
+                .map_err(|_| BadPath("a path segment is not valid UTF-8".into()))?;
+            if param.chars().any(char::is_control) {
+                return Err(BadPath(
+                    "control characters are not allowed in a path".into(),
+                ));
+            }
+            if param.contains(';') {
+                return Err(BadPath(
+                    "an encoded `;` is not allowed in a view parameter".into(),
+                ));
+            }
+            segment.push(';');
+            segment.push_str(&param);
         }
-        segment.push(';');
-        segment.push_str(&params);
     }
     Ok(segment)
 }

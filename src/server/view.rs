@@ -71,12 +71,27 @@ impl View {
     }
 }
 
-/// Parses a request text, the error being the reason for a 400 answer.
-fn parse_request(text: &str, origin: &str) -> Result<ChunkShapeRequest, String> {
-    let decoded = percent_decode_str(text)
-        .decode_utf8()
-        .map_err(|_| format!("the {origin} is not valid UTF-8 once percent-decoded"))?;
+/// Parses a request text, the error being the reason for a 400 answer. Header values are
+/// percent-decoded here; URL parameters arrive decoded (once) with the path.
+fn parse_request(text: &str, origin: &str, decode: bool) -> Result<ChunkShapeRequest, String> {
+    let decoded = if decode {
+        percent_decode_str(text)
+            .decode_utf8()
+            .map_err(|_| format!("the {origin} is not valid UTF-8 once percent-decoded"))?
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
     ChunkShapeRequest::parse(&decoded).map_err(|e| format!("{origin}: {e}"))
+}
+
+/// True when two requests ask for the same chunk shapes, in whatever order they name arrays.
+fn same_request(a: &ChunkShapeRequest, b: &ChunkShapeRequest) -> bool {
+    let shapes = |r: &ChunkShapeRequest| {
+        r.arrays()
+            .map(|(path, shape)| (path.clone(), shape.to_vec()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    shapes(a) == shapes(b)
 }
 
 /// Picks the view from the version segment's parameters and the request headers; the error is
@@ -111,7 +126,7 @@ pub fn view_for(params: &[(String, String)], headers: &HeaderMap) -> Result<View
         if from_url.is_some() {
             return Err(format!("the `{CHUNKS_PARAM}` parameter is given twice"));
         }
-        from_url = Some(parse_request(value, "the `chunks` URL parameter")?);
+        from_url = Some(parse_request(value, "the `chunks` URL parameter", false)?);
     }
     let mut values = headers.get_all(CHUNKS_HEADER).iter();
     let from_header = match (values.next(), values.next()) {
@@ -123,13 +138,13 @@ pub fn view_for(params: &[(String, String)], headers: &HeaderMap) -> Result<View
             let text = value
                 .to_str()
                 .map_err(|_| format!("the `{CHUNKS_HEADER}` header is not visible ASCII"))?;
-            Some(parse_request(text, "the `chunks` header")?)
+            Some(parse_request(text, "the `chunks` header", true)?)
         }
     };
     let request = match (from_url, from_header) {
         (None, None) => None,
         (Some(request), None) | (None, Some(request)) => Some(request),
-        (Some(url), Some(header)) if url == header => Some(url),
+        (Some(url), Some(header)) if same_request(&url, &header) => Some(url),
         (Some(url), Some(header)) => {
             return Err(format!(
                 "the `{CHUNKS_HEADER}` header (`{header}`) and the URL parameter (`{url}`) ask \

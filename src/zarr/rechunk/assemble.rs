@@ -274,6 +274,20 @@ impl ViewArray {
         };
         let shape = self.grid.chunk_shape(coords);
         let corrupt = |reason: String| Error::corrupt(key.clone(), reason);
+        // A stored chunk may be declared far larger than the array (a rectilinear edge past
+        // the end): never decode more than a view chunk may hold.
+        let expected = shape
+            .iter()
+            .try_fold(self.element_size as u64, |n, d| n.checked_mul(*d))
+            .filter(|&bytes| bytes <= super::MAX_VIEW_CHUNK_BYTES)
+            .ok_or_else(|| Error::InvalidRechunk {
+                request: self.path.to_string(),
+                reason: format!(
+                    "stored chunk {coords:?} of `{}` would decode to more than {} bytes",
+                    self.path,
+                    super::MAX_VIEW_CHUNK_BYTES
+                ),
+            })?;
         let shape_nz = non_zero(&shape).ok_or_else(|| corrupt("empty chunk shape".into()))?;
         let decoded = self
             .stored
@@ -288,7 +302,6 @@ impl ViewArray {
             .map_err(|e| corrupt(format!("cannot decode with the array's codecs: {e}")))?
             .into_fixed()
             .map_err(|e| corrupt(format!("decoded to variable-length data: {e}")))?;
-        let expected = shape.iter().product::<u64>() * self.element_size as u64;
         if decoded.len() as u64 != expected {
             return Err(corrupt(format!(
                 "decoded to {} bytes, expected {expected}",

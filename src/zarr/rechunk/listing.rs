@@ -10,6 +10,9 @@ use crate::zarr::resolve::METADATA_FILE;
 
 use super::RechunkedStore;
 
+/// Most view chunks a listing enumerates for one array.
+pub const MAX_LISTED_VIEW_CHUNKS: u64 = 1 << 20;
+
 impl RechunkedStore {
     /// True when `key` (or prefix) lies inside a requested array's chunk key space (below the
     /// array, other than its `zarr.json`).
@@ -22,15 +25,38 @@ impl RechunkedStore {
         })
     }
 
-    /// The requested-chunk keys of every requested array that start with `prefix`.
-    async fn view_chunk_keys(&self, prefix: &str) -> Result<Vec<String>> {
+    /// The requested-chunk keys of every requested array that start with `prefix`. With
+    /// `only_inside`, arrays whose directory lies below `prefix` are skipped (a one-level
+    /// listing shows them as a child prefix, which the wrapped store already lists).
+    ///
+    /// Refuses ([`crate::Error::InvalidRechunk`]) to enumerate an array whose view has more
+    /// than [`MAX_LISTED_VIEW_CHUNKS`] chunks: a tiny requested chunk shape must not make a
+    /// listing hold billions of keys.
+    async fn view_chunk_keys(&self, prefix: &str, only_inside: bool) -> Result<Vec<String>> {
         let mut keys = Vec::new();
         for array in &self.inner.arrays {
             let array_prefix = array.path.key_prefix();
-            if !(array_prefix.starts_with(prefix) || prefix.starts_with(&array_prefix)) {
+            let inside = prefix.starts_with(&array_prefix);
+            if !(inside || (!only_inside && array_prefix.starts_with(prefix))) {
                 continue;
             }
             let geometry = array.view_geometry();
+            let chunks = geometry
+                .grid_shape()
+                .iter()
+                .try_fold(1u64, |n, g| n.checked_mul(*g))
+                .unwrap_or(u64::MAX);
+            if chunks > MAX_LISTED_VIEW_CHUNKS {
+                return Err(crate::Error::InvalidRechunk {
+                    request: self.inner.request.to_string(),
+                    reason: format!(
+                        "listing `{}` would enumerate {chunks} view chunks (more than \
+                         {MAX_LISTED_VIEW_CHUNKS}): use consolidated metadata, or ask for \
+                         keys directly",
+                        array.path
+                    ),
+                });
+            }
             for coords in array.chunk_coords(&self.inner.store).await? {
                 let key = chunk_key(&array.path, geometry, &coords);
                 if key.starts_with(prefix) {
@@ -52,7 +78,7 @@ impl RechunkedStore {
     pub async fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         let mut keys = self.inner.store.list_prefix(prefix).await?;
         keys.retain(|k| !self.in_view_chunk_space(k));
-        keys.extend(self.view_chunk_keys(prefix).await?);
+        keys.extend(self.view_chunk_keys(prefix, false).await?);
         keys.sort();
         Ok(keys)
     }
@@ -71,7 +97,7 @@ impl RechunkedStore {
             .into_iter()
             .filter(|p| !self.in_view_chunk_space(p))
             .collect();
-        for key in self.view_chunk_keys(prefix).await? {
+        for key in self.view_chunk_keys(prefix, true).await? {
             let rest = &key[prefix.len()..];
             match rest.find('/') {
                 Some(i) => {

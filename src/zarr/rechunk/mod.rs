@@ -175,10 +175,14 @@ impl RechunkedStore {
 
     fn classify(&self, key: &str) -> ViewKey<'_> {
         if key == super::resolve::METADATA_FILE {
-            return match &self.inner.root_document {
-                Some(document) => ViewKey::Root(document),
-                None => ViewKey::Passthrough,
-            };
+            if let Some(document) = &self.inner.root_document {
+                return ViewKey::Root(document);
+            }
+            // A root array in the view: its document is the view's, like any array's.
+            if let Some(array) = self.inner.arrays.iter().find(|a| a.path.is_root()) {
+                return ViewKey::Metadata(array);
+            }
+            return ViewKey::Passthrough;
         }
         for array in &self.inner.arrays {
             let prefix = array.path.key_prefix();
