@@ -458,3 +458,6 @@ fn rectilinear_grid(chunk_shapes: Value) -> Value {
 
 #[path = "kerchunk_import/inline.rs"]
 mod inline;
+
+#[path = "kerchunk_import/parquet_layout.rs"]
+mod parquet_layout;

@@ -52,8 +52,9 @@ struct Cli {
     )]
     storage_options: Vec<(String, String)>,
     /// Authorize reading virtual chunks below this URL prefix (repeatable), e.g.
-    /// `--allow-virtual s3://bucket/data/`. Sources below it are read with the settings of the
-    /// declared container holding them, if any.
+    /// `--allow-virtual s3://bucket/data/`. Sources below it are read with your own settings
+    /// (environment variables), never with options the repository declares; to use those
+    /// (an S3-compatible endpoint, say), trust the repository with --allow-virtual-declared.
     #[arg(long = "allow-virtual", global = true, value_name = "URL_PREFIX")]
     allow_virtual: Vec<String>,
     /// Authorize reading virtual chunks from every container declared in the repository

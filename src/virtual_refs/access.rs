@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use object_store::path::Path as StorePath;
 use object_store::ObjectStore;
 
-use super::clients::build_client;
+use super::clients::{build_client, store_identity};
 use super::containers::VirtualContainer;
 use super::location::{check_prefix, check_source, CheckedUrl};
 use crate::error::{Error, Result};
@@ -25,6 +25,18 @@ use crate::storage::StorageOptions;
 ///   is set or one of the [`allow`](Self::allow) prefixes covers the source, or
 /// - one of the [`allow_undeclared`](Self::allow_undeclared) prefixes (explicitly accepted, read
 ///   with that prefix as its container).
+///
+/// What the repository may configure: a container's declared options (endpoint, region...)
+/// are used only when the reader trusts that container, through
+/// [`allow_declared`](Self::allow_declared) or an [`allow`](Self::allow) prefix covering the
+/// source. A source readable only through an [`allow_undeclared`](Self::allow_undeclared)
+/// prefix is read with a client built from that prefix and the reader's own
+/// [`with_options`](Self::with_options), never from options stored in the repository, even
+/// when a declared container holds it. Whatever the trust, the repository can never set
+/// options that redirect credentials or weaken transport security (proxies, certificate
+/// checks, metadata or credential endpoints and files, bucket overrides): see
+/// [`VirtualContainer::new`]. Local files are read only if their canonical path (symbolic
+/// links resolved) stays inside the narrowest prefix that authorized them.
 #[derive(Clone, Default)]
 pub struct VirtualAccess {
     allowed: Vec<String>,
@@ -79,7 +91,9 @@ impl VirtualAccess {
 
     /// Object-store options (typically credentials) for the containers whose prefix starts
     /// with `prefix`. They are added after the container's declared options (and win over
-    /// them); when several prefixes match, longer ones are applied last. Fails with
+    /// them), which are used only for trusted containers (see the type's docs); when several
+    /// prefixes match, longer ones are applied last. These are the reader's own options: any
+    /// key the backend accepts is allowed here, proxies included. Fails with
     /// [`Error::VirtualLocationRefused`] for a malformed prefix.
     pub fn with_options(mut self, prefix: &str, options: StorageOptions) -> Result<Self> {
         self.options.push((check_prefix(prefix)?.text, options));
@@ -91,16 +105,16 @@ impl VirtualAccess {
         self.allowed.is_empty() && self.undeclared.is_empty() && !self.allow_declared
     }
 
-    /// The options for `container`: its declared ones, then every matching credential set,
-    /// shorter prefixes first.
-    fn options_for(&self, container: &VirtualContainer) -> StorageOptions {
+    /// The options for a client of `prefix`: `declared` (the container's options, when the
+    /// reader trusts it), then every matching option set of the reader, shorter prefixes first.
+    fn options_for(&self, prefix: &str, declared: &StorageOptions) -> StorageOptions {
         let mut matching: Vec<&(String, StorageOptions)> = self
             .options
             .iter()
-            .filter(|(p, _)| container.prefix.starts_with(p.as_str()))
+            .filter(|(p, _)| prefix.starts_with(p.as_str()))
             .collect();
         matching.sort_by_key(|(p, _)| p.len());
-        let mut options = container.options.clone();
+        let mut options = declared.clone();
         for (_, extra) in matching {
             options.extend(extra.iter().cloned());
         }
@@ -121,6 +135,18 @@ pub struct VirtualReadStats {
 pub(crate) struct ResolvedSource {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) path: StorePath,
+    /// Identity of the store read (prefix and non-secret options, hashed), so cached ranges
+    /// of differently configured stores never mix.
+    pub(crate) store_id: String,
+}
+
+/// How a source may be read: the prefix and options its client is built from, and the
+/// narrowest authorized prefix its canonical location must stay inside.
+#[derive(Clone, Debug)]
+struct Authorized {
+    client_prefix: String,
+    options: StorageOptions,
+    bound: String,
 }
 
 /// The virtual chunk state of one repository handle.
@@ -173,18 +199,36 @@ impl VirtualReader {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// The container `url` may be read through, or the refusal.
-    fn authorize(&self, declared: &[VirtualContainer], url: &str) -> Option<VirtualContainer> {
-        let declared_match = longest(declared, url);
-        if let Some(container) = declared_match {
-            if self.access.allow_declared
-                || self
-                    .access
-                    .allowed
-                    .iter()
-                    .any(|p| url.starts_with(p.as_str()))
-            {
-                return Some(container.clone());
+    /// How `url` may be read, or `None` when it may not.
+    ///
+    /// A trusted declared container (every one with `allow_declared`, or one covering an
+    /// `allow` prefix that covers `url`) is read with its declared options; the containment
+    /// bound is the container, narrowed to the (broadest) matching `allow` prefix when only
+    /// that authorizes it. Otherwise the longest matching `allow_undeclared` prefix serves as
+    /// the container, with the reader's options only.
+    fn authorize(&self, declared: &[VirtualContainer], url: &str) -> Option<Authorized> {
+        if let Some(container) = longest(declared, url) {
+            let allowed = self
+                .access
+                .allowed
+                .iter()
+                .filter(|p| url.starts_with(p.as_str()))
+                .min_by_key(|p| p.len());
+            let bound = match allowed {
+                _ if self.access.allow_declared => Some(container.prefix.clone()),
+                // Both are prefixes of `url`: the longer one is the narrower.
+                Some(p) if p.len() > container.prefix.len() => Some(p.clone()),
+                Some(_) => Some(container.prefix.clone()),
+                None => None,
+            };
+            if let Some(bound) = bound {
+                return Some(Authorized {
+                    options: self
+                        .access
+                        .options_for(&container.prefix, &container.options),
+                    client_prefix: container.prefix.clone(),
+                    bound,
+                });
             }
         }
         let explicit = self
@@ -193,10 +237,11 @@ impl VirtualReader {
             .iter()
             .filter(|p| url.starts_with(p.as_str()))
             .max_by_key(|p| p.len())?;
-        Some(declared_match.cloned().unwrap_or(VirtualContainer {
-            prefix: explicit.clone(),
-            options: Vec::new(),
-        }))
+        Some(Authorized {
+            options: self.access.options_for(explicit, &Vec::new()),
+            client_prefix: explicit.clone(),
+            bound: explicit.clone(),
+        })
     }
 
     fn refusal(declared: &[VirtualContainer], location: &str, url: &str) -> Error {
@@ -228,15 +273,16 @@ impl VirtualReader {
         }
     }
 
-    fn client(&self, container: &VirtualContainer) -> Result<Arc<dyn ObjectStore>> {
-        if let Some(found) = lock(&self.clients).get(&container.prefix) {
-            return Ok(found.clone());
+    /// The client for `authorized` (one per prefix and option set) and its store identity.
+    fn client(&self, authorized: &Authorized) -> Result<(Arc<dyn ObjectStore>, String)> {
+        let store_id = store_identity(&authorized.client_prefix, &authorized.options);
+        let key = format!("{}#{store_id}", authorized.client_prefix);
+        if let Some(found) = lock(&self.clients).get(&key) {
+            return Ok((found.clone(), store_id));
         }
-        let store = build_client(&container.prefix, &self.access.options_for(container))?;
-        Ok(lock(&self.clients)
-            .entry(container.prefix.clone())
-            .or_insert(store)
-            .clone())
+        let store = build_client(&authorized.client_prefix, &authorized.options)?;
+        let store = lock(&self.clients).entry(key).or_insert(store).clone();
+        Ok((store, store_id))
     }
 }
 
@@ -294,12 +340,16 @@ impl Repository {
             declared = self.declared_containers(true).await?;
             container = reader.authorize(&declared, &checked.text);
         }
-        let Some(container) = container else {
+        let Some(authorized) = container else {
             return Err(VirtualReader::refusal(&declared, location, &checked.text));
         };
-        let store = reader.client(&container)?;
-        let path = object_path(location, &checked, &container)?;
-        Ok(ResolvedSource { store, path })
+        let (store, store_id) = reader.client(&authorized)?;
+        let path = object_path(location, &checked, &authorized)?;
+        Ok(ResolvedSource {
+            store,
+            path,
+            store_id,
+        })
     }
 
     async fn declared_containers(&self, fresh: bool) -> Result<Arc<Vec<VirtualContainer>>> {
@@ -313,18 +363,30 @@ impl Repository {
     }
 }
 
-/// The path of a checked source inside its container's store. For local files the path is
-/// canonicalised and must still lie inside the container's canonical directory, so a symbolic
-/// link cannot lead out of it.
-fn object_path(
-    location: &str,
-    checked: &CheckedUrl,
-    container: &VirtualContainer,
-) -> Result<StorePath> {
+/// The path of a checked source inside the store of its client. The source must name the same
+/// scheme, bucket or host (and port) as the client's prefix. For local files the path is
+/// canonicalised and must still lie inside the canonical directory of the narrowest prefix
+/// that authorized it, so a symbolic link cannot lead out of it.
+fn object_path(location: &str, checked: &CheckedUrl, authorized: &Authorized) -> Result<StorePath> {
     let refused = |reason: String| Error::VirtualLocationRefused {
         location: location.to_string(),
         reason,
     };
+    let client_url = url::Url::parse(&authorized.client_prefix)
+        .map_err(|e| refused(format!("its container cannot be parsed: {e}")))?;
+    let same_store = |a: &url::Url, b: &url::Url| {
+        a.scheme() == b.scheme()
+            && a.host_str() == b.host_str()
+            && a.port_or_known_default() == b.port_or_known_default()
+    };
+    if !same_store(&checked.url, &client_url)
+        || !checked.text.starts_with(&authorized.client_prefix)
+    {
+        return Err(refused(format!(
+            "it is not in the store of its container `{}`",
+            authorized.client_prefix
+        )));
+    }
     if checked.scheme() != "file" {
         let path = StorePath::from_url_path(checked.url.path())
             .map_err(|e| refused(format!("not a valid object path: {e}")))?;
@@ -334,15 +396,10 @@ fn object_path(
         .url
         .to_file_path()
         .map_err(|_| refused("not an absolute file path".into()))?;
-    let dir = url::Url::parse(&container.prefix)
+    let dir = url::Url::parse(&authorized.bound)
         .ok()
         .and_then(|u| u.to_file_path().ok())
-        .ok_or_else(|| {
-            refused(format!(
-                "container `{}` is not a directory",
-                container.prefix
-            ))
-        })?;
+        .ok_or_else(|| refused(format!("`{}` is not a directory", authorized.bound)))?;
     let missing = || Error::VirtualSourceMissing {
         location: location.to_string(),
     };
@@ -354,9 +411,9 @@ fn object_path(
     };
     if !canonical_file.starts_with(&canonical_dir) {
         return Err(refused(format!(
-            "it resolves (through a symbolic link) to `{}`, outside its container `{}`",
+            "it resolves (through a symbolic link) to `{}`, outside `{}` that authorized it",
             canonical_file.display(),
-            container.prefix
+            authorized.bound
         )));
     }
     let path = StorePath::from_absolute_path(&canonical_file)

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::clients::repository_option_refusal;
 use super::location::check_prefix;
 use crate::error::{Error, Result};
 use crate::format::now_us;
@@ -31,7 +32,9 @@ pub struct VirtualContainer {
     /// to end with `/`.
     pub prefix: String,
     /// Object-store options that are not secrets (region, endpoint, `allow_http`...), as the
-    /// backend's configuration keys. Credentials are refused: give them when opening.
+    /// backend's configuration keys. Credentials, and options that redirect credentials or
+    /// weaken transport security, are refused (see [`VirtualContainer::new`]): give them when
+    /// opening. Used only by readers that trust this container (see [`crate::VirtualAccess`]).
     pub options: Vec<(String, String)>,
 }
 
@@ -40,17 +43,29 @@ impl VirtualContainer {
     /// `file://` URL, a `/` is appended) and its options checked.
     ///
     /// Fails with [`Error::VirtualLocationRefused`] for a prefix that is not an absolute URL of
-    /// a supported scheme or that holds `.`/`..` segments, or for an option whose key looks
-    /// like a credential.
+    /// a supported scheme or that holds `.`/`..` segments, for an option whose key looks
+    /// like a credential, and for an option that would redirect the reader's credentials or
+    /// weaken transport security (proxies, `allow_invalid_certificates`, metadata and
+    /// credential endpoints or files, role and bucket overrides, URLs with `user:password@`):
+    /// such options may only be given by the reader, when opening.
     pub fn new(prefix: &str, options: Vec<(String, String)>) -> Result<Self> {
         let checked = check_prefix(prefix)?;
-        for (key, _) in &options {
+        for (key, value) in &options {
             if looks_secret(key) {
                 return Err(Error::VirtualLocationRefused {
                     location: checked.text.clone(),
                     reason: format!(
                         "option `{key}` looks like a credential; credentials are never stored in \
                          the repository: give them when opening (VirtualAccess::with_options)"
+                    ),
+                });
+            }
+            if let Some(reason) = repository_option_refusal(key, value) {
+                return Err(Error::VirtualLocationRefused {
+                    location: checked.text.clone(),
+                    reason: format!(
+                        "{reason}; give it when opening (VirtualAccess::with_options) if you \
+                         trust it"
                     ),
                 });
             }
@@ -158,12 +173,21 @@ impl Repository {
     }
 
     /// The virtual chunk containers declared in the repository, sorted by prefix.
+    ///
+    /// Records are checked again as they are read (a record may have been written by hand or
+    /// by an older version): fails with [`Error::VirtualLocationRefused`] naming the container
+    /// when one is refused by [`VirtualContainer::new`]. Declaring its prefix again with
+    /// acceptable options replaces it.
     pub async fn virtual_containers(&self) -> Result<Vec<VirtualContainer>> {
-        let containers = self
-            .newest_container_record()
-            .await?
-            .map(|(_, c)| c)
-            .unwrap_or_default();
+        let containers = match self.newest_container_record().await? {
+            Some((seq, raw)) => {
+                let record = layout::container_record_key(seq);
+                raw.iter()
+                    .map(|c| recheck(c).map_err(|e| stored_refusal(&record, c, e)))
+                    .collect::<Result<Vec<_>>>()?
+            }
+            None => Vec::new(),
+        };
         self.virtual_reader.remember_declared(&containers);
         Ok(containers)
     }
@@ -187,7 +211,23 @@ impl Repository {
                 None => (0, Vec::new()),
             };
             next = seq;
-            let merged = merge(&current, &wanted);
+            // Stored containers that no longer pass the checks must be replaced by this
+            // declaration; the others are kept in their normalised form.
+            let mut kept = Vec::with_capacity(current.len());
+            for stored in &current {
+                match recheck(stored) {
+                    Ok(c) => kept.push(c),
+                    Err(e) => {
+                        let replaced = check_prefix(&stored.prefix)
+                            .is_ok_and(|p| wanted.iter().any(|w| w.prefix == p.text));
+                        if !replaced {
+                            let record = layout::container_record_key(seq - 1);
+                            return Err(stored_refusal(&record, stored, e));
+                        }
+                    }
+                }
+            }
+            let merged = merge(&kept, &wanted);
             if merged == current {
                 self.virtual_reader.remember_declared(&current);
                 return Ok(());
@@ -223,6 +263,26 @@ impl Repository {
                  the storage may answer create-if-absent wrongly"
             ),
         ))
+    }
+}
+
+/// A stored container checked again as [`VirtualContainer::new`] checks a new one.
+fn recheck(stored: &VirtualContainer) -> Result<VirtualContainer> {
+    VirtualContainer::new(&stored.prefix, stored.options.clone())
+}
+
+/// The error for a stored container refused by [`recheck`].
+fn stored_refusal(record: &str, stored: &VirtualContainer, error: Error) -> Error {
+    let reason = match error {
+        Error::VirtualLocationRefused { reason, .. } => reason,
+        other => other.to_string(),
+    };
+    Error::VirtualLocationRefused {
+        location: stored.prefix.clone(),
+        reason: format!(
+            "the container declared in `{record}` is refused ({reason}); declare its prefix \
+             again with acceptable options to replace it"
+        ),
     }
 }
 

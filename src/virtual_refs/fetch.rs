@@ -99,29 +99,28 @@ impl Repository {
             range: Some(GetRange::Bounded(span.clone())),
             ..Default::default()
         };
-        let deadline = match &source.checksum {
-            Some(SourceChecksum::ETag(tag)) => {
-                options.if_match = Some(etag_for(tag));
-                None
-            }
+        match &source.checksum {
+            Some(SourceChecksum::ETag(tag)) => options.if_match = Some(etag_for(tag)),
             Some(SourceChecksum::LastModified(secs)) => {
-                // Whole seconds: modified within that second still counts as unchanged.
+                // Whole seconds: modified within that second still counts as unchanged. The
+                // precondition only catches newer files; the response is checked for the
+                // exact second too (see `fetch_uncached`).
                 let deadline =
                     chrono::DateTime::from_timestamp(*secs, 999_999_999).ok_or_else(changed)?;
                 options.if_unmodified_since = Some(deadline);
-                Some(deadline)
             }
-            None => None,
-        };
+            None => {}
+        }
         let wanted = span.end - span.start;
         if wanted == 0 {
             return Ok(Bytes::new());
         }
         // Only ranges of a source with a checksum are immutable, hence cacheable.
         let cache_entry = match (&self.virtual_reader.cache, &source.checksum) {
-            (Some(cache), Some(checksum)) => {
-                Some((cache, cache_entry_name(source, checksum, &span)))
-            }
+            (Some(cache), Some(checksum)) => Some((
+                cache,
+                cache_entry_name(&resolved.store_id, source, checksum, &span),
+            )),
             _ => None,
         };
         if let Some((cache, name)) = &cache_entry {
@@ -131,9 +130,7 @@ impl Repository {
                 }
             }
         }
-        let bytes = self
-            .fetch_uncached(source, resolved, span, options, deadline)
-            .await?;
+        let bytes = self.fetch_uncached(source, resolved, span, options).await?;
         if let Some((cache, name)) = cache_entry {
             cache.insert_all(vec![(name, bytes.clone())]).await;
         }
@@ -146,7 +143,6 @@ impl Repository {
         resolved: &ResolvedSource,
         span: Range<u64>,
         options: GetOptions,
-        deadline: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Bytes> {
         let location = &source.location;
         let changed = || Error::VirtualSourceChanged {
@@ -158,13 +154,21 @@ impl Repository {
             Ok(result) => result,
             Err(e) => return Err(self.classify(source, resolved, span, e).await),
         };
-        // Servers that ignore conditional headers are caught here: never stale bytes.
-        match (&source.checksum, &result.meta.e_tag, deadline) {
-            (Some(SourceChecksum::ETag(tag)), Some(found), _) if unquote(found) != unquote(tag) => {
+        // Servers that ignore conditional headers are caught here: never stale bytes. An ETag
+        // reference needs the same ETag back (a response without one cannot be verified); a
+        // modification-time reference needs a time within the recorded second (an older time
+        // is a replaced file too: a restored backup, `cp -p`, `rsync -t`).
+        match &source.checksum {
+            Some(SourceChecksum::ETag(tag)) => match &result.meta.e_tag {
+                Some(found) if same_etag(found, tag) => {}
+                _ => return Err(changed()),
+            },
+            Some(SourceChecksum::LastModified(secs))
+                if result.meta.last_modified.timestamp() != *secs =>
+            {
                 return Err(changed())
             }
-            (_, _, Some(deadline)) if result.meta.last_modified > deadline => return Err(changed()),
-            _ => {}
+            Some(SourceChecksum::LastModified(_)) | None => {}
         }
         let bytes = result
             .bytes()
@@ -202,19 +206,24 @@ impl Repository {
     }
 }
 
-/// The local cache entry of a verified range: the source's location and checksum identify the
+/// The local cache entry of a verified range: the store read (`store_id`, see
+/// [`super::clients::store_identity`]), the source's location and its checksum identify the
 /// exact bytes.
 fn cache_entry_name(
+    store_id: &str,
     source: &VirtualSource,
     checksum: &SourceChecksum,
     span: &Range<u64>,
 ) -> String {
     let checksum = match checksum {
-        SourceChecksum::ETag(tag) => format!("etag:{}", unquote(tag)),
+        SourceChecksum::ETag(tag) => {
+            let weak = if is_weak(tag) { "W/" } else { "" };
+            format!("etag:{weak}{}", unquote(tag))
+        }
         SourceChecksum::LastModified(secs) => format!("mtime:{secs}"),
     };
     format!(
-        "virtual:{}#{checksum}@{}-{}",
+        "virtual:{store_id}:{}#{checksum}@{}-{}",
         source.location, span.start, span.end
     )
 }
@@ -226,6 +235,20 @@ fn storage_error(location: &str, source: object_store::Error) -> Error {
     }
 }
 
+/// True for a weak entity tag (`W/"..."`).
+fn is_weak(tag: &str) -> bool {
+    tag.starts_with("W/")
+}
+
+/// True when two entity tags name the same bytes: same opaque value and same strength. A weak
+/// tag never equals a strong one, so a source recorded with a weak tag is never taken for
+/// unchanged on a strong match. (A weak tag sent in `If-Match` also fails on servers that
+/// compare strongly, as RFC 9110 requires: such sources read as changed.)
+fn same_etag(a: &str, b: &str) -> bool {
+    is_weak(a) == is_weak(b) && unquote(a) == unquote(b)
+}
+
+/// The opaque value of an entity tag, without `W/` and quotes.
 fn unquote(tag: &str) -> &str {
     let tag = tag.strip_prefix("W/").unwrap_or(tag);
     tag.strip_prefix('"')
@@ -286,5 +309,27 @@ mod tests {
         assert_eq!(etag_for("abc"), "\"abc\"");
         assert_eq!(etag_for("\"abc\""), "\"abc\"");
         assert_eq!(unquote("W/\"x\""), "x");
+    }
+
+    #[test]
+    fn weak_and_strong_etags_never_match() {
+        assert!(same_etag("\"x\"", "x"));
+        assert!(same_etag("W/\"x\"", "W/\"x\""));
+        assert!(!same_etag("W/\"x\"", "\"x\""));
+        assert!(!same_etag("x", "W/\"x\""));
+        assert!(!same_etag("\"x\"", "\"y\""));
+    }
+
+    #[test]
+    fn cache_entries_of_different_stores_differ() {
+        let source = VirtualSource {
+            location: "s3://b/x.nc".into(),
+            checksum: None,
+        };
+        let tag = SourceChecksum::ETag("\"e\"".into());
+        let one = cache_entry_name("aaaa", &source, &tag, &(0..10));
+        assert_ne!(one, cache_entry_name("bbbb", &source, &tag, &(0..10)));
+        let weak = SourceChecksum::ETag("W/\"e\"".into());
+        assert_ne!(one, cache_entry_name("aaaa", &source, &weak, &(0..10)));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Every location is refused unless it is an absolute URL of a supported scheme (or an
 //! absolute local path, taken as a `file://` URL) whose path has no `.` or `..` segment, no
-//! empty segment, no backslash and no percent-encoded `/`, `\` or dot segment. The normalised
+//! empty segment, no backslash, no percent-encoded `/`, `\` or dot segment, and (for URLs) no
+//! `?` or `#` anywhere, authority included. The normalised
 //! form is the URL as the `url` crate serialises it, so a source and a container prefix
 //! normalised here compare by plain string prefix.
 
@@ -108,7 +109,9 @@ fn check(location: &str, is_prefix: bool) -> Result<CheckedUrl> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
-    if path.contains('?') || path.contains('#') || authority.contains('?') {
+    // Anywhere in the URL, authority included: `https://host#/x` would otherwise name the
+    // server's root with a fragment.
+    if rest.contains('?') || rest.contains('#') {
         return Err(refused(
             location,
             "query strings and fragments are not allowed",
@@ -233,6 +236,11 @@ mod tests {
             "file://host/x.nc",
             "https://user:pw@host/x",
             "https://host/x?y=1",
+            "https://host#/x.nc",
+            "https://host#frag",
+            "s3://bucket#x/k.nc",
+            "s3://bucket?x/k.nc",
+            "file:///data/x.nc#frag",
             "file:///data/dir/",
         ] {
             let err = check_source(bad).unwrap_err();
@@ -242,5 +250,11 @@ mod tests {
             );
         }
         assert!(check_prefix("s3://bucket/../x").is_err());
+        assert!(check_prefix("https://host#/d/").is_err());
+        // In a plain path `#` is a file name character, not a fragment.
+        assert_eq!(
+            check_source("/data/a#1.nc").unwrap().text,
+            "file:///data/a%231.nc"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! rectilinear chunk grid or are refused, and refusals of unsupported codecs and bad keys.
 
 use bytes::Bytes;
-use floe::{import_kerchunk, Error, ImportOptions, KerchunkRefs, Session};
+use floe::{import_kerchunk, Error, ImportOptions, KerchunkRef, KerchunkRefs, Session};
 use serde_json::Value;
 
 use super::{chunk_grid, import, new_repo, p, read_le_bytes, reader, rectilinear_grid};
@@ -146,6 +146,45 @@ async fn appends_grow_arrays_and_refuse_what_does_not_fit() {
     assert_eq!(inline_chunks(&session, "a/v").await, vec![le([50, 51])]);
 }
 
+#[tokio::test]
+async fn an_appended_chunk_key_past_the_grid_is_refused_instead_of_wrapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    let session = repo.writable_session("main").await.unwrap();
+    import(&session, &inline_day(4, 0, [7, 8]), "a", Some("time")).await;
+    let before = inline_chunks(&session, "a/v").await;
+    // Shifted by the 2 existing chunks, u64::MAX would wrap to chunk 1 and replace it.
+    let mut hostile = inline_day(2, 100, [7, 8]);
+    hostile.refs.insert(
+        format!("v/{}", u64::MAX - 1),
+        KerchunkRef::Inline(Bytes::from_static(&[9, 9, 9, 9])),
+    );
+    let mut options = ImportOptions::new(p("a"));
+    options.append_dim = Some("time".into());
+    let err = import_kerchunk(&session, &hostile, &options)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::KerchunkImport { .. })
+            && text.contains(&format!("key `v/{}`", u64::MAX - 1))
+            && text.contains("outside the array's grid of [1] chunks"),
+        "{text}"
+    );
+    assert_eq!(inline_chunks(&session, "a/v").await, before);
+    assert_eq!(
+        session
+            .node(&p("a/v"))
+            .unwrap()
+            .unwrap()
+            .metadata
+            .geometry()
+            .unwrap()
+            .shape,
+        vec![4]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unequal_chunk_lengths_along_the_append_dimension_make_a_rectilinear_grid() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,7 +263,14 @@ async fn unsupported_codecs_and_bad_keys_are_refused_naming_them() {
     let err = import_kerchunk(&session, &refs(plain, "t/5"), &ImportOptions::new(p("x")))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::ChunkOutOfBounds { .. }), "{err}");
+    assert!(
+        matches!(err, Error::KerchunkImport { .. })
+            && err.to_string().contains("key `t/5`")
+            && err
+                .to_string()
+                .contains("outside the array's grid of [1] chunks"),
+        "{err}"
+    );
     // A reference outside any supported location form is refused.
     let json = serde_json::json!({".zgroup": "{\"zarr_format\": 2}", "t/.zarray": plain, "t/0": ["relative/file.nc", 0, 4]});
     let rel = KerchunkRefs::from_json("case", json.to_string().as_bytes()).unwrap();

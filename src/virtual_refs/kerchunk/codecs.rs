@@ -79,11 +79,15 @@ fn int_field(codec: &Value, field: &str, default: i64) -> Result<i64, String> {
     }
 }
 
+/// numcodecs' `Shuffle(elementsize=4)` default: a `shuffle` filter without `elementsize`
+/// shuffles 4-byte elements whatever the data type, so the default is not the type's size.
+const NUMCODECS_SHUFFLE_ELEMENTSIZE: i64 = 4;
+
 /// A bytes-to-bytes codec.
 fn bytes_codec(id: &str, codec: &Value, dtype: &DataType) -> Result<Value, String> {
     match id {
         "shuffle" => Ok(json!({"name": "numcodecs.shuffle", "configuration": {
-            "elementsize": int_field(codec, "elementsize", dtype.size as i64)?}})),
+            "elementsize": int_field(codec, "elementsize", NUMCODECS_SHUFFLE_ELEMENTSIZE)?}})),
         "zlib" => Ok(json!({"name": "numcodecs.zlib", "configuration": {
             "level": int_field(codec, "level", 1)?}})),
         "gzip" => Ok(json!({"name": "gzip", "configuration": {
@@ -170,6 +174,23 @@ mod tests {
                 json!({"name": "numcodecs.zlib", "configuration": {"level": 4}}),
             ]
         );
+    }
+
+    #[test]
+    fn a_shuffle_without_elementsize_uses_the_numcodecs_default_of_4() {
+        for (dtype, filter) in [
+            ("<f8", json!({"id": "shuffle"})),
+            ("<i2", json!({"id": "shuffle", "elementsize": null})),
+        ] {
+            let got = codecs(json!({"shape": [4], "dtype": dtype, "order": "C",
+                "filters": [filter], "compressor": null}))
+            .unwrap();
+            assert_eq!(
+                got[1],
+                json!({"name": "numcodecs.shuffle", "configuration": {"elementsize": 4}}),
+                "{dtype}"
+            );
+        }
     }
 
     #[test]

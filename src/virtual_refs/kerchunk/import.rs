@@ -15,7 +15,7 @@ use crate::format::manifest::{ChunkCoord, VirtualChunkRef};
 use crate::format::path::NodePath;
 use crate::repo::Session;
 use crate::storage::StorageOptions;
-use crate::zarr::metadata::NodeMetadata;
+use crate::zarr::metadata::{ArrayGeometry, NodeMetadata};
 
 /// How [`import_kerchunk`] places the references.
 #[derive(Clone, Debug)]
@@ -25,8 +25,9 @@ pub struct ImportOptions {
     /// Append along this dimension (a name of `_ARRAY_DIMENSIONS`) to arrays that already
     /// exist, instead of replacing them.
     pub append_dim: Option<String>,
-    /// Object-store options (credentials, region...) for the HEAD requests that record each
-    /// source file's checksum, added after the options of the container holding the file.
+    /// Object-store options (credentials, region, endpoint...) for the HEAD requests that
+    /// record each source file's checksum. Options declared in the repository are never used
+    /// for them.
     pub source_options: StorageOptions,
 }
 
@@ -126,6 +127,11 @@ struct ArrayPlan {
     ndim: usize,
     placement: Placement,
     document: Value,
+    /// The grid of the imported array: every chunk key must address a chunk of it.
+    grid: ArrayGeometry,
+    /// For an append: the grid of the grown array, which the shifted chunks must fit.
+    appended_grid: Option<ArrayGeometry>,
+    /// The chunks, at their final coordinates (shifted for an append).
     chunks: Vec<(ChunkCoord, KerchunkRef)>,
 }
 
@@ -209,6 +215,11 @@ pub async fn import_kerchunk_with_progress(
             _ => '.',
         };
         let ndim = document["shape"].as_array().map_or(0, Vec::len);
+        let grid = array_geometry(&target, &document)?;
+        let appended_grid = match &placement {
+            Placement::Append { document, .. } => Some(array_geometry(&target, document)?),
+            _ => None,
+        };
         arrays.insert(
             v2_path.clone(),
             ArrayPlan {
@@ -217,6 +228,8 @@ pub async fn import_kerchunk_with_progress(
                 ndim,
                 placement,
                 document,
+                grid,
+                appended_grid,
                 chunks: Vec::new(),
             },
         );
@@ -242,6 +255,8 @@ pub async fn import_kerchunk_with_progress(
                 ),
             )
         })?;
+        let coord = placed_chunk(plan, coord)
+            .map_err(|reason| invalid(format!("{origin}: key `{key}`"), reason))?;
         if let KerchunkRef::File { url } | KerchunkRef::Range { url, .. } = reference {
             urls.insert(url.clone());
         }
@@ -299,18 +314,12 @@ pub async fn import_kerchunk_with_progress(
                     .await?;
                 summary.arrays_created += 1;
             }
-            Placement::Append {
-                dim,
-                chunk_shift,
-                document,
-            } => {
+            Placement::Append { document, .. } => {
                 // Same kind of node: the existing chunks are kept, and the session checks
-                // that a rectilinear grid keeps their extents.
+                // that a rectilinear grid keeps their extents. The chunks were shifted by
+                // `placed_chunk` already.
                 let metadata = NodeMetadata::from_value(&plan.target, document.clone())?;
                 session.set_metadata(&plan.target, metadata).await?;
-                for (coord, _) in plan.chunks.iter_mut() {
-                    coord[*dim] += chunk_shift;
-                }
                 summary.arrays_appended += 1;
             }
             Placement::Unchanged => {
@@ -494,6 +503,58 @@ fn owning_array<'k>(
 }
 
 /// Chunk coordinates from the chunk part of a v2 key (`1.2.3`, or `1/2/3`; `0` for 0-d).
+/// The geometry of the array document `document` of `target`.
+fn array_geometry(target: &NodePath, document: &Value) -> Result<ArrayGeometry> {
+    let metadata = NodeMetadata::from_value(target, document.clone())?;
+    metadata.geometry().cloned().ok_or_else(|| {
+        invalid(
+            format!("array `{target}`"),
+            "the translated metadata is not an array's",
+        )
+    })
+}
+
+/// Where the chunk at `coord` of the imported array goes: `coord` itself, or shifted along
+/// the append dimension for an append. Fails when `coord` is outside the imported array's
+/// grid or the shifted one outside the grown array's grid (rather than wrapping around and
+/// silently replacing another chunk).
+fn placed_chunk(
+    plan: &ArrayPlan,
+    mut coord: ChunkCoord,
+) -> std::result::Result<ChunkCoord, String> {
+    if !plan.grid.contains_chunk(&coord) {
+        return Err(format!(
+            "chunk {coord:?} is outside the array's grid of {:?} chunks",
+            plan.grid.grid_shape()
+        ));
+    }
+    if let (
+        Placement::Append {
+            dim, chunk_shift, ..
+        },
+        Some(appended),
+    ) = (&plan.placement, &plan.appended_grid)
+    {
+        let shifted = coord
+            .get(*dim)
+            .and_then(|index| index.checked_add(*chunk_shift));
+        let Some(shifted) = shifted else {
+            return Err(format!(
+                "chunk {coord:?} cannot be shifted by {chunk_shift} along dimension {dim}"
+            ));
+        };
+        coord[*dim] = shifted;
+        if !appended.contains_chunk(&coord) {
+            return Err(format!(
+                "chunk {coord:?} (after the append shift) is outside the grown array's grid \
+                 of {:?} chunks",
+                appended.grid_shape()
+            ));
+        }
+    }
+    Ok(coord)
+}
+
 fn parse_chunk_key(chunk: &str, separator: char, ndim: usize) -> Option<ChunkCoord> {
     if ndim == 0 {
         return (chunk == "0").then(Vec::new);

@@ -6,7 +6,9 @@
 //! combination of its `dimensions` (`{"start": 0, "stop": n, "step": 1}` ranges, `start` and
 //! `step` optional, or explicit lists of values), with `key`, `url`, `offset` and `length`
 //! rendered for each (`offset` and `length` both or neither: neither means the whole file).
-//! Generated keys are added after `refs` and replace equal keys.
+//! Generated keys are added after `refs` and replace equal keys. The generators of one file
+//! may produce at most [`MAX_GENERATED_REFS`] references in total; the count is computed
+//! before anything is allocated.
 //!
 //! A value is inline text (its UTF-8 bytes), `base64:` inline bytes, a JSON object (a
 //! metadata document, stored as its JSON text), `[url]` (a whole file) or
@@ -23,6 +25,10 @@ use super::template::{render, Scope, TemplateValue};
 use super::KerchunkRef;
 
 type Refs = BTreeMap<String, KerchunkRef>;
+
+/// Most references the `gen` entries of one reference file may produce together (each range
+/// and product of dimensions is counted, with checked arithmetic, before it is expanded).
+pub(crate) const MAX_GENERATED_REFS: u64 = 100_000_000;
 
 /// Parses a reference file of version 0 or 1 into its expanded references.
 pub(crate) fn parse(json: &[u8]) -> Result<Refs, String> {
@@ -75,8 +81,9 @@ fn parse_v1(document: &Map<String, Value>, urls: &mut UrlInterner) -> Result<Ref
     match document.get("gen") {
         None | Some(Value::Null) => {}
         Some(Value::Array(gens)) => {
+            let mut budget = MAX_GENERATED_REFS;
             for (i, generator) in gens.iter().enumerate() {
-                expand(generator, &templates, urls, &mut refs)
+                expand(generator, &templates, urls, &mut budget, &mut refs)
                     .map_err(|e| format!("`gen` entry {i}: {e}"))?;
             }
         }
@@ -158,55 +165,96 @@ pub(crate) fn inline_text(text: &str) -> Result<KerchunkRef, String> {
     }
 }
 
-/// The values one generator dimension takes.
-fn dimension_values(name: &str, spec: &Value) -> Result<Vec<TemplateValue>, String> {
-    match spec {
-        Value::Array(values) => values
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(TemplateValue::Str(s.clone())),
-                v => v.as_i64().map(TemplateValue::Int).ok_or_else(|| {
-                    format!("dimension `{name}`: values must be integers or strings")
-                }),
-            })
-            .collect(),
-        Value::Object(range) => {
-            let field = |field: &str, default: Option<i64>| match range.get(field) {
-                None => default.ok_or_else(|| format!("dimension `{name}` needs `{field}`")),
-                Some(v) => v
-                    .as_i64()
-                    .ok_or_else(|| format!("dimension `{name}`: `{field}` must be an integer")),
-            };
-            let (start, stop, step) = (
-                field("start", Some(0))?,
-                field("stop", None)?,
-                field("step", Some(1))?,
-            );
-            if step == 0 {
-                return Err(format!("dimension `{name}`: `step` must not be 0"));
-            }
-            let mut values = Vec::new();
-            let mut i = start;
-            while (step > 0 && i < stop) || (step < 0 && i > stop) {
-                values.push(TemplateValue::Int(i));
-                i = match i.checked_add(step) {
-                    Some(next) => next,
-                    None => break,
+/// Number of values of the range `start..stop` by `step` (`step` not 0), as Python's `range`.
+fn range_len(start: i64, stop: i64, step: i64) -> u64 {
+    let (start, stop, step) = (i128::from(start), i128::from(stop), i128::from(step));
+    let span = if step > 0 { stop - start } else { start - stop };
+    if span <= 0 {
+        return 0;
+    }
+    let count = (span - 1) / step.abs() + 1;
+    // At most 2^64 - 1 as |span| < 2^64 and |step| >= 1.
+    u64::try_from(count).unwrap_or(u64::MAX)
+}
+
+/// One generator dimension, validated but not expanded yet.
+enum Dimension<'v> {
+    /// Explicit values.
+    List(&'v [Value]),
+    /// `start..stop` by `step` (not 0).
+    Range { start: i64, stop: i64, step: i64 },
+}
+
+impl<'v> Dimension<'v> {
+    fn parse(name: &str, spec: &'v Value) -> Result<Self, String> {
+        match spec {
+            Value::Array(values) => Ok(Dimension::List(values)),
+            Value::Object(range) => {
+                let field = |field: &str, default: Option<i64>| match range.get(field) {
+                    None => default.ok_or_else(|| format!("dimension `{name}` needs `{field}`")),
+                    Some(v) => v
+                        .as_i64()
+                        .ok_or_else(|| format!("dimension `{name}`: `{field}` must be an integer")),
                 };
+                let (start, stop, step) = (
+                    field("start", Some(0))?,
+                    field("stop", None)?,
+                    field("step", Some(1))?,
+                );
+                if step == 0 {
+                    return Err(format!("dimension `{name}`: `step` must not be 0"));
+                }
+                Ok(Dimension::Range { start, stop, step })
             }
-            Ok(values)
+            _ => Err(format!(
+                "dimension `{name}` must be {{\"start\", \"stop\", \"step\"}} or a list"
+            )),
         }
-        _ => Err(format!(
-            "dimension `{name}` must be {{\"start\", \"stop\", \"step\"}} or a list"
-        )),
+    }
+
+    /// Number of values, without expanding them.
+    fn len(&self) -> u64 {
+        match *self {
+            Dimension::List(values) => values.len() as u64,
+            Dimension::Range { start, stop, step } => range_len(start, stop, step),
+        }
+    }
+
+    /// The values; call only once [`Dimension::len`] is known to be reasonable.
+    fn values(&self, name: &str) -> Result<Vec<TemplateValue>, String> {
+        match *self {
+            Dimension::List(values) => values
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(TemplateValue::Str(s.clone())),
+                    v => v.as_i64().map(TemplateValue::Int).ok_or_else(|| {
+                        format!("dimension `{name}`: values must be integers or strings")
+                    }),
+                })
+                .collect(),
+            Dimension::Range { start, stop, step } => {
+                let mut values = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
+                let mut i = start;
+                while (step > 0 && i < stop) || (step < 0 && i > stop) {
+                    values.push(TemplateValue::Int(i));
+                    i = match i.checked_add(step) {
+                        Some(next) => next,
+                        None => break,
+                    };
+                }
+                Ok(values)
+            }
+        }
     }
 }
 
-/// Expands one `gen` entry into `refs`.
+/// Expands one `gen` entry into `refs`, taking its number of references from `budget` (the
+/// references the file's generators may still produce) or failing when it exceeds it.
 fn expand(
     generator: &Value,
     templates: &BTreeMap<String, String>,
     urls: &mut UrlInterner,
+    budget: &mut u64,
     refs: &mut Refs,
 ) -> Result<(), String> {
     let text = |field: &str| generator.get(field).and_then(Value::as_str);
@@ -221,13 +269,33 @@ fn expand(
         .get("dimensions")
         .and_then(Value::as_object)
         .ok_or("`dimensions` must be an object")?;
-    let axes: Vec<(String, Vec<TemplateValue>)> = dimensions
+    let parsed: Vec<(&String, Dimension<'_>)> = dimensions
         .iter()
-        .map(|(name, spec)| Ok((name.clone(), dimension_values(name, spec)?)))
+        .map(|(name, spec)| Ok((name, Dimension::parse(name, spec)?)))
         .collect::<Result<_, String>>()?;
-    if axes.iter().any(|(_, values)| values.is_empty()) {
-        return Ok(());
+    // Count before expanding anything: a hostile range or product must not allocate.
+    let total = parsed.iter().try_fold(1u64, |total, (_, dimension)| {
+        total.checked_mul(dimension.len())
+    });
+    match total {
+        Some(0) => return Ok(()),
+        Some(total) if total <= *budget => *budget -= total,
+        _ => {
+            let counts: Vec<String> = parsed
+                .iter()
+                .map(|(name, dimension)| format!("{name}: {}", dimension.len()))
+                .collect();
+            return Err(format!(
+                "the dimensions ({}) would generate more than {MAX_GENERATED_REFS} references \
+                 (the limit for all `gen` entries of a file together)",
+                counts.join(", ")
+            ));
+        }
     }
+    let axes: Vec<(String, Vec<TemplateValue>)> = parsed
+        .iter()
+        .map(|(name, dimension)| Ok(((*name).clone(), dimension.values(name)?)))
+        .collect::<Result<_, String>>()?;
     // Odometer over the product of the dimensions, the last one fastest.
     let mut index = vec![0usize; axes.len()];
     loop {
@@ -402,9 +470,59 @@ mod tests {
                 br#"{"version": 1, "gen": [{"key": "k", "url": "u", "dimensions": {"i": {"start": 1}}}]}"#,
                 "needs `stop`",
             ),
+            (
+                br#"{"version": 1, "gen": [{"key": "k{{i}}", "url": "u", "dimensions": {"i": {"stop": 9223372036854775807}}}]}"#,
+                "more than 100000000 references",
+            ),
+            (
+                br#"{"version": 1, "gen": [{"key": "k{{i}}", "url": "u", "dimensions": {"i": {"start": -9223372036854775808, "stop": 9223372036854775807, "step": 1}}}]}"#,
+                "i: 18446744073709551615",
+            ),
+            (
+                br#"{"version": 1, "gen": [{"key": "k{{i}}.{{j}}", "url": "u", "dimensions": {"i": {"stop": 100000}, "j": {"stop": 100000}}}]}"#,
+                "(i: 100000, j: 100000) would generate more than",
+            ),
+            (
+                // Overflows u64 when multiplied.
+                br#"{"version": 1, "gen": [{"key": "k{{i}}.{{j}}", "url": "u", "dimensions": {"i": {"stop": 9223372036854775807}, "j": {"stop": 9223372036854775807}, "k": []}}]}"#,
+                "would generate more than",
+            ),
         ] {
             let err = parse(bad).unwrap_err();
             assert!(err.contains(reason), "{err}");
         }
+    }
+
+    #[test]
+    fn range_lengths_match_python_ranges() {
+        assert_eq!(range_len(0, 10, 3), 4);
+        assert_eq!(range_len(1, 6, 2), 3);
+        assert_eq!(range_len(5, 5, 1), 0);
+        assert_eq!(range_len(10, 0, 1), 0);
+        assert_eq!(range_len(10, 0, -3), 4);
+        assert_eq!(range_len(100, -99_999_900, -2), 50_000_000);
+        assert_eq!(range_len(i64::MIN, i64::MAX, 1), u64::MAX);
+        assert_eq!(range_len(i64::MAX, i64::MIN, -1), u64::MAX);
+    }
+
+    #[test]
+    fn the_generated_reference_budget_is_shared_by_all_entries() {
+        let templates = BTreeMap::new();
+        let mut urls = UrlInterner::default();
+        let mut refs = Refs::new();
+        let mut budget = 10;
+        let generator = |stop: u32| -> Value {
+            serde_json::from_str(&format!(
+                r#"{{"key": "k{{{{i}}}}", "url": "u", "dimensions": {{"i": {{"stop": {stop}}}}}}}"#
+            ))
+            .unwrap()
+        };
+        expand(&generator(6), &templates, &mut urls, &mut budget, &mut refs).unwrap();
+        assert_eq!((refs.len(), budget), (6, 4));
+        expand(&generator(4), &templates, &mut urls, &mut budget, &mut refs).unwrap();
+        assert_eq!(budget, 0);
+        let err = expand(&generator(1), &templates, &mut urls, &mut budget, &mut refs).unwrap_err();
+        assert!(err.contains("(i: 1) would generate more than"), "{err}");
+        assert_eq!(refs.len(), 6);
     }
 }

@@ -147,11 +147,11 @@ pub(crate) async fn resolve(
             .1 += 1;
         planned.push((url, checked, container));
     }
+    // The importer's HEAD requests use its own options only: options a repository declares
+    // (endpoints...) must never steer the importer's credentials (see `VirtualAccess`).
     let mut clients: HashMap<String, Arc<dyn ObjectStore>> = HashMap::new();
-    for (prefix, (container, _)) in &per_container {
-        let mut merged = container.options.clone();
-        merged.extend(options.iter().cloned());
-        clients.insert(prefix.clone(), build_client(prefix, &merged)?);
+    for prefix in per_container.keys() {
+        clients.insert(prefix.clone(), build_client(prefix, options)?);
     }
     let clients = &clients;
     let files: Vec<(Arc<str>, SourceFile)> = futures::stream::iter(planned)

@@ -11,8 +11,26 @@
 //!
 //! Anything else (filters `|`, `/`, `{% %}` statements, attribute access...) is refused with a
 //! reason rather than rendered differently from jinja.
+//!
+//! Reference files may be hostile, so rendering is bounded: no rendered string (a template's
+//! output, a function call's result, a string sum) may exceed [`MAX_RENDERED_LEN`] bytes,
+//! checked before the bytes are allocated; an expression may be at most
+//! [`MAX_EXPRESSION_LEN`] bytes long and nest at most [`MAX_EXPRESSION_DEPTH`] levels
+//! (parentheses, unary minus, call arguments).
 
 use std::collections::BTreeMap;
+
+/// Largest string, in bytes, that rendering may produce (a whole template's output, a template
+/// function's result or a sum of strings). Keys and URLs are far shorter; the bound stops
+/// nested template calls (`f(c=f(c=...))` with `f = "{{c}}{{c}}"`) from growing exponentially.
+pub(crate) const MAX_RENDERED_LEN: usize = 64 * 1024;
+
+/// Longest expression (the text between `{{` and `}}`), in bytes.
+pub(crate) const MAX_EXPRESSION_LEN: usize = 16 * 1024;
+
+/// Deepest nesting of an expression: parentheses, unary minus and template call arguments
+/// each add a level. Bounds the parser's recursion, hence its stack use.
+pub(crate) const MAX_EXPRESSION_DEPTH: usize = 64;
 
 /// A value of an expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,13 +41,17 @@ pub(crate) enum TemplateValue {
     Str(String),
 }
 
-impl TemplateValue {
-    fn render(&self) -> String {
-        match self {
-            TemplateValue::Int(i) => i.to_string(),
-            TemplateValue::Str(s) => s.clone(),
-        }
+/// Appends `piece` to `out` unless that would make `out` longer than [`MAX_RENDERED_LEN`].
+fn push_bounded(out: &mut String, piece: &str) -> Result<(), String> {
+    if out.len().saturating_add(piece.len()) > MAX_RENDERED_LEN {
+        return Err(too_long());
     }
+    out.push_str(piece);
+    Ok(())
+}
+
+fn too_long() -> String {
+    format!("the rendered text would exceed the limit of {MAX_RENDERED_LEN} bytes")
 }
 
 /// The names an expression may use: the reference file's templates and the variables of one
@@ -41,35 +63,62 @@ pub(crate) struct Scope<'a> {
     pub(crate) variables: &'a BTreeMap<String, TemplateValue>,
 }
 
-/// Renders `text`, replacing every `{{ expression }}`.
+/// Renders `text`, replacing every `{{ expression }}`. Fails, among other reasons, when the
+/// result would exceed [`MAX_RENDERED_LEN`] bytes or an expression exceeds
+/// [`MAX_EXPRESSION_LEN`] bytes or [`MAX_EXPRESSION_DEPTH`] levels.
 pub(crate) fn render(text: &str, scope: &Scope<'_>) -> Result<String, String> {
+    render_nested(text, scope, 0)
+}
+
+/// [`render`] from within an expression already `depth` levels deep.
+fn render_nested(text: &str, scope: &Scope<'_>, depth: usize) -> Result<String, String> {
+    let shown = abbreviated(text);
     if text.contains("{%") || text.contains("{#") {
         return Err(format!(
-            "`{text}`: jinja statements and comments ({{% %}}, {{# #}}) are not supported"
+            "`{shown}`: jinja statements and comments ({{% %}}, {{# #}}) are not supported"
         ));
     }
-    let mut out = String::with_capacity(text.len());
+    let mut out = String::with_capacity(text.len().min(MAX_RENDERED_LEN));
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
+        push_bounded(&mut out, &rest[..start]).map_err(|e| format!("`{shown}`: {e}"))?;
         let after = &rest[start + 2..];
         let end = after
             .find("}}")
-            .ok_or_else(|| format!("`{text}`: `{{{{` without a closing `}}}}`"))?;
-        let value = evaluate(&after[..end], scope).map_err(|e| format!("`{text}`: {e}"))?;
-        out.push_str(&value.render());
+            .ok_or_else(|| format!("`{shown}`: `{{{{` without a closing `}}}}`"))?;
+        let value = evaluate(&after[..end], scope, depth).and_then(|value| match value {
+            TemplateValue::Int(i) => push_bounded(&mut out, &i.to_string()),
+            TemplateValue::Str(s) => push_bounded(&mut out, &s),
+        });
+        value.map_err(|e| format!("`{shown}`: {e}"))?;
         rest = &after[end + 2..];
     }
-    out.push_str(rest);
+    push_bounded(&mut out, rest).map_err(|e| format!("`{shown}`: {e}"))?;
     Ok(out)
 }
 
-/// Evaluates one expression (the text between `{{` and `}}`).
-pub(crate) fn evaluate(expression: &str, scope: &Scope<'_>) -> Result<TemplateValue, String> {
+/// `text` for messages: its first 200 characters.
+fn abbreviated(text: &str) -> String {
+    const SHOWN: usize = 200;
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// Evaluates one expression (the text between `{{` and `}}`), `depth` levels deep already.
+fn evaluate(expression: &str, scope: &Scope<'_>, depth: usize) -> Result<TemplateValue, String> {
+    if expression.len() > MAX_EXPRESSION_LEN {
+        return Err(format!(
+            "the expression is {} bytes long, more than the limit of {MAX_EXPRESSION_LEN}",
+            expression.len()
+        ));
+    }
     let tokens = tokenize(expression)?;
     let mut parser = Parser {
         tokens: &tokens,
         at: 0,
+        depth,
         scope,
     };
     let value = parser.sum()?;
@@ -157,6 +206,8 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
 struct Parser<'t, 's> {
     tokens: &'t [Token],
     at: usize,
+    /// Current nesting of the expression, at most [`MAX_EXPRESSION_DEPTH`].
+    depth: usize,
     scope: &'t Scope<'s>,
 }
 
@@ -197,12 +248,23 @@ impl Parser<'_, '_> {
         Ok(left)
     }
 
+    /// Every recursion of the parser passes here: the nesting bound is enforced once.
     fn unary(&mut self) -> Result<TemplateValue, String> {
-        if self.peek_op() == Some("-") {
-            self.at += 1;
-            return arithmetic("-", TemplateValue::Int(0), self.unary()?);
+        if self.depth >= MAX_EXPRESSION_DEPTH {
+            return Err(format!(
+                "the expression nests deeper than the limit of {MAX_EXPRESSION_DEPTH} levels"
+            ));
         }
-        self.primary()
+        self.depth += 1;
+        let value = if self.peek_op() == Some("-") {
+            self.at += 1;
+            self.unary()
+                .and_then(|operand| arithmetic("-", TemplateValue::Int(0), operand))
+        } else {
+            self.primary()
+        };
+        self.depth -= 1;
+        value
     }
 
     fn primary(&mut self) -> Result<TemplateValue, String> {
@@ -279,7 +341,7 @@ impl Parser<'_, '_> {
             templates: &empty,
             variables: &arguments,
         };
-        render(text, &inner).map(TemplateValue::Str)
+        render_nested(text, &inner, self.depth).map(TemplateValue::Str)
     }
 }
 
@@ -291,7 +353,12 @@ fn arithmetic(
     use TemplateValue::{Int, Str};
     let overflow = || format!("integer overflow in `{op}`");
     match (left, right) {
-        (Str(a), Str(b)) if op == "+" => Ok(Str(a + &b)),
+        (Str(a), Str(b)) if op == "+" => {
+            if a.len().saturating_add(b.len()) > MAX_RENDERED_LEN {
+                return Err(too_long());
+            }
+            Ok(Str(a + &b))
+        }
         (Int(a), Int(b)) => {
             let value = match op {
                 "+" => a.checked_add(b),
@@ -401,5 +468,79 @@ mod tests {
         assert!(fails("{{ 1 2 }}").contains("unexpected"));
         assert!(fails("{{ 1").contains("without a closing"));
         assert!(fails("{{ 99999999999999999999 }}").contains("too large"));
+    }
+
+    fn render_with(text: &str, templates: &[(&str, &str)]) -> Result<String, String> {
+        let templates: BTreeMap<String, String> = templates
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let variables = BTreeMap::new();
+        render(
+            text,
+            &Scope {
+                templates: &templates,
+                variables: &variables,
+            },
+        )
+    }
+
+    #[test]
+    fn nested_calls_cannot_grow_the_output_beyond_the_limit() {
+        // Each call doubles its argument: at depth 40 this would be 1 TiB.
+        let doubling = [("f", "{{c}}{{c}}")];
+        let mut expression = "'x'".to_string();
+        for _ in 0..40 {
+            expression = format!("f(c={expression})");
+        }
+        let err = render_with(&format!("{{{{{expression}}}}}"), &doubling).unwrap_err();
+        assert!(
+            err.contains(&format!("limit of {MAX_RENDERED_LEN} bytes")),
+            "{err}"
+        );
+        // Up to the limit, nested calls render exactly.
+        let mut expression = "'x'".to_string();
+        for _ in 0..16 {
+            expression = format!("f(c={expression})");
+        }
+        let rendered = render_with(&format!("{{{{{expression}}}}}"), &doubling).unwrap();
+        assert_eq!(rendered, "x".repeat(1 << 16));
+        // One more byte of literal text around it is over the limit.
+        let err = render_with(&format!("y{{{{{expression}}}}}"), &doubling).unwrap_err();
+        assert!(err.contains("limit of"), "{err}");
+        // String sums are bounded too.
+        let mut sum = "f(c='x')".to_string();
+        for _ in 0..20 {
+            sum = format!("f(c={sum} + {sum})");
+        }
+        assert!(render_with(&format!("{{{{{sum}}}}}"), &[("f", "{{c}}")]).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_and_long_expressions_are_refused_without_overflowing_the_stack() {
+        let deep_parentheses = format!("{{{{{}1{}}}}}", "(".repeat(200_000), ")".repeat(200_000));
+        let err = render_with(&deep_parentheses, &[]).unwrap_err();
+        assert!(
+            err.contains(&format!("limit of {MAX_EXPRESSION_LEN}")),
+            "{err}"
+        );
+        let minus_run = format!("{{{{{}1}}}}", "-".repeat(10_000));
+        let err = render_with(&minus_run, &[]).unwrap_err();
+        assert!(
+            err.contains(&format!("limit of {MAX_EXPRESSION_DEPTH} levels")),
+            "{err}"
+        );
+        let nested = format!("{{{{{}1{}}}}}", "(".repeat(100), ")".repeat(100));
+        let err = render_with(&nested, &[]).unwrap_err();
+        assert!(err.contains("levels"), "{err}");
+        let mut calls = "'x'".to_string();
+        for _ in 0..100 {
+            calls = format!("f(c={calls})");
+        }
+        let err = render_with(&format!("{{{{{calls}}}}}"), &[("f", "{{c}}")]).unwrap_err();
+        assert!(err.contains("levels"), "{err}");
+        // Nesting within the limit still works.
+        let fine = format!("{{{{{}-7{}}}}}", "(-".repeat(20), ")".repeat(20));
+        assert_eq!(render_with(&fine, &[]).unwrap(), "-7");
     }
 }

@@ -40,6 +40,10 @@ enum Kind {
     DateTime,
 }
 
+/// Largest element, in bytes, of a raw-bytes data type (`|S<n>`, `|V<n>`): larger ones are
+/// refused rather than building a fill value of `n` JSON numbers.
+pub(crate) const MAX_BYTES_ELEMENT_SIZE: usize = 1024 * 1024;
+
 /// Parses a numpy type string such as `<f4`, `>i2`, `|u1`, `|b1`, `<c8`, `|S10`, `<M8[ns]`.
 pub(crate) fn data_type(dtype: &Value) -> Result<DataType, String> {
     let text = dtype.as_str().ok_or_else(|| {
@@ -96,13 +100,22 @@ pub(crate) fn data_type(dtype: &Value) -> Result<DataType, String> {
         });
     }
     let size: usize = rest.parse().map_err(|_| unsupported())?;
+    if matches!(kind_char, 'S' | 'V') && size > MAX_BYTES_ELEMENT_SIZE {
+        return Err(format!(
+            "data type `{text}`: elements of {size} bytes exceed the limit of \
+             {MAX_BYTES_ELEMENT_SIZE} bytes"
+        ));
+    }
     let (name, kind) = match (kind_char, size) {
         ('b', 1) => ("bool".to_string(), Kind::Bool),
         ('i', 1 | 2 | 4 | 8) => (format!("int{}", size * 8), Kind::Int),
         ('u', 1 | 2 | 4 | 8) => (format!("uint{}", size * 8), Kind::UInt),
         ('f', 2 | 4 | 8) => (format!("float{}", size * 8), Kind::Float),
         ('c', 8 | 16) => (format!("complex{}", size * 8), Kind::Complex),
-        ('S' | 'V', n) if n > 0 => (format!("r{}", n * 8), Kind::Bytes),
+        ('S' | 'V', n) if n > 0 => {
+            let bits = n.checked_mul(8).ok_or_else(unsupported)?;
+            (format!("r{bits}"), Kind::Bytes)
+        }
         _ => return Err(unsupported()),
     };
     let endian = if size == 1 || kind == Kind::Bytes {
@@ -302,6 +315,32 @@ mod tests {
         assert!(data_type(&json!([["a", "<f4"]]))
             .unwrap_err()
             .contains("structured"));
+    }
+
+    #[test]
+    fn huge_byte_elements_are_refused_without_overflow() {
+        let largest = format!("|S{MAX_BYTES_ELEMENT_SIZE}");
+        let t = dt(&largest);
+        assert_eq!(t.v3, json!(format!("r{}", MAX_BYTES_ELEMENT_SIZE * 8)));
+        assert_eq!(
+            fill_value(&t, &Value::Null)
+                .unwrap()
+                .as_array()
+                .map(Vec::len),
+            Some(MAX_BYTES_ELEMENT_SIZE)
+        );
+        for hostile in [
+            format!("|S{}", MAX_BYTES_ELEMENT_SIZE + 1),
+            format!("|V{}", usize::MAX),
+            format!("|S{}", usize::MAX / 8 + 1),
+        ] {
+            let err = data_type(&json!(hostile)).unwrap_err();
+            assert!(err.contains(&hostile), "{err}");
+            assert!(
+                err.contains(&format!("limit of {MAX_BYTES_ELEMENT_SIZE} bytes")),
+                "{err}"
+            );
+        }
     }
 
     #[test]
