@@ -410,3 +410,42 @@ async fn workers_in_other_processes() {
     let report = repo.fsck(floe::FsckOptions::default()).await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+#[tokio::test]
+async fn a_worker_can_return_more_changes_after_a_merge() {
+    let (_dir, repo) = tempdir_repo(settings()).await;
+    let coord = coordinator(&repo, 8).await;
+    let worker = repo.open_fork(&coord.fork().await.unwrap()).await.unwrap();
+    worker.set_chunk(&p("x"), &[1], chunk(1)).await.unwrap();
+    let first = coord
+        .merge_fork(&worker.finish_fork().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(first.chunks, 1);
+    // The worker goes on; its second finish carries chunk 1 again (already present) and 2.
+    worker.set_chunk(&p("x"), &[2], chunk(2)).await.unwrap();
+    let second = coord
+        .merge_fork(&worker.finish_fork().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!((second.chunks, second.already_present), (1, 1));
+    assert!(!second.already_merged);
+    coord.commit("two rounds", None).await.unwrap();
+    let s = repo.writable_session("main").await.unwrap();
+    assert_eq!(s.get_chunk(&p("x"), &[2]).await.unwrap(), Some(chunk(2)));
+}
+
+#[tokio::test]
+async fn discarding_the_coordinator_invalidates_its_forks() {
+    let (_dir, repo) = tempdir_repo(settings()).await;
+    let coord = coordinator(&repo, 8).await;
+    coord.commit("array", None).await.unwrap();
+    coord.set_chunk(&p("x"), &[0], chunk(0)).await.unwrap();
+    let worker = repo.open_fork(&coord.fork().await.unwrap()).await.unwrap();
+    worker.set_chunk(&p("x"), &[1], chunk(1)).await.unwrap();
+    let changes = worker.finish_fork().await.unwrap();
+    coord.discard().await;
+    let err = coord.merge_fork(&changes).await.unwrap_err();
+    assert!(matches!(err, Error::Fork { .. }), "{err}");
+    assert!(!coord.has_changes(), "nothing was merged");
+}

@@ -75,10 +75,12 @@ impl CoordList {
     /// than bytes present).
     pub fn iter(&self) -> impl Iterator<Item = Result<ChunkCoord>> + '_ {
         let ndim = self.ndim as usize;
+        // Every value takes at least one byte; rank 0 has a single (empty) coordinate.
         let plausible = self
             .count
             .checked_mul(ndim as u64)
-            .is_some_and(|v| v <= self.deltas.len() as u64);
+            .is_some_and(|v| v <= self.deltas.len() as u64)
+            && (ndim > 0 || self.count <= 1);
         let mut reader = varint::Reader::new(&self.deltas, "txlog coords");
         let mut current = vec![0u64; ndim];
         let mut remaining = if plausible { self.count } else { 0 };
@@ -138,5 +140,12 @@ mod tests {
         assert!(list.iter().any(|c| c.is_err()));
         list.count = 1_000_000;
         assert!(list.iter().next().unwrap().is_err());
+        // Rank 0 with a huge count would otherwise yield empty coordinates for ever.
+        let empty = CoordList {
+            ndim: 0,
+            count: u64::MAX,
+            deltas: Vec::new(),
+        };
+        assert!(empty.iter().next().unwrap().is_err());
     }
 }

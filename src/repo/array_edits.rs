@@ -31,6 +31,10 @@ pub(crate) struct ArrayEdits {
     runs: Vec<Arc<Run>>,
     /// Coordinates whose edit was withdrawn while a run held it (they read as "no edit").
     unset: BTreeSet<ChunkCoord>,
+    /// The ordered map is frozen again once it holds this many edits (at least
+    /// [`FREEZE_AT`]): edits of chunks in unwritten packs stay in the map, so the next
+    /// attempt waits for [`FREEZE_AT`] new edits rather than rescanning on every insert.
+    next_freeze: usize,
 }
 
 impl ArrayEdits {
@@ -153,46 +157,45 @@ impl ArrayEdits {
     /// written count as settled) into a run, then merges runs of similar size.
     /// Returns whether a run was frozen.
     pub(crate) fn maybe_freeze(&mut self, packs: &Packs) -> Result<bool> {
-        if self.recent.len() < FREEZE_AT {
+        if self.recent.len() < FREEZE_AT.max(self.next_freeze) {
             return Ok(false);
         }
         let mut frozen: Vec<ManifestEntry> = Vec::with_capacity(self.recent.len());
-        let mut kept = BTreeMap::new();
-        for (coord, edit) in std::mem::take(&mut self.recent) {
-            match edit {
-                None => frozen.push((coord, None)),
-                Some(PendingChunk::Ready(r)) => frozen.push((coord, Some(r))),
+        let mut kept = 0usize;
+        for (coord, edit) in &self.recent {
+            let settled = match edit {
+                None => None,
+                Some(PendingChunk::Ready(r)) => Some(r.clone()),
                 Some(PendingChunk::Packed {
                     pack,
                     offset,
                     length,
-                }) => match packs.locate(pack, offset, length) {
-                    Some(Err(object)) => frozen.push((
-                        coord,
-                        Some(ChunkRef::Native {
-                            object,
-                            offset,
-                            length,
-                        }),
-                    )),
+                }) => match packs.locate(*pack, *offset, *length) {
+                    Some(Err(object)) => Some(ChunkRef::Native {
+                        object,
+                        offset: *offset,
+                        length: *length,
+                    }),
+                    // In a pack not written yet: stays in the ordered map.
                     _ => {
-                        kept.insert(
-                            coord,
-                            Some(PendingChunk::Packed {
-                                pack,
-                                offset,
-                                length,
-                            }),
-                        );
+                        kept += 1;
+                        continue;
                     }
                 },
-            }
+            };
+            frozen.push((coord.clone(), settled));
         }
-        self.recent = kept;
+        self.next_freeze = kept.saturating_add(FREEZE_AT);
         if frozen.is_empty() {
             return Ok(false);
         }
-        self.runs.push(Arc::new(Run::from_sorted(frozen)?));
+        // The run is built before anything leaves the map, so a failure loses no edit.
+        let run = Run::from_sorted(frozen)?;
+        self.recent.retain(|_, edit| {
+            matches!(edit, Some(PendingChunk::Packed { pack, offset, length })
+                if !matches!(packs.locate(*pack, *offset, *length), Some(Err(_))))
+        });
+        self.runs.push(Arc::new(run));
         while self.runs.len() >= 2 {
             let n = self.runs.len();
             let (older, newer) = (&self.runs[n - 2], &self.runs[n - 1]);
@@ -357,6 +360,34 @@ mod tests {
         assert!(edits.run_memory_bytes() < 100_000);
         let after: Vec<_> = edits.iter().map(Result::unwrap).collect();
         assert_eq!(before, after);
+    }
+
+    #[test]
+    fn edits_in_unwritten_packs_do_not_make_every_insert_rescan() {
+        let mut edits = ArrayEdits::default();
+        // No pack is written: every packed edit has to stay in the ordered map.
+        let packs = Packs::default();
+        for i in 0..FREEZE_AT as u64 {
+            let packed = PendingChunk::Packed {
+                pack: 0,
+                offset: i,
+                length: 1,
+            };
+            edits.insert(vec![i], Some(packed));
+        }
+        assert!(
+            !edits.maybe_freeze(&packs).unwrap(),
+            "nothing settled to freeze"
+        );
+        assert_eq!(edits.next_freeze, 2 * FREEZE_AT);
+        edits.insert(vec![u64::MAX], None);
+        assert!(!edits.maybe_freeze(&packs).unwrap());
+        assert_eq!(
+            edits.next_freeze,
+            2 * FREEZE_AT,
+            "no rescan below the raised threshold"
+        );
+        assert_eq!(edits.iter().count(), FREEZE_AT + 1);
     }
 
     #[test]

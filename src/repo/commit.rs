@@ -102,7 +102,7 @@ impl Session {
                     state.changes = Default::default();
                     state.packs = Default::default();
                     state.unknown_outcomes.clear();
-                    state.merged_forks.clear();
+                    state.issued_forks.clear();
                     return Ok(id);
                 }
                 AdvanceOutcome::Lost => {

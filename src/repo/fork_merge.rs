@@ -36,7 +36,8 @@ pub struct ForkMergeSummary {
     pub chunks: u64,
     /// Changes the coordinator already had.
     pub already_present: u64,
-    /// True when these changes had been merged before (nothing was done).
+    /// True when nothing needed applying: every change was already present (the same
+    /// changes merged before, or empty changes).
     pub already_merged: bool,
 }
 
@@ -60,19 +61,13 @@ impl Session {
         self.check_writable()?;
         let mut frames = changes.frames()?;
         let fork_id = self.check_header(&mut frames, &branch)?;
-        if lock(&self.inner.state).merged_forks.contains(&fork_id) {
-            return Ok(ForkMergeSummary {
-                already_merged: true,
-                ..Default::default()
-            });
-        }
         let fork = fork_name(fork_id);
         let objects = self.check_changes(frames, &fork)?;
         self.check_objects(objects, &fork).await?;
         let mut frames = changes.frames()?;
         frames.next_frame()?;
-        let summary = self.apply_changes(frames)?;
-        lock(&self.inner.state).merged_forks.insert(fork_id);
+        let mut summary = self.apply_changes(frames)?;
+        summary.already_merged = summary.nodes == 0 && summary.chunks == 0;
         Ok(summary)
     }
 
@@ -268,10 +263,13 @@ impl Session {
     ) -> Result<ForkMergeSummary> {
         let mut summary = ForkMergeSummary::default();
         let settings = self.inner.repo.settings();
+        // Applied to a copy (cheap: frozen runs are shared) that replaces the session's
+        // changes only once the whole stream was applied, so a failure part-way (a stream
+        // file changed between the passes, a spill error) leaves the session as it was. The
+        // caller holds the write gate: nothing else changes the session meanwhile.
+        let mut copy = lock(&self.inner.state).changes.clone();
         while let Some(frame) = frames.next_frame()? {
-            let mut state = lock(&self.inner.state);
-            let state = &mut *state;
-            let changes = &mut state.changes;
+            let changes = &mut copy;
             match frame {
                 Frame::Node { path, after, .. } => {
                     if wire_node(changes.nodes.get(&path)) == after {
@@ -311,6 +309,7 @@ impl Session {
                         }
                         summary.chunks += 1;
                     }
+                    let state = lock(&self.inner.state);
                     changes.maintain(
                         &path,
                         &state.packs,
@@ -321,6 +320,7 @@ impl Session {
                 Frame::Header { .. } | Frame::End { .. } => {}
             }
         }
+        lock(&self.inner.state).changes = copy;
         Ok(summary)
     }
 }

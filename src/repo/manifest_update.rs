@@ -82,8 +82,12 @@ pub(crate) async fn update_array_manifest(
         .filter(|s| needs_trim(s))
         .map(|s| s.coord.clone())
         .collect();
-    // Edits arrive in coordinate order, so every shard of one slab (the shards sharing their
-    // first shard coordinate) arrives before the next slab starts: one slab is held at a time.
+    // Edits arrive in coordinate order, so every shard of one slab arrives before the next
+    // slab starts and one slab is held at a time. A slab is the set of shards sharing their
+    // coordinates up to the first dimension a shard spans more than one chunk of (see
+    // `slab_depth`): along the dimensions before it the coordinate order equals the shard
+    // order, so slabs stay about one shard large even when the first shard extent is 1.
+    let depth = slab_depth(&shard_shape);
     let mut slab: BTreeMap<ChunkCoord, Vec<ManifestEntry>> = BTreeMap::new();
     let mut updated = BTreeMap::new();
     for edit in edits.iter() {
@@ -95,7 +99,7 @@ pub(crate) async fn update_array_manifest(
         if slab
             .keys()
             .next()
-            .is_some_and(|s| s.first() != shard.first())
+            .is_some_and(|s| s[..depth] != shard[..depth])
         {
             flush_slab(repo, &mut slab, &mut shards, &mut updated, &mut trim, &grid).await?;
         }
@@ -119,6 +123,15 @@ pub(crate) async fn update_array_manifest(
     shards.append(&mut updated);
     manifest.shards = shards.into_values().collect();
     Ok(())
+}
+
+/// How many leading shard coordinates identify a slab: up to and including the first
+/// dimension along which a shard spans more than one chunk (all of them when none does).
+fn slab_depth(shard_shape: &[u64]) -> usize {
+    shard_shape
+        .iter()
+        .position(|&s| s > 1)
+        .map_or(shard_shape.len(), |d| d + 1)
 }
 
 /// Applies the edits of one slab to its shards (moving them from `shards` to `updated`).
@@ -293,6 +306,16 @@ pub(crate) fn bounding_box<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slabs_stop_at_the_first_dimension_a_shard_spans() {
+        assert_eq!(slab_depth(&[16384]), 1);
+        assert_eq!(slab_depth(&[1, 16384]), 2);
+        assert_eq!(slab_depth(&[1, 16, 1024]), 2);
+        assert_eq!(slab_depth(&[4096, 2, 2]), 1);
+        assert_eq!(slab_depth(&[1, 1]), 2);
+        assert_eq!(slab_depth(&[]), 0);
+    }
 
     #[test]
     fn shard_shapes_fit_the_budget() {

@@ -57,8 +57,6 @@ pub(crate) struct SessionState {
     pub(crate) fork: Option<super::fork::ForkOrigin>,
     /// Forks taken from this session, with the base they were taken on.
     pub(crate) issued_forks: super::fork::IssuedForks,
-    /// Forks whose changes were merged into this session.
-    pub(crate) merged_forks: std::collections::BTreeSet<u128>,
 }
 
 impl Repository {
@@ -99,7 +97,6 @@ impl Repository {
                     abandoned_outcomes: Vec::new(),
                     fork: None,
                     issued_forks: Default::default(),
-                    merged_forks: Default::default(),
                 }),
                 write_gate: tokio::sync::RwLock::new(()),
             }),
@@ -421,7 +418,8 @@ impl Session {
             None => ChangeSet::default(),
         };
         state.packs = Packs::default();
-        state.merged_forks.clear();
+        // Forks taken before were based on the changes just dropped: refuse their merges.
+        state.issued_forks.clear();
         // Attempts with an unknown outcome stay known to rebase (they may still land), but no
         // longer block new changes.
         let keep = std::mem::take(&mut state.unknown_outcomes);
