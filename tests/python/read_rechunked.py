@@ -1,7 +1,6 @@
 """Reads rechunked views of the interop repository's `main` through `floe serve`: the URL form
-(`/main;chunks=f32=3,10,...,weather%2Fsurface%2Ft2m=6,2/...`, the whole segment
-percent-encoded once more, so a nested array's name reaches the server as
-`weather%2Fsurface%2Ft2m` after the segment is decoded) and the zarr-proxy header form
+(`/main;chunks=f32=3,10,...,weather%2Fsurface%2Ft2m=6,2/...`: a nested array's name is
+percent-encoded once, and the server decodes the parameter once) and the zarr-proxy header form
 (`chunks: f32=3,10,...,weather/surface/t2m=6,2`, sent by fsspec via
 storage_options={"headers": ...}), with zarr-python and xarray (root dataset and the nested
 group). Each requested array must report the requested chunk shape and hold exactly the values
@@ -77,7 +76,7 @@ def main():
     in_url = request_text(lambda name: quote(name, safe=""))
     in_header = request_text(lambda name: name)
     forms = [
-        ("url form", f"{base}/{quote('main;chunks=' + in_url, safe=';=,')}", None),
+        ("url form", f"{base}/main;chunks={in_url}", None),
         ("header form", f"{base}/main", {"headers": {"chunks": in_header}}),
     ]
     for label, url, storage_options in forms:
