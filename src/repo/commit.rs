@@ -334,14 +334,21 @@ pub(crate) async fn build_snapshot(
         )
         .await?;
         if !edits.is_empty() {
+            // Edits outside the new grid were dropped (the array shrank after them): they
+            // changed nothing, and listing them would only make other writers conflict.
             let mut coords = CoordList::default();
             let mut previous: Option<ChunkCoord> = None;
             for edit in edits.iter() {
                 let (c, _) = edit?;
+                if !geometry.contains_chunk(&c) {
+                    continue;
+                }
                 coords.push(&c, previous.as_deref());
                 previous = Some(c);
             }
-            txlog.chunks.push((path.clone(), coords));
+            if !coords.is_empty() {
+                txlog.chunks.push((path.clone(), coords));
+            }
         }
     }
     let (generation, skips, recent) = child_history(parent.id, &parent.snapshot);
