@@ -10,12 +10,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::http::{get, head, TestServer};
-use common::tempdir_repo;
 use floe::server::ServeOptions;
-use floe::{
-    AsyncZarrsStore, ChunkShapeRequest, DecodedChunkCache, RechunkedStore, Repository,
-    RepositorySettings, Session, SnapshotId,
-};
+use floe::{ChunkShapeRequest, DecodedChunkCache, RechunkedStore, Repository, Session, SnapshotId};
 use reqwest::StatusCode;
 use serde_json::Value;
 use zarrs::array::codec::{GzipCodec, ZstdCodec};
@@ -34,17 +30,7 @@ fn temp_value(day: u64, y: u64, x: u64) -> f32 {
 /// day per chunk (zstd, fill -1, dimension names) with day 3 never written; group `g` with
 /// int32 array `g/p` [4, 4] in [2, 2] chunks (gzip), `p(y, x) = 10 y + x`.
 async fn fixture() -> (tempfile::TempDir, Repository, SnapshotId) {
-    let (dir, repo) = tempdir_repo(RepositorySettings::default()).await;
-    let session = repo.writable_session("main").await.unwrap();
-    let store = Arc::new(AsyncZarrsStore::new(session.zarr()));
-    for group in ["/", "/g"] {
-        zarrs::group::GroupBuilder::new()
-            .build(store.clone(), group)
-            .unwrap()
-            .async_store_metadata()
-            .await
-            .unwrap();
-    }
+    let (dir, repo, session, store) = common::zarrs_repo::zarrs_repo(&["/", "/g"]).await;
     let mut b = ArrayBuilder::new(vec![DAYS, 4, 4], vec![1, 4, 4], data_type::float32(), -1f32);
     b.bytes_to_bytes_codecs(vec![Arc::new(ZstdCodec::new(1, false))]);
     b.dimension_names(Some(["time", "y", "x"]));

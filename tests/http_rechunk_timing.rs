@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::http::{client, TestServer};
-use common::tempdir_repo;
 use floe::server::ServeOptions;
-use floe::{AsyncZarrsStore, Repository, RepositorySettings};
+use floe::Repository;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use zarrs::array::codec::ZstdCodec;
@@ -45,15 +44,7 @@ fn value(day: u64, y: u64, x: u64) -> f32 {
 
 /// A committed repository holding `t2m` (365, 64, 64) float32 in (1, 64, 64) zstd chunks.
 async fn fixture() -> (tempfile::TempDir, Repository) {
-    let (dir, repo) = tempdir_repo(RepositorySettings::default()).await;
-    let session = repo.writable_session("main").await.unwrap();
-    let store = Arc::new(AsyncZarrsStore::new(session.zarr()));
-    zarrs::group::GroupBuilder::new()
-        .build(store.clone(), "/")
-        .unwrap()
-        .async_store_metadata()
-        .await
-        .unwrap();
+    let (dir, repo, session, store) = common::zarrs_repo::zarrs_repo(&["/"]).await;
     let mut b = ArrayBuilder::new(
         vec![DAYS, SIDE, SIDE],
         vec![1, SIDE, SIDE],

@@ -23,11 +23,10 @@ use std::sync::Arc;
 
 use common::http::TestServer;
 use common::tempdir_repo;
-use floe::{AsyncZarrsStore, RepositorySettings};
+use floe::RepositorySettings;
 use serde_json::{json, Value};
 use zarrs::array::codec::ZstdCodec;
 use zarrs::array::{data_type, ArrayBuilder};
-use zarrs::group::GroupBuilder;
 
 /// The interpreter to run the scripts with, or `None` (after saying so) when not configured.
 fn python(test: &str) -> Option<PathBuf> {
@@ -154,15 +153,7 @@ async fn xarray_opens_fifty_variables_over_http() {
     let Some(python) = python("xarray_opens_fifty_variables_over_http") else {
         return;
     };
-    let (_dir, repo) = tempdir_repo(RepositorySettings::default()).await;
-    let session = repo.writable_session("main").await.unwrap();
-    let store = Arc::new(AsyncZarrsStore::new(session.zarr()));
-    GroupBuilder::new()
-        .build(store.clone(), "/")
-        .unwrap()
-        .async_store_metadata()
-        .await
-        .unwrap();
+    let (_dir, repo, session, store) = common::zarrs_repo::zarrs_repo(&["/"]).await;
     for v in 0..TIMING_VARIABLES {
         let mut b = ArrayBuilder::new(vec![365, 20], vec![73, 20], data_type::float32(), 0f32);
         b.dimension_names(Some(["time", "station"]))

@@ -8,10 +8,10 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{p, tempdir_repo};
+use common::p;
 use floe::{
     AsyncZarrsStore, ByteRange, ChunkShapeRequest, DecodedChunkCache, Error, RechunkedStore,
-    RepositorySettings, Session,
+    Session,
 };
 use serde_json::{json, Value};
 use zarrs::array::chunk_key_encoding::V2ChunkKeyEncoding;
@@ -110,17 +110,7 @@ fn element_bytes(case: &Case) -> Vec<u8> {
 /// the corner chunk [3, 3] ([1, 1] for the sharded array) are erased. Returns a read-only
 /// session at the commit.
 async fn fixture() -> (tempfile::TempDir, Session) {
-    let (dir, repo) = tempdir_repo(RepositorySettings::default()).await;
-    let session = repo.writable_session("main").await.unwrap();
-    let store = Arc::new(AsyncZarrsStore::new(session.zarr()));
-    for group in ["/", "/grp"] {
-        zarrs::group::GroupBuilder::new()
-            .build(store.clone(), group)
-            .unwrap()
-            .async_store_metadata()
-            .await
-            .unwrap();
-    }
+    let (dir, repo, session, store) = common::zarrs_repo::zarrs_repo(&["/", "/grp"]).await;
     for case in cases() {
         let array = case
             .builder
@@ -419,15 +409,7 @@ async fn invalid_requests_are_refused_with_the_reason() {
 
 /// (365, 20, 20) float32 stored one day per chunk, read as 400 time series of 365 days.
 async fn daily_fixture() -> (tempfile::TempDir, Session, Vec<f32>) {
-    let (dir, repo) = tempdir_repo(RepositorySettings::default()).await;
-    let session = repo.writable_session("main").await.unwrap();
-    let store = Arc::new(AsyncZarrsStore::new(session.zarr()));
-    zarrs::group::GroupBuilder::new()
-        .build(store.clone(), "/")
-        .unwrap()
-        .async_store_metadata()
-        .await
-        .unwrap();
+    let (dir, repo, session, store) = common::zarrs_repo::zarrs_repo(&["/"]).await;
     let mut b = ArrayBuilder::new(
         vec![365, 20, 20],
         vec![1, 20, 20],

@@ -14,6 +14,7 @@ pub mod damaged_repo;
 #[cfg(feature = "server")]
 pub mod http;
 pub mod session_model;
+pub mod zarrs_repo;
 
 use bytes::Bytes;
 use floe::{DynStorage, NodePath, Repository, RepositorySettings, SnapshotId};
