@@ -34,9 +34,10 @@ pub use storage::{
     with_cache, CacheCounters, CacheStats, CachedStorage, LocalCache, DEFAULT_CACHE_BUDGET,
 };
 pub use virtual_refs::{
-    import_kerchunk, import_kerchunk_with_progress, ImportOptions, ImportProgress, ImportSummary,
-    ImportedContainer, KerchunkRef, KerchunkRefs, VirtualAccess, VirtualContainer,
-    VirtualReadStats,
+    import_kerchunk, import_kerchunk_with_progress, ConvertedTimes, ImportOptions, ImportProgress,
+    ImportSummary, ImportedContainer, KeptAttribute, KerchunkRef, KerchunkRefs, LoadReason,
+    LoadedArray, SourceChunk, VirtualAccess, VirtualContainer, VirtualReadStats,
+    DEFAULT_LOAD_LIMIT,
 };
 pub use zarr::chunk_grid::{ChunkEdges, ChunkGrid, EdgeRuns};
 pub use zarr::metadata::{ArrayGeometry, ChunkKeyEncoding, NodeMetadata};

@@ -21,10 +21,21 @@ them yet (one per directory, or per bucket), and each file's ETag or modificatio
 recorded: reading a file changed since the import fails with \"source changed\". Reading the
 virtual chunks later needs `--allow-virtual <prefix>` or `--allow-virtual-declared`.
 
+Coordinate variables (1-D, named like their dimension), arrays other variables name as CF
+coordinates, bounds or grid mappings, and scalars are loaded: their values are read once and
+stored as ordinary chunks, so they can grow with each appended file. --load VAR and
+--virtual VAR (repeatable; a name or a path below the references' root) override that.
+Arrays carry what xarray needs to decode them as it decodes the source files (_FillValue,
+dimension names, packing and time attributes).
+
 With --append-dim, arrays that already exist grow along that dimension (the daily-file case):
-the new file's chunks go after the existing ones. Arrays without that dimension (coordinates)
-must equal the existing ones. The existing length along the dimension must be a multiple of
-the chunk length.";
+loaded values are written after the existing ones (CF times re-encoded to the stored units and
+calendar), and references go after the existing chunks, a partly filled last chunk (netCDF
+stores 12 time steps in a chunk of 512) being cut to its length and stored first. Arrays
+without that dimension must hold the same values as the stored ones. Attributes that change
+how values decode (scale_factor, add_offset, _FillValue, missing_value, units, calendar) must
+agree; other attributes that differ keep the stored value and are listed. A refused import
+changes nothing.";
 
 /// Subcommands of `floe import`.
 #[derive(Debug, clap::Subcommand)]
@@ -49,6 +60,13 @@ pub struct KerchunkArgs {
     /// `_ARRAY_DIMENSIONS`, e.g. `time`) instead of replacing them.
     #[arg(long = "append-dim", value_name = "DIM")]
     append_dim: Option<String>,
+    /// Load this variable's values into the repository instead of referencing them
+    /// (repeatable; a name, or a path below the references' root).
+    #[arg(long = "load", value_name = "VAR")]
+    load: Vec<String>,
+    /// Keep this variable virtual even if it would be loaded by default (repeatable).
+    #[arg(long = "virtual", value_name = "VAR")]
+    keep_virtual: Vec<String>,
     /// The commit message (default: `import kerchunk <REFS>`).
     #[arg(short = 'm', long, value_name = "MESSAGE")]
     message: Option<String>,
@@ -75,11 +93,10 @@ pub async fn run(
     }
     let repo = location.open().await?.with_virtual_access(access);
     let session = repo.writable_session(&args.branch).await?;
-    let options = ImportOptions {
-        to,
-        append_dim: args.append_dim.clone(),
-        source_options: Vec::new(),
-    };
+    let mut options = ImportOptions::new(to);
+    options.append_dim = args.append_dim.clone();
+    options.load = args.load.clone();
+    options.keep_virtual = args.keep_virtual.clone();
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{spinner} importing refs {pos}/{len} [{bar:40}] {eta}")

@@ -6,20 +6,26 @@
 //! - [`location`]: the checks every location passes (no traversal, supported schemes);
 //! - [`fetch`]: conditional, coalesced ranged reads;
 //! - [`batch`]: reading many chunks of an array at once;
-//! - [`kerchunk`]: importing kerchunk references.
+//! - [`dataset`]: the neutral description of a virtual dataset every importer produces;
+//! - [`import`]: the one path that imports it (loading, appending, attribute checks);
+//! - [`kerchunk`]: kerchunk references as a virtual dataset.
 
 mod access;
 mod batch;
 mod clients;
 mod containers;
+pub(crate) mod dataset;
 mod fetch;
-mod kerchunk;
+pub(crate) mod import;
+pub(crate) mod kerchunk;
 mod location;
 
 pub(crate) use access::VirtualReader;
 pub use access::{VirtualAccess, VirtualReadStats};
 pub use containers::VirtualContainer;
-pub use kerchunk::{
-    import_kerchunk, import_kerchunk_with_progress, ImportOptions, ImportProgress, ImportSummary,
-    ImportedContainer, KerchunkRef, KerchunkRefs,
+pub use dataset::SourceChunk;
+pub use import::{
+    ConvertedTimes, ImportOptions, ImportProgress, ImportSummary, ImportedContainer, KeptAttribute,
+    LoadReason, LoadedArray, DEFAULT_LOAD_LIMIT,
 };
+pub use kerchunk::{import_kerchunk, import_kerchunk_with_progress, KerchunkRef, KerchunkRefs};

@@ -267,7 +267,7 @@ impl ChunkGrid {
 
     /// The edge lengths along `dim` for a length of `extent` elements, as `(length, count)`
     /// runs covering every chunk of the dimension (empty for a dimension the grid lacks).
-    fn runs_of(&self, dim: usize, extent: u64) -> Vec<(u64, u64)> {
+    pub(crate) fn runs_of(&self, dim: usize, extent: u64) -> Vec<(u64, u64)> {
         match self.edges(dim) {
             Some(Edges::Regular(c)) => vec![(c, regular_count(extent, c))],
             Some(Edges::Varying(runs)) => runs.runs().collect(),

@@ -1,5 +1,6 @@
 //! The Zarr v3 view of a session: keys, metadata, the key-value store and the zarrs adapters.
 
+pub(crate) mod base64;
 pub mod chunk_grid;
 pub mod consolidated;
 pub mod keys;
@@ -9,3 +10,4 @@ pub mod rechunk;
 pub mod resolve;
 pub mod store;
 pub mod zarrs_adapter;
+pub(crate) mod zarrs_compat;

@@ -80,7 +80,15 @@ async fn appends_grow_arrays_and_refuse_what_does_not_fit() {
             first.inline_chunks,
             first.virtual_refs
         ),
-        (2, 3, 0)
+        (2, 2, 0)
+    );
+    // The coordinate `x` is loaded; `v` keeps kerchunk's inline chunks.
+    assert_eq!(
+        first.loaded,
+        vec![floe::LoadedArray {
+            path: p("a/x"),
+            reason: floe::LoadReason::Coordinate
+        }]
     );
     assert!(first.containers.is_empty());
     let second = import(&session, &inline_day(4, 100, [7, 8]), "a", Some("time")).await;
@@ -110,7 +118,7 @@ async fn appends_grow_arrays_and_refuse_what_does_not_fit() {
     .unwrap_err();
     assert!(
         matches!(err, Error::KerchunkImport { .. })
-            && err.to_string().contains("chunk [0] holds other bytes"),
+            && err.to_string().contains("its values differ"),
         "{err}"
     );
 
@@ -125,19 +133,31 @@ async fn appends_grow_arrays_and_refuse_what_does_not_fit() {
         "{err}"
     );
 
-    // After 3 steps (chunks of 2), the next day would start inside a chunk.
+    // After 3 steps (chunks of 2), the next day starts inside a chunk: that chunk is cut to
+    // its one element and stored, and the new chunks follow in a rectilinear grid.
     let odd = repo.writable_session("main").await.unwrap();
     import(&odd, &inline_day(3, 0, [7, 8]), "b", Some("time")).await;
     options.to = p("b");
     options.append_dim = Some("time".into());
-    let err = import_kerchunk(&odd, &inline_day(2, 0, [7, 8]), &options)
+    let cut = import_kerchunk(&odd, &inline_day(2, 10, [7, 8]), &options)
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("rectilinear"), "{err}");
-    assert!(
-        err.to_string()
-            .contains("not a multiple of the chunk length 2"),
-        "{err}"
+        .unwrap();
+    assert_eq!(
+        (cut.arrays_appended, cut.materialized_chunks),
+        (1, 1),
+        "{cut}"
+    );
+    assert_eq!(
+        chunk_grid(&odd, "b/v"),
+        rectilinear_grid(serde_json::json!([[2, 1, 2]]))
+    );
+    assert_eq!(
+        inline_chunks(&odd, "b/v").await,
+        vec![
+            le([0, 1]),
+            Bytes::from(2i16.to_le_bytes().to_vec()),
+            le([10, 11])
+        ]
     );
 
     // Without an append dimension the arrays are replaced.
@@ -219,22 +239,28 @@ async fn unequal_chunk_lengths_along_the_append_dimension_make_a_rectilinear_gri
         .collect();
     assert_eq!(bytes, want);
 
-    // The last chunk now reaches past the end (its 3 elements are stored, 2 of them used):
-    // nothing can follow it.
+    // The last chunk now reaches past the end (its 3 elements are stored, 1 of them used):
+    // the next file's chunks follow once it is cut to that element.
     let more = repo.writable_session("main").await.unwrap();
     let mut options = ImportOptions::new(p("m"));
     options.append_dim = Some("time".into());
-    let err = import_kerchunk(&more, &inline_file(2, 2, 400, [7, 8]), &options)
+    let summary = import_kerchunk(&more, &inline_file(2, 2, 400, [7, 8]), &options)
         .await
-        .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        matches!(err, Error::KerchunkImport { .. })
-            && text.contains("last chunk (of 3 elements) ends at 18, past the end")
-            && text.contains("cannot be shortened"),
-        "{text}"
+        .unwrap();
+    assert_eq!(summary.materialized_chunks, 1, "{summary}");
+    assert_eq!(
+        chunk_grid(&more, "m/v"),
+        rectilinear_grid(serde_json::json!([[[2, 2], 3, 5, 3, 1, 2]]))
     );
-    assert!(!more.has_changes());
+    more.commit("a fifth file", None).await.unwrap();
+    let read = reader(&repo).await;
+    let (shape, bytes) = read_le_bytes(&read, "m/v", "<i2");
+    assert_eq!(shape, vec![18]);
+    let want: Vec<u8> = want
+        .into_iter()
+        .chain([400i16, 401].iter().flat_map(|v| v.to_le_bytes()))
+        .collect();
+    assert_eq!(bytes, want);
 }
 
 #[tokio::test]

@@ -274,7 +274,12 @@ mod tests {
             for (k, v) in chain.as_object().unwrap() {
                 zarray[k] = v.clone();
             }
-            let doc = super::super::zarr_v2::array_v3(&zarray, None).unwrap();
+            let doc = super::super::zarr_v2::array_v3(
+                &zarray,
+                None,
+                super::super::cf_fill::FillMeaning::CfFillValue,
+            )
+            .unwrap();
             let metadata: ArrayMetadata = serde_json::from_value(doc.clone()).unwrap();
             let array = Array::new_with_metadata(Arc::new(MemoryStore::new()), "/", metadata)
                 .unwrap_or_else(|e| panic!("{doc}: {e}"));

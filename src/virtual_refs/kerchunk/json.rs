@@ -20,9 +20,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::base64;
 use super::template::{render, Scope, TemplateValue};
 use super::KerchunkRef;
+use crate::zarr::base64;
 
 type Refs = BTreeMap<String, KerchunkRef>;
 

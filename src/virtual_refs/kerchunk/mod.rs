@@ -4,65 +4,97 @@
 //! - [`json`]: reference files, version 0 (`{key: value}`) and version 1 (`templates`, `gen`,
 //!   `refs`), rendered with the [`template`] subset of jinja that kerchunk uses;
 //! - [`parquet`]: the parquet reference layout (`refs.parq/`);
-//! - [`zarr_v2`] and [`codecs`]: Zarr v2 metadata (`.zarray`, `.zattrs`, `.zgroup`,
-//!   `.zmetadata`) translated to Zarr v3 `zarr.json`;
-//! - [`sources`]: the files the references point to: containers to declare, checksums;
-//! - [`import`] and [`append`]: turning a reference set into groups, arrays and chunk refs of a
-//!   session, replacing arrays or appending along a dimension.
+//! - [`zarr_v2`], [`codecs`] and [`cf_fill`]: Zarr v2 metadata (`.zarray`, `.zattrs`,
+//!   `.zgroup`, `.zmetadata`) translated to Zarr v3 `zarr.json`, with the CF attributes xarray
+//!   needs;
+//! - [`to_dataset`]: the reference set as the neutral virtual dataset that
+//!   [`crate::virtual_refs::import`] imports.
 
-mod append;
-mod base64;
+mod cf_fill;
 mod codecs;
-mod import;
 mod json;
 mod parquet;
-mod sources;
 mod template;
+mod to_dataset;
 mod zarr_v2;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
-
-use bytes::Bytes;
 
 use crate::error::{Error, Result};
+use crate::repo::Session;
 
-pub use import::{
-    import_kerchunk, import_kerchunk_with_progress, ImportOptions, ImportProgress, ImportSummary,
-    ImportedContainer,
-};
+use super::import::sources;
+use super::import::{import_dataset, ImportOptions, ImportProgress, ImportSummary};
 
-/// One reference of a kerchunk reference set.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KerchunkRef {
-    /// The bytes themselves: a metadata document, or a chunk kerchunk inlined (as text, or as
-    /// `base64:` data in the reference file).
-    Inline(Bytes),
-    /// A whole file (`[url]`).
-    File {
-        /// The file's URL or absolute path, as written in the references.
-        url: Arc<str>,
-    },
-    /// A byte range of a file (`[url, offset, length]`).
-    Range {
-        /// The file's URL or absolute path, as written in the references.
-        url: Arc<str>,
-        /// Offset of the first byte.
-        offset: u64,
-        /// Number of bytes.
-        length: u64,
-    },
+/// One reference of a kerchunk reference set: inline bytes (a metadata document, or a chunk
+/// kerchunk inlined as text or `base64:` data), a whole file (`[url]`) or a byte range
+/// (`[url, offset, length]`).
+pub type KerchunkRef = super::dataset::SourceChunk;
+
+/// Imports kerchunk references into the writable `session` (nothing is committed):
+///
+/// - the root group of the references becomes `options.to`, created with any missing parent;
+///   groups get their `.zattrs`; arrays get Zarr v3 metadata translated from `.zarray` and
+///   `.zattrs` (consolidated `.zmetadata` is read too; explicit keys win), with the CF
+///   attributes xarray needs to decode them as it decodes the source file: `_FillValue` in
+///   xarray's Zarr v3 encoding, `dimension_names` instead of `_ARRAY_DIMENSIONS`, byte
+///   strings as zarr-python's `null_terminated_bytes`;
+/// - coordinate variables, arrays other variables name as CF coordinates, bounds or grid
+///   mappings, and scalars are *loaded* when at most `options.load_limit` bytes: their values
+///   are read from the files once, decoded, and stored as ordinary chunks (`bytes` + `zstd`,
+///   chunked to grow along the append dimension); `options.load` and `options.keep_virtual`
+///   override that per variable. Everything else becomes virtual chunk references (inline
+///   data becomes ordinary chunks);
+/// - the files the references point to are checked (absolute URLs or paths of a supported
+///   scheme, no traversal) and each file's checksum (ETag, else modification time) is
+///   recorded with one HEAD request, so reading a file changed after the import fails with
+///   [`crate::Error::VirtualSourceChanged`]; after every check passed, the containers holding
+///   the referenced files are declared when no declared container holds them yet (one per
+///   directory for local files and HTTP, one per bucket for object stores).
+///
+/// Without `append_dim`, an array that exists at a target path is replaced. With it, an
+/// existing array having that dimension grows along it:
+///
+/// - loaded values are written after the existing ones (the last chunk rewritten when partly
+///   filled); CF time values whose `units` or `calendar` differ from the stored ones are
+///   re-encoded to the stored encoding;
+/// - references go after the existing chunks: a partly filled existing last chunk is read,
+///   cut to its real length and stored as an ordinary chunk first; when the new chunks have
+///   another length along the dimension, or a chunk was cut, the array gets (or keeps) a
+///   `rectilinear` chunk grid along it (every other dimension must keep its chunking).
+///
+/// An existing array without the append dimension must hold the same values as the imported
+/// one. Attributes that change how values decode (`scale_factor`, `add_offset`, `_FillValue`,
+/// `missing_value`, `units`, `calendar`, `_Unsigned`) must agree, and so must the data type,
+/// fill value and dimensions (and, for references, codecs and chunk key encoding); other
+/// attributes that differ keep the stored value and are listed in the summary. Reading the
+/// existing chunks (comparisons, cut chunks) goes through `session`, so its repository
+/// handle must be authorized to read them (see [`crate::VirtualAccess`]).
+///
+/// Fails with [`crate::Error::KerchunkImport`] for malformed metadata, an unsupported codec or
+/// data type (naming the variable), a chunk key that does not fit its array, a reference past
+/// the end of its file, an append dimension no array has, a `load`/`keep_virtual` name no
+/// array has, or an append that does not fit the existing arrays (naming the attribute and
+/// both values); with the errors of location checks, HEAD requests, reads and the session's
+/// writes otherwise. Every check runs before anything is written or declared.
+pub async fn import_kerchunk(
+    session: &Session,
+    refs: &KerchunkRefs,
+    options: &ImportOptions,
+) -> Result<ImportSummary> {
+    import_kerchunk_with_progress(session, refs, options, &|_| {}).await
 }
 
-impl KerchunkRef {
-    /// The URL of the referenced file, `None` for inline data.
-    pub fn url(&self) -> Option<&str> {
-        match self {
-            KerchunkRef::Inline(_) => None,
-            KerchunkRef::File { url } | KerchunkRef::Range { url, .. } => Some(url),
-        }
-    }
+/// [`import_kerchunk`], calling `progress` as chunk references are handled.
+pub async fn import_kerchunk_with_progress(
+    session: &Session,
+    refs: &KerchunkRefs,
+    options: &ImportOptions,
+    progress: &(dyn Fn(ImportProgress) + Send + Sync),
+) -> Result<ImportSummary> {
+    let dataset = to_dataset::to_dataset(refs)?;
+    import_dataset(session, &dataset, options, progress).await
 }
 
 /// A kerchunk reference set: every Zarr v2 key (metadata keys such as `t2m/.zarray`, and chunk

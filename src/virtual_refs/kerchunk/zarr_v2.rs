@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::cf_fill::{fill_value_attribute, FillMeaning};
 use super::codecs::codecs_v3;
 
 /// Byte order of a Zarr v2 data type.
@@ -26,11 +27,12 @@ pub(crate) struct DataType {
     /// Size of one element in bytes.
     pub(crate) size: usize,
     /// What kind of values the fill value holds.
-    kind: Kind,
+    pub(crate) kind: Kind,
 }
 
+/// The kind of values of a data type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Bool,
     Int,
     UInt,
@@ -106,16 +108,19 @@ pub(crate) fn data_type(dtype: &Value) -> Result<DataType, String> {
              {MAX_BYTES_ELEMENT_SIZE} bytes"
         ));
     }
-    let (name, kind) = match (kind_char, size) {
-        ('b', 1) => ("bool".to_string(), Kind::Bool),
-        ('i', 1 | 2 | 4 | 8) => (format!("int{}", size * 8), Kind::Int),
-        ('u', 1 | 2 | 4 | 8) => (format!("uint{}", size * 8), Kind::UInt),
-        ('f', 2 | 4 | 8) => (format!("float{}", size * 8), Kind::Float),
-        ('c', 8 | 16) => (format!("complex{}", size * 8), Kind::Complex),
-        ('S' | 'V', n) if n > 0 => {
-            let bits = n.checked_mul(8).ok_or_else(unsupported)?;
-            (format!("r{bits}"), Kind::Bytes)
-        }
+    let named = |name: String| Value::String(name);
+    // Byte strings get the names zarr-python 3 gives them (numpy `S` and `V` types), so
+    // xarray reads `S1` character arrays as characters; floe hands zarrs raw bits of the
+    // same size (see `crate::zarr::zarrs_compat`).
+    let bytes_type = |name: &str| json!({"name": name, "configuration": {"length_bytes": size}});
+    let (v3, kind) = match (kind_char, size) {
+        ('b', 1) => (named("bool".into()), Kind::Bool),
+        ('i', 1 | 2 | 4 | 8) => (named(format!("int{}", size * 8)), Kind::Int),
+        ('u', 1 | 2 | 4 | 8) => (named(format!("uint{}", size * 8)), Kind::UInt),
+        ('f', 2 | 4 | 8) => (named(format!("float{}", size * 8)), Kind::Float),
+        ('c', 8 | 16) => (named(format!("complex{}", size * 8)), Kind::Complex),
+        ('S', n) if n > 0 => (bytes_type("null_terminated_bytes"), Kind::Bytes),
+        ('V', n) if n > 0 => (bytes_type("raw_bytes"), Kind::Bytes),
         _ => return Err(unsupported()),
     };
     let endian = if size == 1 || kind == Kind::Bytes {
@@ -124,7 +129,7 @@ pub(crate) fn data_type(dtype: &Value) -> Result<DataType, String> {
         endian
     };
     Ok(DataType {
-        v3: Value::String(name),
+        v3,
         endian,
         size,
         kind,
@@ -132,7 +137,8 @@ pub(crate) fn data_type(dtype: &Value) -> Result<DataType, String> {
 }
 
 /// The Zarr v3 fill value for a Zarr v2 one: `null` becomes the type's zero; `"NaN"`,
-/// `"Infinity"` and `"-Infinity"` stay as such for floats (and the parts of complex numbers).
+/// `"Infinity"` and `"-Infinity"` stay as such for floats (and the parts of complex numbers);
+/// byte strings are base64 text, as zarr-python writes them (`""` for all zero bytes).
 pub(crate) fn fill_value(dtype: &DataType, fill: &Value) -> Result<Value, String> {
     let bad = || format!("fill value {fill} does not fit data type {}", dtype.v3);
     let float = |v: &Value| -> Result<Value, String> {
@@ -178,15 +184,15 @@ pub(crate) fn fill_value(dtype: &DataType, fill: &Value) -> Result<Value, String
                 if matches!(fill, Value::Number(n) if n.as_u64() != Some(0)) {
                     return Err(bad());
                 }
-                Ok(Value::from(vec![0u8; dtype.size]))
+                Ok(json!(""))
             }
             Value::String(s) => {
-                let mut bytes = super::base64::decode(s).map_err(|e| format!("fill value: {e}"))?;
+                let bytes =
+                    crate::zarr::base64::decode(s).map_err(|e| format!("fill value: {e}"))?;
                 if bytes.len() > dtype.size {
                     return Err(bad());
                 }
-                bytes.resize(dtype.size, 0);
-                Ok(Value::from(bytes))
+                Ok(json!(crate::zarr::base64::encode(&bytes)))
             }
             _ => Err(bad()),
         },
@@ -194,11 +200,16 @@ pub(crate) fn fill_value(dtype: &DataType, fill: &Value) -> Result<Value, String
 }
 
 /// The Zarr v3 `zarr.json` of an array from its `.zarray` and optional `.zattrs`.
-/// `_ARRAY_DIMENSIONS` (xarray's dimension names) also becomes `dimension_names`; the
-/// attribute is kept.
+///
+/// `_ARRAY_DIMENSIONS` (xarray's Zarr v2 dimension names) becomes `dimension_names` and is
+/// dropped from the attributes when it names every dimension. The CF `_FillValue` (an explicit
+/// attribute, or the `fill_value` where `fills` says it is one) becomes a `_FillValue`
+/// attribute in xarray's Zarr v3 encoding (see [`super::cf_fill`]), so xarray masks missing
+/// values as it does on the source file.
 pub(crate) fn array_v3(
     zarray: &Value,
     zattrs: Option<&Map<String, Value>>,
+    fills: FillMeaning,
 ) -> Result<Value, String> {
     let field = |name: &str| {
         zarray
@@ -253,15 +264,20 @@ pub(crate) fn array_v3(
         "fill_value": fill,
         "codecs": codecs,
     });
-    if let Some(attributes) = zattrs {
-        if let Some(Value::Array(names)) = attributes.get("_ARRAY_DIMENSIONS") {
-            if names.len() == ndim && names.iter().all(Value::is_string) {
-                document["dimension_names"] = Value::Array(names.clone());
-            }
+    let mut attributes = zattrs.cloned().unwrap_or_default();
+    if let Some(Value::Array(names)) = attributes.get("_ARRAY_DIMENSIONS") {
+        if names.len() == ndim && names.iter().all(Value::is_string) {
+            document["dimension_names"] = Value::Array(names.clone());
+            attributes.remove("_ARRAY_DIMENSIONS");
         }
-        if !attributes.is_empty() {
-            document["attributes"] = Value::Object(attributes.clone());
-        }
+    }
+    let v2_fill = zarray.get("fill_value").unwrap_or(&Value::Null);
+    match fill_value_attribute(&dtype, ndim, v2_fill, attributes.get("_FillValue"), fills)? {
+        Some(encoded) => attributes.insert("_FillValue".into(), encoded),
+        None => attributes.remove("_FillValue"),
+    };
+    if !attributes.is_empty() {
+        document["attributes"] = Value::Object(attributes);
     }
     Ok(document)
 }
@@ -290,8 +306,6 @@ mod tests {
             ("|b1", "bool", Endian::NotApplicable, 1),
             ("<c8", "complex64", Endian::Little, 8),
             (">c16", "complex128", Endian::Big, 16),
-            ("|S10", "r80", Endian::NotApplicable, 10),
-            ("|V2", "r16", Endian::NotApplicable, 2),
         ] {
             let t = dt(v2);
             assert_eq!(
@@ -300,6 +314,19 @@ mod tests {
                 "{v2}"
             );
         }
+        // Byte strings take zarr-python's names, so xarray reads `S1` characters.
+        assert_eq!(
+            dt("|S10").v3,
+            json!({"name": "null_terminated_bytes", "configuration": {"length_bytes": 10}})
+        );
+        assert_eq!(
+            dt("|V2").v3,
+            json!({"name": "raw_bytes", "configuration": {"length_bytes": 2}})
+        );
+        assert_eq!(
+            (dt("|S10").size, dt("|S10").endian),
+            (10, Endian::NotApplicable)
+        );
         let time = dt("<M8[ns]");
         assert_eq!(
             time.v3,
@@ -321,14 +348,11 @@ mod tests {
     fn huge_byte_elements_are_refused_without_overflow() {
         let largest = format!("|S{MAX_BYTES_ELEMENT_SIZE}");
         let t = dt(&largest);
-        assert_eq!(t.v3, json!(format!("r{}", MAX_BYTES_ELEMENT_SIZE * 8)));
         assert_eq!(
-            fill_value(&t, &Value::Null)
-                .unwrap()
-                .as_array()
-                .map(Vec::len),
-            Some(MAX_BYTES_ELEMENT_SIZE)
+            t.v3["configuration"]["length_bytes"],
+            json!(MAX_BYTES_ELEMENT_SIZE)
         );
+        assert_eq!(fill_value(&t, &Value::Null).unwrap(), json!(""));
         for hostile in [
             format!("|S{}", MAX_BYTES_ELEMENT_SIZE + 1),
             format!("|V{}", usize::MAX),
@@ -372,8 +396,9 @@ mod tests {
         );
         assert_eq!(fill_value(&c, &json!(2.0)).unwrap(), json!([2.0, 0.0]));
         let s = dt("|S3");
-        assert_eq!(fill_value(&s, &json!(null)).unwrap(), json!([0, 0, 0]));
-        assert_eq!(fill_value(&s, &json!("YQ==")).unwrap(), json!([97, 0, 0]));
+        assert_eq!(fill_value(&s, &json!(null)).unwrap(), json!(""));
+        assert_eq!(fill_value(&s, &json!("YQ==")).unwrap(), json!("YQ=="));
+        assert!(fill_value(&s, &json!("YWJjZA==")).is_err());
         let t = dt("<M8[s]");
         assert_eq!(fill_value(&t, &json!("NaT")).unwrap(), json!(i64::MIN));
     }
@@ -384,7 +409,7 @@ mod tests {
             "fill_value": null, "order": "C", "filters": null, "compressor": null,
             "dimension_separator": "/"});
         let attrs = json!({"_ARRAY_DIMENSIONS": ["time", "x"], "units": "K"});
-        let doc = array_v3(&zarray, attrs.as_object()).unwrap();
+        let doc = array_v3(&zarray, attrs.as_object(), FillMeaning::CfFillValue).unwrap();
         assert_eq!(doc["data_type"], "int16");
         assert_eq!(doc["fill_value"], 0);
         assert_eq!(
@@ -397,7 +422,9 @@ mod tests {
         );
         assert_eq!(doc["dimension_names"], json!(["time", "x"]));
         assert_eq!(doc["attributes"]["units"], "K");
-        assert_eq!(doc["attributes"]["_ARRAY_DIMENSIONS"], json!(["time", "x"]));
+        // Said once, by `dimension_names`; no `_FillValue` for a `null` fill value.
+        assert!(doc["attributes"].get("_ARRAY_DIMENSIONS").is_none());
+        assert!(doc["attributes"].get("_FillValue").is_none());
         assert_eq!(
             doc["codecs"],
             json!([{"name": "bytes", "configuration": {"endian": "big"}}])
@@ -410,11 +437,16 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("dimension_separator");
-        let doc = array_v3(&no_sep, None).unwrap();
+        let doc = array_v3(&no_sep, None, FillMeaning::CfFillValue).unwrap();
         assert_eq!(doc["chunk_key_encoding"]["configuration"]["separator"], ".");
         assert!(doc.get("dimension_names").is_none());
         // Wrong-length dimension names are kept as an attribute only.
-        let doc = array_v3(&zarray, json!({"_ARRAY_DIMENSIONS": ["t"]}).as_object()).unwrap();
+        let doc = array_v3(
+            &zarray,
+            json!({"_ARRAY_DIMENSIONS": ["t"]}).as_object(),
+            FillMeaning::CfFillValue,
+        )
+        .unwrap();
         assert!(doc.get("dimension_names").is_none());
 
         for (field, value) in [
@@ -425,7 +457,10 @@ mod tests {
         ] {
             let mut bad = zarray.clone();
             bad[field] = value;
-            assert!(array_v3(&bad, None).is_err(), "{field}");
+            assert!(
+                array_v3(&bad, None, FillMeaning::CfFillValue).is_err(),
+                "{field}"
+            );
         }
     }
 }

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Map, Value};
-use zarrs::array::{
-    Array, ArrayBytes, ArrayMetadata, ArrayMetadataV3, ArrayToBytesCodecTraits, CodecOptions,
-};
+use zarrs::array::{Array, ArrayBytes, ArrayToBytesCodecTraits, CodecOptions};
 
 use crate::error::{Error, Result};
 use crate::format::path::NodePath;
@@ -130,14 +128,7 @@ fn open_zarrs(
     path: &NodePath,
     document: &Map<String, Value>,
 ) -> std::result::Result<Array<AsyncZarrsStore>, String> {
-    let metadata: ArrayMetadataV3 = serde_json::from_value(Value::Object(document.clone()))
-        .map_err(|e| format!("zarrs cannot read the array metadata: {e}"))?;
-    Array::new_with_metadata(
-        storage.clone(),
-        &format!("/{}", path.as_str()),
-        ArrayMetadata::V3(metadata),
-    )
-    .map_err(|e| format!("zarrs cannot open the array: {e}"))
+    crate::zarr::zarrs_compat::open_zarrs(storage.clone(), path.as_str(), document)
 }
 
 impl ViewArray {

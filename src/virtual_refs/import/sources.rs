@@ -12,7 +12,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use super::super::clients::build_client;
 use super::super::containers::VirtualContainer;
 use super::super::location::{check_source, CheckedUrl};
-use super::import::ImportedContainer;
+use super::summary::ImportedContainer;
 use crate::error::{Error, Result};
 use crate::format::manifest::{SourceChecksum, VirtualSource};
 use crate::repo::Repository;
@@ -34,8 +34,9 @@ pub(crate) struct SourceFile {
 /// Every file of an import, by the URL the references spell.
 pub(crate) struct Sources {
     files: HashMap<Arc<str>, SourceFile>,
-    /// The containers holding the files, with how many files each holds.
-    pub(crate) containers: Vec<ImportedContainer>,
+    /// The container prefix each file would be read through: a declared container holding
+    /// it, or the prefix the import declares for it.
+    holders: HashMap<Arc<str>, String>,
 }
 
 impl Sources {
@@ -48,7 +49,7 @@ impl Sources {
             })
     }
 
-    /// Reads a byte range of a file directly (used to compare the chunks of arrays an append
+    /// Reads a byte range of a file directly (to load values, or compare arrays an append
     /// must find unchanged). Fails with [`Error::VirtualSourceChanged`] when the file is
     /// shorter than the range.
     pub(crate) async fn read(&self, url: &str, offset: u64, length: u64) -> Result<Bytes> {
@@ -67,6 +68,43 @@ impl Sources {
                 key: location.clone(),
                 source,
             })
+    }
+
+    /// Declares the containers the files of `urls` (those the import references) need and
+    /// that are not declared yet, and returns every container holding them with its count of
+    /// files.
+    pub(crate) async fn declare(
+        &self,
+        repo: &Repository,
+        urls: &BTreeSet<Arc<str>>,
+    ) -> Result<Vec<ImportedContainer>> {
+        let declared = repo.virtual_containers().await?;
+        let mut per_container: BTreeMap<String, usize> = BTreeMap::new();
+        for url in urls {
+            let prefix = self
+                .holders
+                .get(url)
+                .ok_or_else(|| Error::VirtualSourceMissing {
+                    location: url.to_string(),
+                })?;
+            *per_container.entry(prefix.clone()).or_default() += 1;
+        }
+        let new_containers = per_container
+            .keys()
+            .filter(|prefix| !declared.iter().any(|c| &c.prefix == *prefix))
+            .map(|prefix| VirtualContainer::new(prefix, Vec::new()))
+            .collect::<Result<Vec<_>>>()?;
+        if !new_containers.is_empty() {
+            repo.declare_virtual_containers(&new_containers).await?;
+        }
+        Ok(per_container
+            .into_iter()
+            .map(|(prefix, sources)| ImportedContainer {
+                newly_declared: new_containers.iter().any(|c| c.prefix == prefix),
+                prefix,
+                sources,
+            })
+            .collect())
     }
 }
 
@@ -97,8 +135,9 @@ pub(crate) fn outermost(prefixes: BTreeSet<String>) -> Vec<String> {
     kept
 }
 
-/// Checks every URL, finds or declares the containers holding them, and reads each file's
-/// size and checksum (its ETag, or else its modification time) with one HEAD request.
+/// Checks every URL, finds the containers holding them (declared ones, or the prefixes the
+/// import will declare: see [`Sources::declare`]), and reads each file's size and checksum
+/// (its ETag, or else its modification time) with one HEAD request. Declares nothing.
 ///
 /// Fails with [`Error::VirtualLocationRefused`] for a location that is not an absolute URL or
 /// path of a supported scheme (or that tries traversal), [`Error::VirtualSourceMissing`] for a
@@ -113,71 +152,61 @@ pub(crate) async fn resolve(
         .map(|url| Ok((url.clone(), check_source(url)?)))
         .collect::<Result<_>>()?;
     let declared = repo.virtual_containers().await?;
-    let holder = |text: &str, containers: &[VirtualContainer]| {
-        containers
+    let holder = |text: &str| {
+        declared
             .iter()
             .filter(|c| c.holds(text))
             .max_by_key(|c| c.prefix.len())
-            .cloned()
+            .map(|c| c.prefix.clone())
     };
     let wanted: BTreeSet<String> = checked
         .iter()
-        .filter(|(_, c)| holder(&c.text, &declared).is_none())
+        .filter(|(_, c)| holder(&c.text).is_none())
         .map(|(_, c)| derived_prefix(c))
         .collect();
-    let new_containers = outermost(wanted)
-        .iter()
-        .map(|prefix| VirtualContainer::new(prefix, Vec::new()))
-        .collect::<Result<Vec<_>>>()?;
-    if !new_containers.is_empty() {
-        repo.declare_virtual_containers(&new_containers).await?;
-    }
-    let all: Vec<VirtualContainer> = declared.iter().chain(&new_containers).cloned().collect();
-    let mut per_container: BTreeMap<String, (VirtualContainer, usize)> = BTreeMap::new();
-    let mut planned = Vec::with_capacity(checked.len());
-    for (url, checked) in checked {
-        let container =
-            holder(&checked.text, &all).ok_or_else(|| Error::VirtualLocationRefused {
+    let new_prefixes = outermost(wanted);
+    let mut holders: HashMap<Arc<str>, String> = HashMap::new();
+    for (url, checked) in &checked {
+        let prefix = holder(&checked.text)
+            .or_else(|| {
+                new_prefixes
+                    .iter()
+                    .find(|p| checked.text.starts_with(p.as_str()))
+                    .cloned()
+            })
+            .ok_or_else(|| Error::VirtualLocationRefused {
                 location: url.to_string(),
-                reason: "no container holds it after declaring the import's containers".into(),
+                reason: "no container holds it, and none can be derived for it".into(),
             })?;
-        per_container
-            .entry(container.prefix.clone())
-            .or_insert_with(|| (container.clone(), 0))
-            .1 += 1;
-        planned.push((url, checked, container));
+        holders.insert(url.clone(), prefix);
     }
     // The importer's HEAD requests use its own options only: options a repository declares
     // (endpoints...) must never steer the importer's credentials (see `VirtualAccess`).
     let mut clients: HashMap<String, Arc<dyn ObjectStore>> = HashMap::new();
-    for prefix in per_container.keys() {
-        clients.insert(prefix.clone(), build_client(prefix, options)?);
+    for prefix in holders.values() {
+        if !clients.contains_key(prefix) {
+            clients.insert(prefix.clone(), build_client(prefix, options)?);
+        }
     }
-    let clients = &clients;
-    let files: Vec<(Arc<str>, SourceFile)> = futures::stream::iter(planned)
-        .map(|(url, checked, container)| async move {
-            let store = clients.get(&container.prefix).cloned().ok_or_else(|| {
-                Error::VirtualSourceMissing {
+    let (clients, holders_ref) = (&clients, &holders);
+    let files: Vec<(Arc<str>, SourceFile)> = futures::stream::iter(checked)
+        .map(|(url, checked)| async move {
+            let store = holders_ref
+                .get(&url)
+                .and_then(|prefix| clients.get(prefix))
+                .cloned()
+                .ok_or_else(|| Error::VirtualSourceMissing {
                     location: url.to_string(),
-                }
-            })?;
+                })?;
             let file = head(store, &checked).await?;
             Ok::<_, Error>((url, file))
         })
         .buffer_unordered(CONCURRENT_HEADS)
         .try_collect()
         .await?;
-    let containers = per_container
-        .into_iter()
-        .map(|(prefix, (_, sources))| ImportedContainer {
-            newly_declared: new_containers.iter().any(|c| c.prefix == prefix),
-            prefix,
-            sources,
-        })
-        .collect();
     Ok(Sources {
         files: files.into_iter().collect(),
-        containers,
+        holders,
     })
 }
 

@@ -1,5 +1,27 @@
-//! Decoding the standard base64 alphabet (with or without `=` padding), as kerchunk writes
-//! inline chunks (`base64:...`).
+//! The standard base64 alphabet: decoding (with or without `=` padding), as kerchunk writes
+//! inline chunks (`base64:...`) and zarr-python writes byte-string fill values; encoding, as
+//! xarray expects a float `_FillValue` attribute of a Zarr v3 array.
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Encodes `bytes` in standard base64 with `=` padding.
+pub(crate) fn encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let n = group
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 /// Decodes standard base64 (`A-Z a-z 0-9 + /`, optional `=` padding; ASCII whitespace is
 /// ignored). Fails with a reason for any other character or a truncated final group.
@@ -42,7 +64,21 @@ pub(crate) fn decode(text: &str) -> Result<Vec<u8>, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::decode;
+    use super::{decode, encode};
+
+    #[test]
+    fn encodes_with_padding_and_round_trips() {
+        assert_eq!(encode(b"hello"), "aGVsbG8=");
+        assert_eq!(encode(b"hello!"), "aGVsbG8h");
+        assert_eq!(encode(b""), "");
+        assert_eq!(encode(&[0, 1, 2, 255]), "AAEC/w==");
+        // xarray's float `_FillValue` for -9999.0: the little-endian f64 bytes.
+        assert_eq!(encode(&(-9999.0f64).to_le_bytes()), "AAAAAICHw8A=");
+        for len in 0..40u8 {
+            let bytes: Vec<u8> = (0..len).map(|i| i.wrapping_mul(37)).collect();
+            assert_eq!(decode(&encode(&bytes)).unwrap(), bytes);
+        }
+    }
 
     #[test]
     fn decodes_padded_unpadded_and_refuses_garbage() {

@@ -1,0 +1,480 @@
+//! The one import path of virtual datasets: every importer (kerchunk references today) yields
+//! a [`VirtualDataset`], which becomes groups, arrays and chunks of a session here.
+//!
+//! - [`roles`]: which arrays are loaded (values stored as native chunks) or stay virtual;
+//! - [`placement`]: create, append (by reference or by value) or find unchanged, with every
+//!   metadata check ([`attrs`]: decoding attributes; [`cf_time`], [`calendar`]: CF times);
+//! - [`grid_edges`] and [`partial`]: chunk edges along the append dimension, and the cut of a
+//!   partly filled last chunk;
+//! - [`values`]: decoded values read from sources or the session, written, compared;
+//! - [`sources`]: the referenced files, their checksums and containers;
+//! - [`summary`]: what an import did.
+
+mod attrs;
+mod calendar;
+mod cf_time;
+mod grid_edges;
+mod partial;
+mod placement;
+mod roles;
+pub(crate) mod sources;
+mod summary;
+mod values;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::error::Result;
+use crate::format::manifest::VirtualChunkRef;
+use crate::format::path::NodePath;
+use crate::repo::Session;
+use crate::storage::StorageOptions;
+use crate::virtual_refs::dataset::{SourceChunk, VirtualDataset};
+use crate::virtual_refs::kerchunk::invalid;
+use crate::zarr::metadata::NodeMetadata;
+
+use placement::{Action, ArrayPlan};
+use roles::Role;
+use sources::Sources;
+use values::Decoded;
+
+pub use roles::DEFAULT_LOAD_LIMIT;
+pub use summary::{
+    ConvertedTimes, ImportSummary, ImportedContainer, KeptAttribute, LoadReason, LoadedArray,
+};
+
+/// How an import places a virtual dataset.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// The group the dataset's root becomes (created if missing, with its parents).
+    pub to: NodePath,
+    /// Append along this dimension (a name of `dimension_names`, from `_ARRAY_DIMENSIONS`) to
+    /// arrays that already exist, instead of replacing them.
+    pub append_dim: Option<String>,
+    /// Object-store options (credentials, region, endpoint...) for reading the source files
+    /// (checksums, loaded values). Options declared in the repository are never used for
+    /// them.
+    pub source_options: StorageOptions,
+    /// Variables to load whatever their kind (a path relative to the dataset root, or a
+    /// name matching every array of that name).
+    pub load: Vec<String>,
+    /// Variables to keep virtual even when they would be loaded by default.
+    pub keep_virtual: Vec<String>,
+    /// The largest array (decoded bytes) loaded by default ([`DEFAULT_LOAD_LIMIT`]).
+    pub load_limit: u64,
+}
+
+impl ImportOptions {
+    /// Import into `to`, replacing existing arrays, with default loading and no extra source
+    /// options.
+    pub fn new(to: NodePath) -> Self {
+        ImportOptions {
+            to,
+            append_dim: None,
+            source_options: Vec::new(),
+            load: Vec::new(),
+            keep_virtual: Vec::new(),
+            load_limit: DEFAULT_LOAD_LIMIT,
+        }
+    }
+}
+
+/// Progress of an import: chunks handled so far, of `total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportProgress {
+    /// Chunks handled.
+    pub done: u64,
+    /// Chunks in the dataset.
+    pub total: u64,
+}
+
+/// An array's plan with the values the import read for it.
+struct Prepared {
+    plan: ArrayPlan,
+    /// Decoded values (loaded arrays, and arrays compared for an unchanged check).
+    values: Option<Decoded>,
+}
+
+/// Imports `dataset` into the writable `session` (nothing is committed). See
+/// [`crate::import_kerchunk`] for the rules.
+pub(crate) async fn import_dataset(
+    session: &Session,
+    dataset: &VirtualDataset,
+    options: &ImportOptions,
+    progress: &(dyn Fn(ImportProgress) + Send + Sync),
+) -> Result<ImportSummary> {
+    let origin = dataset.origin.as_str();
+    if let Some(dim) = &options.append_dim {
+        if !dataset
+            .arrays
+            .values()
+            .any(|a| a.dimension_names().contains(&dim.as_str()))
+        {
+            return Err(placement::unknown_dimension(origin, dim));
+        }
+    }
+    let roles = roles::decide(
+        dataset,
+        &options.load,
+        &options.keep_virtual,
+        options.load_limit,
+    )?;
+    let mut summary = ImportSummary {
+        skipped_keys: dataset.skipped_keys,
+        ..ImportSummary::default()
+    };
+    // Every check first: a refused import changes nothing (not even the containers).
+    let mut plans: BTreeMap<&String, ArrayPlan> = BTreeMap::new();
+    for (path, array) in &dataset.arrays {
+        let target = target_path(&options.to, path)?;
+        let role = roles[path].clone();
+        if let Role::Virtual { note: Some(note) } = &role {
+            summary.not_loaded.push((target.clone(), note.clone()));
+        }
+        plans.insert(
+            path,
+            placement::plan(session, &target, array, role, options.append_dim.as_deref())?,
+        );
+    }
+    let urls: BTreeSet<Arc<str>> = dataset
+        .arrays
+        .values()
+        .flat_map(|a| a.chunks.iter().filter_map(|(_, c)| c.url().map(Arc::from)))
+        .collect();
+    let mut sources =
+        sources::resolve(session.repository(), &urls, &options.source_options).await?;
+    let mut prepared: BTreeMap<&String, Prepared> = BTreeMap::new();
+    for (path, plan) in plans {
+        let array = &dataset.arrays[path];
+        let what = format!("{origin}: variable `{path}`");
+        let mut values = match (&plan.role, &plan.action) {
+            (Role::Load(_), _) | (_, Action::Unchanged { .. }) => {
+                Some(values::read_source(&what, array, &sources).await?)
+            }
+            _ => None,
+        };
+        let time = match &plan.action {
+            Action::AppendLoaded { time, .. } | Action::Unchanged { time, .. } => time.as_ref(),
+            _ => None,
+        };
+        if let (Some(change), Some(decoded)) = (time, values.as_mut()) {
+            let missing = values::missing_values(&array.attributes());
+            let count = values::convert_times(
+                decoded,
+                &array.document["data_type"],
+                &change.conversion,
+                &missing,
+            )
+            .map_err(|reason| invalid(format!("array `{}`", plan.target), reason))?;
+            summary.converted_times.push(ConvertedTimes {
+                path: plan.target.clone(),
+                values: count,
+                from: change.from.clone(),
+                to: change.to.clone(),
+            });
+        }
+        if let Action::Unchanged { existing, .. } = &plan.action {
+            check_unchanged(session, &plan.target, existing, values.as_ref()).await?;
+            values = None;
+        }
+        prepared.insert(path, Prepared { plan, values });
+    }
+    let virtual_urls: BTreeSet<Arc<str>> = dataset
+        .arrays
+        .iter()
+        .filter(|(path, _)| {
+            prepared.get(path).is_some_and(|p| {
+                matches!(p.plan.role, Role::Virtual { .. })
+                    && !matches!(p.plan.action, Action::Unchanged { .. })
+            })
+        })
+        .flat_map(|(_, a)| a.chunks.iter().filter_map(|(_, c)| c.url().map(Arc::from)))
+        .collect();
+    summary.containers = sources.declare(session.repository(), &virtual_urls).await?;
+
+    write_groups(session, dataset, options, &prepared, &mut summary).await?;
+    let total: u64 = dataset.arrays.values().map(|a| a.chunks.len() as u64).sum();
+    let mut done = 0u64;
+    progress(ImportProgress { done, total });
+    for (path, item) in &prepared {
+        let array = &dataset.arrays[*path];
+        write_array(session, item, array, &mut sources, &mut summary).await?;
+        done += array.chunks.len() as u64;
+        progress(ImportProgress { done, total });
+    }
+    Ok(summary)
+}
+
+/// Compares the stored values of an array an append must find unchanged with the file's.
+async fn check_unchanged(
+    session: &Session,
+    path: &NodePath,
+    existing: &NodeMetadata,
+    new: Option<&Decoded>,
+) -> Result<()> {
+    let stored = values::read_stored(session, path, existing.document()).await?;
+    if Some(&stored) != new {
+        return Err(invalid(
+            format!("array `{path}`"),
+            "it lacks the append dimension, so it must equal the stored array, but its values \
+             differ; nothing was changed",
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the dataset's groups and the missing parents of everything; for appends, existing
+/// groups keep their attributes and differences are reported.
+async fn write_groups(
+    session: &Session,
+    dataset: &VirtualDataset,
+    options: &ImportOptions,
+    prepared: &BTreeMap<&String, Prepared>,
+    summary: &mut ImportSummary,
+) -> Result<()> {
+    let mut groups: BTreeMap<NodePath, Map<String, Value>> = BTreeMap::new();
+    for (path, attributes) in &dataset.groups {
+        groups.insert(target_path(&options.to, path)?, attributes.clone());
+    }
+    let mut parents: BTreeSet<NodePath> = BTreeSet::new();
+    for path in groups
+        .keys()
+        .chain(prepared.values().map(|p| &p.plan.target))
+        .chain(std::iter::once(&options.to))
+    {
+        let mut parent = path.parent();
+        while let Some(p) = parent {
+            parent = p.parent();
+            parents.insert(p);
+        }
+    }
+    parents.insert(options.to.clone());
+    for parent in parents {
+        if !groups.contains_key(&parent) && session.node(&parent)?.is_none() {
+            groups.insert(parent, Map::new());
+        }
+    }
+    for (path, attributes) in groups {
+        let existing = session
+            .node(&path)?
+            .filter(|n| n.metadata.geometry().is_none());
+        if let (Some(existing), Some(_)) = (existing, &options.append_dim) {
+            let stored = existing
+                .metadata
+                .document()
+                .get("attributes")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            report_kept(&path, &stored, &attributes, summary);
+            continue;
+        }
+        session.create_group(&path, attributes).await?;
+        summary.groups += 1;
+    }
+    Ok(())
+}
+
+fn report_kept(
+    path: &NodePath,
+    stored: &Map<String, Value>,
+    imported: &Map<String, Value>,
+    summary: &mut ImportSummary,
+) {
+    let mut names: Vec<&String> = stored.keys().chain(imported.keys()).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let (s, i) = (stored.get(name), imported.get(name));
+        if s != i {
+            summary.kept_attributes.push(KeptAttribute {
+                path: path.clone(),
+                name: name.clone(),
+                stored: s.cloned().unwrap_or(Value::Null),
+                imported: i.cloned().unwrap_or(Value::Null),
+            });
+        }
+    }
+}
+
+/// Writes one array as planned.
+async fn write_array(
+    session: &Session,
+    item: &Prepared,
+    array: &crate::virtual_refs::dataset::VirtualArray,
+    sources: &mut Sources,
+    summary: &mut ImportSummary,
+) -> Result<()> {
+    let plan = &item.plan;
+    let target = &plan.target;
+    for (name, stored, imported) in &plan.kept {
+        summary.kept_attributes.push(KeptAttribute {
+            path: target.clone(),
+            name: name.clone(),
+            stored: stored.clone(),
+            imported: imported.clone(),
+        });
+    }
+    if let Role::Load(reason) = &plan.role {
+        if !matches!(plan.action, Action::Unchanged { .. }) {
+            summary.loaded.push(LoadedArray {
+                path: target.clone(),
+                reason: reason.clone(),
+            });
+        }
+    }
+    match &plan.action {
+        Action::Unchanged { .. } => {
+            summary.arrays_unchanged += 1;
+            Ok(())
+        }
+        Action::Create { replace, document } => {
+            if *replace {
+                session.delete_node(target).await?;
+            }
+            session.create_array(target, document.clone()).await?;
+            summary.arrays_created += 1;
+            match &item.values {
+                Some(values) => {
+                    write_loaded(
+                        session,
+                        target,
+                        document,
+                        &vec![0; values.shape.len()],
+                        values,
+                    )
+                    .await
+                }
+                None => {
+                    write_references(session, target, &array.chunks, 0, 0, sources, summary).await
+                }
+            }
+        }
+        Action::AppendLoaded {
+            dim,
+            offset,
+            document,
+            ..
+        } => {
+            set_document(session, target, document).await?;
+            summary.arrays_appended += 1;
+            let Some(values) = &item.values else {
+                return Ok(());
+            };
+            let mut origin = vec![0; values.shape.len()];
+            origin[*dim] = *offset;
+            write_loaded(session, target, document, &origin, values).await
+        }
+        Action::AppendVirtual {
+            dim,
+            document,
+            chunk_shift,
+            partial,
+            existing,
+        } => {
+            if let Some(partial) = partial {
+                let cut =
+                    partial::cut_partial_chunks(session, target, existing, *dim, *partial).await?;
+                set_document(session, target, &cut.truncated).await?;
+                set_document(session, target, document).await?;
+                for (coord, bytes) in cut.chunks {
+                    session.set_chunk(target, &coord, bytes).await?;
+                    summary.materialized_chunks += 1;
+                }
+            } else {
+                set_document(session, target, document).await?;
+            }
+            summary.arrays_appended += 1;
+            write_references(
+                session,
+                target,
+                &array.chunks,
+                *dim,
+                *chunk_shift,
+                sources,
+                summary,
+            )
+            .await
+        }
+    }
+}
+
+async fn set_document(session: &Session, path: &NodePath, document: &Value) -> Result<()> {
+    let metadata = NodeMetadata::from_value(path, document.clone())?;
+    session.set_metadata(path, metadata).await
+}
+
+async fn write_loaded(
+    session: &Session,
+    path: &NodePath,
+    document: &Value,
+    origin: &[u64],
+    values: &Decoded,
+) -> Result<()> {
+    let document = document
+        .as_object()
+        .ok_or_else(|| invalid(format!("array `{path}`"), "its document is not an object"))?;
+    values::write_region(session, path, document, origin, values).await
+}
+
+/// Sets the chunks of `chunks` (shifted by `shift` along `dim`) as virtual references, or as
+/// native chunks for inline data.
+async fn write_references(
+    session: &Session,
+    path: &NodePath,
+    chunks: &[(Vec<u64>, SourceChunk)],
+    dim: usize,
+    shift: u64,
+    sources: &Sources,
+    summary: &mut ImportSummary,
+) -> Result<()> {
+    for (coord, chunk) in chunks {
+        let mut coord = coord.clone();
+        if shift > 0 {
+            coord[dim] = coord[dim]
+                .checked_add(shift)
+                .ok_or_else(|| invalid(format!("array `{path}`"), "chunk index overflow"))?;
+        }
+        let (url, offset, length) = match chunk {
+            SourceChunk::Inline(bytes) => {
+                session.set_chunk(path, &coord, bytes.clone()).await?;
+                summary.inline_chunks += 1;
+                continue;
+            }
+            SourceChunk::File { url } => (url, 0, sources.get(url)?.size),
+            SourceChunk::Range {
+                url,
+                offset,
+                length,
+            } => (url, *offset, *length),
+        };
+        let file = sources.get(url)?;
+        if offset.checked_add(length).is_none_or(|end| end > file.size) {
+            return Err(invalid(
+                format!("array `{path}` chunk {coord:?}"),
+                format!(
+                    "bytes {offset}..+{length} lie past the end of `{}` ({} bytes)",
+                    file.source.location, file.size
+                ),
+            ));
+        }
+        let reference = VirtualChunkRef {
+            source: file.source.clone(),
+            offset,
+            length,
+        };
+        session.set_virtual_chunk(path, &coord, reference).await?;
+        summary.virtual_refs += 1;
+    }
+    Ok(())
+}
+
+/// The path a dataset path (`""` for the root) takes below `to`.
+fn target_path(to: &NodePath, path: &str) -> Result<NodePath> {
+    if path.is_empty() {
+        return Ok(to.clone());
+    }
+    NodePath::new(&format!("{}{path}", to.key_prefix()))
+}

@@ -1,0 +1,351 @@
+//! What an import does with each array, decided from metadata alone before anything is
+//! written: create it, append to the existing one along the append dimension (by reference or
+//! by loaded values), or find it unchanged. Every refusal happens here or in the value
+//! comparisons that follow, so a refused import changes nothing.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::attrs::{self, TimeChange};
+use super::grid_edges::{
+    appended_runs, existing_edges, grown_runs, rectilinear_grid, PartialChunk,
+};
+use super::roles::{element_size, Role};
+use crate::error::{Error, Result};
+use crate::format::path::NodePath;
+use crate::repo::Session;
+use crate::virtual_refs::dataset::VirtualArray;
+use crate::virtual_refs::kerchunk::invalid;
+use crate::zarr::chunk_grid::ChunkGrid;
+use crate::zarr::metadata::NodeMetadata;
+
+/// The decoded size a chunk of a loaded array aims at along its growing dimension: 1 MiB.
+const LOADED_CHUNK_BYTES: u64 = 1 << 20;
+/// Room to grow a loaded array whose append dimension is not known yet: its first dimension's
+/// chunk holds this many times its current length (rounded up to a power of two).
+const LOADED_GROWTH_FACTOR: u64 = 64;
+
+/// What the import does with one array.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Create the array with `document` (after deleting the node that `replace`s).
+    Create {
+        /// A node exists at the path and is replaced.
+        replace: bool,
+        /// The array's `zarr.json`: the translated one, or the loaded layout.
+        document: Value,
+    },
+    /// Append the source's chunks as references after the existing ones along `dim`.
+    AppendVirtual {
+        /// Index of the append dimension.
+        dim: usize,
+        /// The grown array's `zarr.json`.
+        document: Value,
+        /// Chunks of the existing array along `dim` (the first new chunk's index).
+        chunk_shift: u64,
+        /// The existing partly filled last chunk, cut and stored natively first.
+        partial: Option<PartialChunk>,
+        /// The existing array's metadata.
+        existing: Arc<NodeMetadata>,
+    },
+    /// Write the source's decoded values after the existing elements along `dim`.
+    AppendLoaded {
+        /// Index of the append dimension.
+        dim: usize,
+        /// The existing length along `dim`: where the new values start.
+        offset: u64,
+        /// The grown array's `zarr.json`.
+        document: Value,
+        /// Re-encoding of CF time values, when the file encodes them otherwise.
+        time: Option<TimeChange>,
+    },
+    /// The array lacks the append dimension: its values must equal the stored ones.
+    Unchanged {
+        /// Re-encoding of CF time values before comparing.
+        time: Option<TimeChange>,
+        /// The stored array's metadata.
+        existing: Arc<NodeMetadata>,
+    },
+}
+
+/// The decision for one array, with the attributes that differ harmlessly.
+#[derive(Debug)]
+pub(crate) struct ArrayPlan {
+    /// Where the array goes.
+    pub(crate) target: NodePath,
+    /// Whether its values are loaded.
+    pub(crate) role: Role,
+    /// What happens to it.
+    pub(crate) action: Action,
+    /// Attributes of the stored array that differ from the file's and are kept.
+    pub(crate) kept: Vec<(String, Value, Value)>,
+}
+
+/// The fields of two array documents that must agree for an append, for every array (loaded
+/// arrays are encoded by floe, so their codecs, key encoding and chunking are free).
+const MUST_AGREE: [&str; 3] = ["data_type", "fill_value", "dimension_names"];
+/// The fields that must also agree when the appended chunks are references.
+const MUST_AGREE_VIRTUAL: [&str; 2] = ["codecs", "chunk_key_encoding"];
+
+fn shape(document: &Value) -> Vec<u64> {
+    document["shape"]
+        .as_array()
+        .map(|s| s.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+fn attributes(document: &Value) -> Map<String, Value> {
+    document["attributes"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The layout floe stores a loaded array in: the translated metadata with little-endian
+/// `bytes` + `zstd` codecs and a regular grid that is whole along every dimension but the one
+/// it grows along (`grows`, the append dimension when known, else the first), whose chunk
+/// holds about 1 MiB (or 64 times the current length, when the append dimension is unknown).
+pub(crate) fn loaded_document(translated: &Value, grows: Option<usize>, known: bool) -> Value {
+    let mut document = translated.clone();
+    let shape = shape(translated);
+    let element = element_size(&translated["data_type"]).unwrap_or(1).max(1);
+    let bytes = if element == 1 || translated["data_type"].get("configuration").is_some() {
+        json!({"name": "bytes"})
+    } else {
+        json!({"name": "bytes", "configuration": {"endian": "little"}})
+    };
+    document["codecs"] =
+        json!([bytes, {"name": "zstd", "configuration": {"level": 3, "checksum": false}}]);
+    let mut chunks: Vec<u64> = shape.iter().map(|&s| s.max(1)).collect();
+    if let Some(dim) = grows.filter(|&d| d < shape.len()) {
+        let row: u64 = shape
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != dim)
+            .fold(element, |n, (_, &s)| n.saturating_mul(s.max(1)));
+        let rows = (LOADED_CHUNK_BYTES / row).max(1);
+        chunks[dim] = if known {
+            rows
+        } else {
+            let room = shape[dim]
+                .max(1)
+                .next_power_of_two()
+                .saturating_mul(LOADED_GROWTH_FACTOR);
+            room.min(rows).max(shape[dim].max(1).min(rows))
+        };
+    }
+    document["chunk_grid"] = json!({"name": "regular", "configuration": {"chunk_shape": chunks}});
+    document
+}
+
+/// Decides what happens to `array` at `target` of `session`, whose role is `role`, for an import
+/// appending along `append_dim` (or replacing, without one).
+///
+/// Fails with [`Error::KerchunkImport`] when the array cannot be appended or found unchanged:
+/// a group at the path, other data type, fill value, dimensions, lengths along other
+/// dimensions, decoding attributes (naming both values), or, for references, other codecs or
+/// chunking along other dimensions.
+pub(crate) fn plan(
+    session: &Session,
+    target: &NodePath,
+    array: &VirtualArray,
+    role: Role,
+    append_dim: Option<&str>,
+) -> Result<ArrayPlan> {
+    let loaded = matches!(role, Role::Load(_));
+    let names = array.dimension_names();
+    let dim = append_dim.and_then(|d| names.iter().position(|n| *n == d));
+    let create = |replace: bool| -> ArrayPlan {
+        let document = if loaded {
+            // With a known append dimension, arrays without it never grow; without one, the
+            // first dimension is the likeliest to.
+            let grows = match append_dim {
+                Some(_) => dim,
+                None => (!array.shape().is_empty()).then_some(0),
+            };
+            loaded_document(&array.document, grows, append_dim.is_some())
+        } else {
+            array.document.clone()
+        };
+        ArrayPlan {
+            target: target.clone(),
+            role: role.clone(),
+            action: Action::Create { replace, document },
+            kept: Vec::new(),
+        }
+    };
+    let Some(existing) = session.node(target)? else {
+        return Ok(create(false));
+    };
+    if append_dim.is_none() {
+        return Ok(create(true));
+    }
+    let refuse = |reason: String| invalid(format!("array `{target}`"), reason);
+    let Some(geometry) = existing.metadata.geometry() else {
+        return Err(refuse(
+            "appending needs an array here, but a group exists".into(),
+        ));
+    };
+    let stored = Value::Object(existing.metadata.document().clone());
+    let fields = MUST_AGREE.iter().chain(if loaded {
+        &[][..]
+    } else {
+        &MUST_AGREE_VIRTUAL[..]
+    });
+    for field in fields {
+        if stored.get(field) != array.document.get(field) {
+            return Err(refuse(format!(
+                "its `{field}` is {} in the imported file but {} in the stored array, so the \
+                 new data cannot be appended; nothing was changed",
+                array.document.get(field).unwrap_or(&Value::Null),
+                stored.get(field).unwrap_or(&Value::Null)
+            )));
+        }
+    }
+    let check = attrs::compare(target, &attributes(&stored), &array.attributes(), loaded)?;
+    let (old_shape, new_shape) = (shape(&stored), shape(&array.document));
+    let Some(dim) = dim else {
+        if old_shape != new_shape {
+            return Err(refuse(format!(
+                "it lacks the append dimension, so it must equal the stored array, but its shape \
+                 {new_shape:?} differs from {old_shape:?}"
+            )));
+        }
+        return Ok(ArrayPlan {
+            target: target.clone(),
+            role,
+            action: Action::Unchanged {
+                time: check.time,
+                existing: existing.metadata.clone(),
+            },
+            kept: check.differing,
+        });
+    };
+    let append_dim = append_dim.unwrap_or_default();
+    for (i, (old, new)) in old_shape.iter().zip(&new_shape).enumerate() {
+        if i != dim && old != new {
+            return Err(refuse(format!(
+                "its length along `{}` is {new}, the stored array's is {old}: only `{append_dim}` \
+                 may differ",
+                names.get(i).copied().unwrap_or("?")
+            )));
+        }
+    }
+    let (existing_len, appended_len) = (old_shape[dim], new_shape[dim]);
+    let mut grown_shape = old_shape.clone();
+    grown_shape[dim] = existing_len
+        .checked_add(appended_len)
+        .ok_or_else(|| refuse("the appended length overflows".into()))?;
+    let mut document = stored.clone();
+    document["shape"] = json!(grown_shape);
+    let action = if loaded {
+        if let Some(runs) = grown_runs(&geometry.chunk_grid, dim, grown_shape[dim]) {
+            document["chunk_grid"] = rectilinear_grid(&geometry.chunk_grid, dim, &runs);
+        }
+        Action::AppendLoaded {
+            dim,
+            offset: existing_len,
+            document,
+            time: check.time,
+        }
+    } else {
+        let new_grid = ChunkGrid::from_metadata(&array.document["chunk_grid"], &new_shape)
+            .map_err(|e| refuse(format!("its chunk grid is invalid: {e}")))?;
+        let ChunkGrid::Regular { chunk_shape } = &new_grid else {
+            return Err(refuse("its chunk grid must be regular".into()));
+        };
+        for i in (0..old_shape.len()).filter(|&i| i != dim) {
+            if let Some(chunk) =
+                geometry
+                    .chunk_grid
+                    .first_difference(&new_grid, i, old_shape[i], new_shape[i])
+            {
+                return Err(refuse(format!(
+                    "its chunk {chunk} along `{}` has another length than the stored array's: \
+                     only chunks along `{append_dim}` may differ",
+                    names.get(i).copied().unwrap_or("?")
+                )));
+            }
+        }
+        let edges = existing_edges(&geometry.chunk_grid, dim, existing_len)
+            .map_err(|reason| refuse(format!("along `{append_dim}`: {reason}")))?;
+        let new_chunk = chunk_shape[dim];
+        let stays_regular = appended_len == 0
+            || (edges.partial.is_none()
+                && geometry.regular_chunk_shape().map(|c| c[dim]) == Some(new_chunk));
+        if !stays_regular {
+            let runs = appended_runs(&edges, new_chunk, appended_len);
+            document["chunk_grid"] = rectilinear_grid(&geometry.chunk_grid, dim, &runs);
+        }
+        Action::AppendVirtual {
+            dim,
+            document,
+            chunk_shift: edges.count(),
+            partial: edges.partial.filter(|_| appended_len > 0),
+            existing: existing.metadata.clone(),
+        }
+    };
+    Ok(ArrayPlan {
+        target: target.clone(),
+        role,
+        action,
+        kept: check.differing,
+    })
+}
+
+/// The error for an append dimension no imported array has.
+pub(crate) fn unknown_dimension(origin: &str, append_dim: &str) -> Error {
+    invalid(
+        origin,
+        format!(
+            "no array has the append dimension `{append_dim}` (dimension names come from the \
+             `_ARRAY_DIMENSIONS` attribute)"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loaded_arrays_get_zstd_and_room_to_grow() {
+        let time = json!({"shape": [12], "data_type": "float64", "chunk_grid": {"name": "regular",
+            "configuration": {"chunk_shape": [512]}}, "codecs": [{"name": "bytes",
+            "configuration": {"endian": "big"}}]});
+        let known = loaded_document(&time, Some(0), true);
+        assert_eq!(
+            known["chunk_grid"]["configuration"]["chunk_shape"],
+            json!([131072])
+        );
+        assert_eq!(known["codecs"][0]["configuration"]["endian"], "little");
+        assert_eq!(known["codecs"][1]["name"], "zstd");
+        let unknown = loaded_document(&time, Some(0), false);
+        assert_eq!(
+            unknown["chunk_grid"]["configuration"]["chunk_shape"],
+            json!([1024])
+        );
+        // Bounds: whole along `nv`, rows of 16 bytes.
+        let bounds = json!({"shape": [12, 2], "data_type": "float64"});
+        let doc = loaded_document(&bounds, Some(0), true);
+        assert_eq!(
+            doc["chunk_grid"]["configuration"]["chunk_shape"],
+            json!([65536, 2])
+        );
+        // Not growing: whole.
+        let lat = json!({"shape": [181], "data_type": "float32"});
+        let doc = loaded_document(&lat, None, true);
+        assert_eq!(
+            doc["chunk_grid"]["configuration"]["chunk_shape"],
+            json!([181])
+        );
+        let scalar = json!({"shape": [], "data_type": "int32"});
+        let doc = loaded_document(&scalar, None, false);
+        assert_eq!(doc["chunk_grid"]["configuration"]["chunk_shape"], json!([]));
+        let chars = json!({"shape": [4, 6], "data_type": {"name": "null_terminated_bytes",
+            "configuration": {"length_bytes": 1}}});
+        let doc = loaded_document(&chars, None, false);
+        assert_eq!(doc["codecs"][0], json!({"name": "bytes"}));
+    }
+}
