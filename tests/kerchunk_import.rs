@@ -462,3 +462,6 @@ mod inline;
 
 #[path = "kerchunk_import/parquet_layout.rs"]
 mod parquet_layout;
+
+#[path = "kerchunk_import/append_rules.rs"]
+mod append_rules;

@@ -95,6 +95,24 @@ fn strict(range: ZarrsByteRange, bytes: Bytes) -> Result<Bytes, StorageError> {
     }
 }
 
+/// The value of `key` as zarrs reads it: array `zarr.json` documents with zarr-python's
+/// byte-string data types become raw bits (see [`super::zarrs_compat`]).
+async fn get_for_zarrs(store: &ZarrStore, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
+    let value = store.get(key.as_str()).await.map_err(storage_error)?;
+    let is_metadata = key.as_str().rsplit('/').next() == Some(super::resolve::METADATA_FILE);
+    match value {
+        Some(bytes) if is_metadata && super::zarrs_compat::has_byte_strings(&bytes) => {
+            let document: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&bytes).map_err(|e| StorageError::Other(e.to_string()))?;
+            let converted = super::zarrs_compat::zarrs_document(&document);
+            Ok(Some(Bytes::from(
+                serde_json::Value::Object(converted).to_string(),
+            )))
+        }
+        other => Ok(other),
+    }
+}
+
 fn store_keys(keys: Vec<String>) -> Result<StoreKeys, StorageError> {
     keys.into_iter()
         .map(|k| StoreKey::new(k).map_err(StorageError::from))
@@ -137,7 +155,7 @@ impl AsyncZarrsStore {
 #[async_trait]
 impl AsyncReadableStorageTraits for AsyncZarrsStore {
     async fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
-        self.store.get(key.as_str()).await.map_err(storage_error)
+        get_for_zarrs(&self.store, key).await
     }
 
     async fn get_partial_many<'a>(
@@ -344,7 +362,7 @@ impl SyncZarrsStore {
 
 impl ReadableStorageTraits for SyncZarrsStore {
     fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
-        self.run(self.store.get(key.as_str()))
+        self.block_on(get_for_zarrs(&self.store, key))?
     }
 
     fn get_partial_many<'a>(

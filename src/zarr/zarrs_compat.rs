@@ -40,6 +40,14 @@ pub(crate) fn zarrs_document(document: &Map<String, Value>) -> Map<String, Value
     out
 }
 
+/// True when `bytes` (a `zarr.json`) may name a byte-string data type zarrs lacks: a cheap
+/// test before parsing.
+pub(crate) fn has_byte_strings(bytes: &[u8]) -> bool {
+    BYTE_STRING_TYPES
+        .iter()
+        .any(|name| bytes.windows(name.len()).any(|w| w == name.as_bytes()))
+}
+
 /// A zarrs array for the array `document` at `path` of `storage`. Fails with the reason when
 /// zarrs cannot read the document (unknown codec, data type or grid).
 pub(crate) fn open_zarrs<S: ?Sized>(

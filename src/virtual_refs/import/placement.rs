@@ -195,9 +195,17 @@ pub(crate) fn plan(
     });
     for field in fields {
         if stored.get(field) != array.document.get(field) {
+            // References can only follow chunks encoded the same way; floe encodes loaded
+            // arrays itself.
+            let hint = if *field == "codecs" {
+                " (when an earlier import loaded this array, import it loaded again, without \
+                 --virtual)"
+            } else {
+                ""
+            };
             return Err(refuse(format!(
                 "its `{field}` is {} in the imported file but {} in the stored array, so the \
-                 new data cannot be appended; nothing was changed",
+                 new data cannot be appended{hint}; nothing was changed",
                 array.document.get(field).unwrap_or(&Value::Null),
                 stored.get(field).unwrap_or(&Value::Null)
             )));

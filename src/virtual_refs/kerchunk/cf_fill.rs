@@ -13,7 +13,7 @@
 //! the HDF5 fill value of every dataset (0 unless set), which `xarray.open_dataset` never
 //! masks. [`FillMeaning::of_reference_set`] tells the two apart.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::zarr_v2::{DataType, Kind};
 use crate::zarr::base64;
@@ -29,21 +29,40 @@ pub(crate) enum FillMeaning {
 }
 
 impl FillMeaning {
-    /// The meaning for a reference set whose arrays are `zarrays` (`.zarray` documents): CF
-    /// fill values when some numeric array with dimensions has a `null` fill value (only
-    /// netCDF variables without `_FillValue` get one), storage defaults otherwise.
-    pub(crate) fn of_reference_set<'a>(zarrays: impl IntoIterator<Item = &'a Value>) -> Self {
-        let netcdf_like = zarrays.into_iter().any(|zarray| {
+    /// The meaning for a reference set whose arrays are `arrays` (`.zarray` documents with
+    /// their `.zattrs`), judged from its numeric arrays with dimensions and without CF time
+    /// units (kerchunk nulls the fill value of every array whose `units` say `since`):
+    /// - some has a `null` fill value: netCDF (kerchunk gives `null` only to netCDF variables
+    ///   without `_FillValue`), so fill values are CF fill values;
+    /// - otherwise, some has a zero fill value: plain HDF5 (h5py's default fill value is 0,
+    ///   which kerchunk copies to every dataset), so fill values are storage defaults;
+    /// - otherwise every fill value was set on purpose: CF fill values.
+    pub(crate) fn of_reference_set<'a>(
+        arrays: impl IntoIterator<Item = (&'a Value, Option<&'a Map<String, Value>>)>,
+    ) -> Self {
+        let (mut null_fill, mut zero_fill) = (false, false);
+        for (zarray, zattrs) in arrays {
             let dimensioned = zarray["shape"].as_array().is_some_and(|s| !s.is_empty());
             let numeric = zarray["dtype"]
                 .as_str()
                 .is_some_and(|d| d.len() > 1 && matches!(&d[1..2], "i" | "u" | "f" | "c"));
-            dimensioned && numeric && zarray.get("fill_value").is_none_or(Value::is_null)
-        });
-        if netcdf_like {
-            FillMeaning::CfFillValue
-        } else {
+            let time_like = zattrs
+                .and_then(|a| a.get("units"))
+                .and_then(Value::as_str)
+                .is_some_and(|u| u.contains("since"));
+            if !dimensioned || !numeric || time_like {
+                continue;
+            }
+            match zarray.get("fill_value") {
+                None | Some(Value::Null) => null_fill = true,
+                Some(Value::Number(n)) if n.as_f64() == Some(0.0) => zero_fill = true,
+                _ => {}
+            }
+        }
+        if zero_fill && !null_fill {
             FillMeaning::StorageOnly
+        } else {
+            FillMeaning::CfFillValue
         }
     }
 }
@@ -162,22 +181,37 @@ mod tests {
 
     #[test]
     fn netcdf_reference_sets_are_told_from_plain_hdf5_ones() {
+        let none: Option<&Map<String, Value>> = None;
         let netcdf = [
             json!({"shape": [3], "dtype": "<f8", "fill_value": null}),
             json!({"shape": [3, 4], "dtype": "<f4", "fill_value": -9999.0}),
         ];
         assert_eq!(
-            FillMeaning::of_reference_set(&netcdf),
+            FillMeaning::of_reference_set(netcdf.iter().map(|z| (z, none))),
             FillMeaning::CfFillValue
         );
-        // h5py: every dataset carries its HDF5 fill value; scalars and strings say nothing.
+        // Only explicit fill values, as in a netCDF file whose only other variable is time.
+        let explicit = [json!({"shape": [3, 4], "dtype": "<i2", "fill_value": -32767})];
+        assert_eq!(
+            FillMeaning::of_reference_set(explicit.iter().map(|z| (z, none))),
+            FillMeaning::CfFillValue
+        );
+        // h5py: every dataset carries its HDF5 fill value (0 unless set); scalars, strings
+        // and CF times (kerchunk nulls the fill of anything with `since` in its units) say
+        // nothing.
+        let time_attrs = json!({"units": "days since 2000-01-01"});
+        let time = json!({"shape": [4], "dtype": "<f8", "fill_value": null});
         let plain = [
             json!({"shape": [3], "dtype": "<f8", "fill_value": 0.0}),
             json!({"shape": [], "dtype": "<i4", "fill_value": null}),
             json!({"shape": [2], "dtype": "|S4", "fill_value": null}),
         ];
+        let arrays = plain
+            .iter()
+            .map(|z| (z, none))
+            .chain(std::iter::once((&time, time_attrs.as_object())));
         assert_eq!(
-            FillMeaning::of_reference_set(&plain),
+            FillMeaning::of_reference_set(arrays),
             FillMeaning::StorageOnly
         );
     }

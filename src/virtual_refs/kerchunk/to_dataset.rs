@@ -29,7 +29,11 @@ struct V2Node {
 pub(crate) fn to_dataset(refs: &KerchunkRefs) -> Result<VirtualDataset> {
     let origin = refs.origin.as_str();
     let nodes = collect_nodes(refs)?;
-    let fills = FillMeaning::of_reference_set(nodes.values().filter_map(|n| n.zarray.as_ref()));
+    let fills = FillMeaning::of_reference_set(
+        nodes
+            .values()
+            .filter_map(|n| n.zarray.as_ref().map(|z| (z, n.zattrs.as_ref()))),
+    );
     let mut dataset = VirtualDataset {
         origin: origin.to_string(),
         ..VirtualDataset::default()

@@ -1,0 +1,394 @@
+//! The rules of appends, on references built inline (no Python needed): CF time values in
+//! other units re-encoded when loaded and refused when kept virtual, decoding attributes that
+//! differ refused before anything changes (library and CLI), other attributes kept and
+//! reported, `--load`/`--virtual` overrides, and byte strings that zarrs reads.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use floe::{
+    import_kerchunk, ImportOptions, KerchunkRefs, LoadReason, Session, SyncZarrsStore, VersionSpec,
+};
+use serde_json::{json, Value};
+use zarrs::array::Array;
+
+use super::{new_repo, p};
+
+fn b64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::from("base64:");
+    for group in bytes.chunks(3) {
+        let n = group
+            .iter()
+            .enumerate()
+            .fold(0u32, |a, (i, &b)| a | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            out.push(if i <= group.len() {
+                ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+fn zarray(shape: &[u64], chunks: &[u64], dtype: &str, fill: Value) -> String {
+    json!({"zarr_format": 2, "shape": shape, "chunks": chunks, "dtype": dtype,
+        "fill_value": fill, "order": "C", "filters": null, "compressor": null})
+    .to_string()
+}
+
+/// One file: `time` (float64 hours, `units`), `t2m` (int16 packed with `scale`, one chunk of
+/// 2 steps per chunk), a global attribute `history`.
+fn day(units: &str, hours: [f64; 2], scale: f64, history: &str) -> KerchunkRefs {
+    let times: Vec<u8> = hours.iter().flat_map(|h| h.to_le_bytes()).collect();
+    let t2m: Vec<u8> = [1i16, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let refs = json!({
+        ".zgroup": "{\"zarr_format\": 2}",
+        ".zattrs": json!({"history": history}).to_string(),
+        "time/.zarray": zarray(&[2], &[512], "<f8", Value::Null),
+        "time/.zattrs": json!({"_ARRAY_DIMENSIONS": ["time"], "units": units,
+            "calendar": "standard"}).to_string(),
+        "time/0": b64(&{
+            let mut full = times.clone();
+            full.resize(512 * 8, 0);
+            full
+        }),
+        "t2m/.zarray": zarray(&[2], &[2], "<i2", json!(-32767)),
+        "t2m/.zattrs": json!({"_ARRAY_DIMENSIONS": ["time"], "scale_factor": scale,
+            "add_offset": 273.15, "units": "K", "long_name": history}).to_string(),
+        "t2m/0": b64(&t2m),
+    });
+    KerchunkRefs::from_json("day", refs.to_string().as_bytes()).unwrap()
+}
+
+fn append_options(to: &str) -> ImportOptions {
+    let mut options = ImportOptions::new(p(to));
+    options.append_dim = Some("time".into());
+    options
+}
+
+/// Every value of a float64 array, read through zarrs.
+fn f64_values(session: &Session, path: &str) -> Vec<f64> {
+    let store = Arc::new(SyncZarrsStore::new(
+        session.zarr(),
+        tokio::runtime::Handle::current(),
+    ));
+    let array = Array::open(store, &format!("/{path}")).unwrap();
+    array
+        .retrieve_array_subset::<Vec<f64>>(&array.subset_all())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loaded_times_are_re_encoded_and_decoding_attributes_must_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    let session = repo.writable_session("main").await.unwrap();
+    let first = import_kerchunk(
+        &session,
+        &day("hours since 2026-01-01", [0.0, 1.0], 0.01, "day 1"),
+        &append_options("d"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        first
+            .loaded
+            .iter()
+            .map(|l| (l.path.as_str(), &l.reason))
+            .collect::<Vec<_>>(),
+        vec![("d/time", &LoadReason::Coordinate)]
+    );
+    // The loaded coordinate: zstd, room to grow along time; xarray's attributes.
+    let time = session.node(&p("d/time")).unwrap().unwrap();
+    assert_eq!(time.metadata.document()["codecs"][1]["name"], "zstd");
+    assert_eq!(
+        time.metadata.document()["chunk_grid"]["configuration"]["chunk_shape"],
+        json!([131072])
+    );
+    let t2m = session.node(&p("d/t2m")).unwrap().unwrap();
+    assert_eq!(
+        t2m.metadata.document()["attributes"]["_FillValue"],
+        json!(-32767)
+    );
+    assert_eq!(t2m.metadata.document()["dimension_names"], json!(["time"]));
+    assert!(t2m.metadata.document()["attributes"]
+        .get("_ARRAY_DIMENSIONS")
+        .is_none());
+
+    // The next day counts hours from its own midnight: re-encoded to the stored units.
+    let second = import_kerchunk(
+        &session,
+        &day("hours since 2026-01-02 00:00:00", [0.0, 1.0], 0.01, "day 2"),
+        &append_options("d"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.converted_times.len(), 1, "{second}");
+    assert_eq!(second.converted_times[0].values, 2);
+    assert!(second.to_string().contains(
+        "converted 2 values of /d/time from `hours since 2026-01-02 00:00:00, calendar standard` \
+         to `hours since 2026-01-01, calendar standard`"
+    ), "{second}");
+    // Other attributes keep the stored value and are reported.
+    let kept: Vec<(&str, &str)> = second
+        .kept_attributes
+        .iter()
+        .map(|k| (k.path.as_str(), k.name.as_str()))
+        .collect();
+    assert_eq!(kept, vec![("d", "history"), ("d/t2m", "long_name")]);
+    assert_eq!(
+        session.node(&p("d")).unwrap().unwrap().metadata.document()["attributes"]["history"],
+        "day 1"
+    );
+    assert_eq!(f64_values(&session, "d/time"), vec![0.0, 1.0, 24.0, 25.0]);
+    session.commit("two days", None).await.unwrap();
+
+    // Another packing is refused, naming the variable, the attribute and both values, and
+    // nothing changes.
+    let third = repo.writable_session("main").await.unwrap();
+    let err = import_kerchunk(
+        &third,
+        &day("hours since 2026-01-01", [48.0, 49.0], 0.02, "day 3"),
+        &append_options("d"),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("array `/d/t2m`")
+            && err.contains("`scale_factor` is 0.02")
+            && err.contains("but 0.01"),
+        "{err}"
+    );
+    assert!(!third.has_changes());
+
+    // References cannot follow an array an earlier import loaded (floe encoded it).
+    let mut virtual_time = append_options("d");
+    virtual_time.keep_virtual = vec!["time".into()];
+    let err = import_kerchunk(
+        &third,
+        &day("hours since 2026-01-01", [48.0, 49.0], 0.01, "day 3"),
+        &virtual_time,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`codecs`") && err.contains("without --virtual"),
+        "{err}"
+    );
+    assert!(!third.has_changes());
+
+    // Times kept virtual from the start cannot be re-encoded: refused with the way out.
+    let mut virtual_time = append_options("v");
+    virtual_time.keep_virtual = vec!["time".into()];
+    let day1 = day("hours since 2026-01-01", [0.0, 1.0], 0.01, "day 1");
+    import_kerchunk(&third, &day1, &virtual_time).await.unwrap();
+    let err = import_kerchunk(
+        &third,
+        &day("hours since 2026-01-03", [0.0, 1.0], 0.01, "day 3"),
+        &virtual_time,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("--load") && err.contains("`units`"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrides_load_data_and_keep_coordinates_virtual() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    let session = repo.writable_session("main").await.unwrap();
+    let mut options = ImportOptions::new(p("o"));
+    options.load = vec!["t2m".into()];
+    options.keep_virtual = vec!["time".into()];
+    let summary = import_kerchunk(
+        &session,
+        &day("hours since 2026-01-01", [0.0, 1.0], 0.01, "x"),
+        &options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        summary
+            .loaded
+            .iter()
+            .map(|l| (l.path.as_str(), &l.reason))
+            .collect::<Vec<_>>(),
+        vec![("o/t2m", &LoadReason::Asked)]
+    );
+    // `time` stays as kerchunk described it: one chunk of 512.
+    let time = session.node(&p("o/time")).unwrap().unwrap();
+    assert_eq!(
+        time.metadata.document()["chunk_grid"]["configuration"]["chunk_shape"],
+        json!([512])
+    );
+    options.load = vec!["nope".into()];
+    let err = import_kerchunk(
+        &session,
+        &day("hours since 2026-01-01", [0.0, 1.0], 0.01, "x"),
+        &options,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("--load `nope`"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_cli_import_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo_dir = dir.path().join("repo");
+    let write = |name: &str, refs: &KerchunkRefs| -> String {
+        // Back to JSON: inline references as kerchunk writes them.
+        let mut map = serde_json::Map::new();
+        for (key, reference) in &refs.refs {
+            let floe::KerchunkRef::Inline(bytes) = reference else {
+                unreachable!()
+            };
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) if key.contains(".z") => t.to_string(),
+                _ => b64(bytes),
+            };
+            map.insert(key.clone(), Value::String(text));
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, Value::Object(map).to_string()).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let day1 = write(
+        "d1.json",
+        &day("hours since 2026-01-01", [0.0, 1.0], 0.01, "1"),
+    );
+    let day2 = write(
+        "d2.json",
+        &day("hours since 2026-01-01", [2.0, 3.0], 0.5, "2"),
+    );
+    let floe = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_floe"))
+            .arg("-r")
+            .arg(&repo_dir)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(floe(&["init"]).0, Some(0));
+    let (code, out, err) = floe(&[
+        "import",
+        "kerchunk",
+        &day1,
+        "--to",
+        "d",
+        "--append-dim",
+        "time",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("loaded /d/time (coordinate variable)"),
+        "{out}"
+    );
+    let files_before = list_files(&repo_dir);
+    let (code, out, err) = floe(&[
+        "import",
+        "kerchunk",
+        &day2,
+        "--to",
+        "d",
+        "--append-dim",
+        "time",
+    ]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        err.contains("`scale_factor` is 0.5") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(
+        list_files(&repo_dir),
+        files_before,
+        "the refused import wrote objects"
+    );
+    let repo = floe::Repository::open_location(repo_dir.to_str().unwrap(), &vec![])
+        .await
+        .unwrap();
+    let read = repo
+        .readonly_session(&VersionSpec::Branch("main".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        read.node(&p("d/t2m"))
+            .unwrap()
+            .unwrap()
+            .metadata
+            .geometry()
+            .unwrap()
+            .shape,
+        vec![2]
+    );
+}
+
+fn list_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_strings_read_as_characters_through_zarrs() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    let session = repo.writable_session("main").await.unwrap();
+    let refs = json!({
+        ".zgroup": "{\"zarr_format\": 2}",
+        "name/.zarray": zarray(&[2, 3], &[2, 3], "|S1", json!("IA==")),
+        "name/.zattrs": json!({"_ARRAY_DIMENSIONS": ["station", "strlen"]}).to_string(),
+        "name/0.0": b64(b"abcde\0"),
+    });
+    let refs = KerchunkRefs::from_json("strings", refs.to_string().as_bytes()).unwrap();
+    let mut options = ImportOptions::new(p("s"));
+    options.load = vec!["name".into()];
+    import_kerchunk(&session, &refs, &options).await.unwrap();
+    let doc = session
+        .node(&p("s/name"))
+        .unwrap()
+        .unwrap()
+        .metadata
+        .document()
+        .clone();
+    assert_eq!(
+        doc["data_type"],
+        json!({"name": "null_terminated_bytes", "configuration": {"length_bytes": 1}})
+    );
+    assert_eq!(doc["fill_value"], "IA==");
+    // zarrs knows raw bits, not zarr-python's name: floe hands it the raw-bits form.
+    let store = Arc::new(SyncZarrsStore::new(
+        session.zarr(),
+        tokio::runtime::Handle::current(),
+    ));
+    let array = Array::open(store, "/s/name").unwrap();
+    let bytes: Vec<u8> = array
+        .retrieve_array_subset::<zarrs::array::ArrayBytes<'static>>(&array.subset_all())
+        .unwrap()
+        .into_fixed()
+        .unwrap()
+        .into_owned();
+    assert_eq!(bytes, b"abcde\0");
+}

@@ -1,0 +1,234 @@
+//! The virtual-dataset journey on a corpus of real layouts: files written by netCDF4-python,
+//! h5py and xarray (`tests/python/virtual_corpus.py`: unlimited `time` with netCDF's default
+//! chunking, contiguous variables, scalars and fixed-length strings, nested groups, packed
+//! `int16`, `_FillValue` and `missing_value`, per-file time units, a `noleap` calendar, a
+//! dimension without a coordinate variable, a partly filled last chunk, monthly files of
+//! 31/28/31 days, a plain HDF5 file, an xarray-written file), referenced by kerchunk,
+//! imported day after day, served, and compared with xarray.
+//!
+//! For each case the first file is imported and the following ones appended along `time`; at
+//! every snapshot, `xarray.open_zarr` through the server must be identical
+//! (`xarray.testing.assert_identical`: values, dtypes, attributes, coordinates) to
+//! `xarray.open_mfdataset` of the files imported so far, and must open from consolidated
+//! metadata without a warning.
+//!
+//! - `the_cli_imports_every_layout_day_after_day`: `floe import kerchunk --append-dim time`
+//!   processes, then the real `floe serve` binary;
+//! - `the_library_imports_the_same_way`: `import_kerchunk` in one process, served in-process.
+//!
+//! Needs `FLOE_TEST_PYTHON` (scripts/check sets it to a venv with kerchunk, netCDF4, h5py,
+//! xarray, dask); without it the tests say why and pass.
+
+#![cfg(feature = "server")]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::cli::floe;
+use common::http::TestServer;
+use floe::{import_kerchunk, ImportOptions, KerchunkRefs, NodePath, Repository, VirtualAccess};
+use serde_json::{json, Map, Value};
+
+fn python(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("FLOE_TEST_PYTHON") {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => {
+            println!(
+                "skipping {test}: FLOE_TEST_PYTHON is not set (scripts/check installs kerchunk, \
+                 netCDF4, h5py, xarray and dask into ./.venv and sets it)"
+            );
+            None
+        }
+    }
+}
+
+fn corpus_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/virtual_corpus.py")
+}
+
+/// Runs the corpus script with `args`, printing its output; panics when it fails.
+fn run_script(python: &Path, args: &[&str]) -> String {
+    let output = Command::new(python)
+        .arg(corpus_script())
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("--- virtual_corpus.py {} ---\n{stdout}\n{stderr}", args[0]);
+    assert!(
+        output.status.success(),
+        "virtual_corpus.py {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+/// Writes the corpus into `dir` and returns its manifest's cases.
+fn make_corpus(python: &Path, dir: &Path) -> Map<String, Value> {
+    run_script(python, &["make", dir.to_str().unwrap()]);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    manifest["cases"].as_object().unwrap().clone()
+}
+
+fn refs_of(case: &Value) -> Vec<String> {
+    case["refs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Compares every case at every version through `server` and checks each comparison ran.
+fn compare(python: &Path, server: &str, dir: &Path, versions: &Map<String, Value>) {
+    let path = dir.join("versions.json");
+    std::fs::write(&path, Value::Object(versions.clone()).to_string()).unwrap();
+    let out = run_script(
+        python,
+        &[
+            "compare",
+            server,
+            dir.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ],
+    );
+    for (case, snapshots) in versions {
+        for k in 1..=snapshots.as_array().unwrap().len() {
+            assert!(
+                out.contains(&format!("ok {case} {k}\n")),
+                "no `ok {case} {k}` in:\n{out}"
+            );
+        }
+    }
+}
+
+/// The real `floe serve` binary on a free port, killed when dropped.
+struct ServeProcess {
+    child: Child,
+    url: String,
+}
+
+impl ServeProcess {
+    fn start(repo: &Path) -> ServeProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_floe"))
+            .arg("-r")
+            .arg(repo)
+            .args(["serve", "--addr", "127.0.0.1:0", "--allow-virtual-declared"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        ServeProcess { child, url }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_cli_imports_every_layout_day_after_day() {
+    let Some(python) = python("the_cli_imports_every_layout_day_after_day") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cases = make_corpus(&python, dir.path());
+    let repo = dir.path().join("repo");
+    let init = floe(&repo, &["init"]);
+    assert_eq!(init.code, 0, "{}", init.stderr);
+    let mut versions = Map::new();
+    for (name, case) in &cases {
+        let mut snapshots = Vec::new();
+        for refs in refs_of(case) {
+            let run = floe(
+                &repo,
+                &[
+                    "import",
+                    "kerchunk",
+                    &refs,
+                    "--to",
+                    name,
+                    "--append-dim",
+                    "time",
+                ],
+            );
+            assert_eq!(run.code, 0, "{name}: {refs}: {}", run.stderr);
+            let text = run.text();
+            let snapshot = text
+                .split("snapshot ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no snapshot in {text}"));
+            snapshots.push(json!(snapshot));
+        }
+        versions.insert(name.clone(), Value::Array(snapshots));
+    }
+    // What the summaries and `floe info` say of one case: the coordinate loaded (native
+    // chunks), the data virtual.
+    let count = |info: &Value, kind: &str| info["chunks"][kind].as_u64().unwrap();
+    let info = floe(&repo, &["info", "/unlimited_default/time", "--json"]).json();
+    assert_eq!(count(&info, "initialized"), 1, "{info}");
+    assert_eq!(count(&info, "inline") + count(&info, "native"), 1, "{info}");
+    let info = floe(&repo, &["info", "/unlimited_default/t2m", "--json"]).json();
+    assert_eq!(count(&info, "initialized"), 36, "{info}");
+    assert_eq!(count(&info, "inline") + count(&info, "native"), 0, "{info}");
+    assert_eq!(info["shape"], json!([36, 4, 5]), "{info}");
+    let server = ServeProcess::start(&repo);
+    compare(&python, &server.url, dir.path(), &versions);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_library_imports_the_same_way() {
+    let Some(python) = python("the_library_imports_the_same_way") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cases = make_corpus(&python, dir.path());
+    let repo = Repository::init_location(dir.path().join("lib-repo").to_str().unwrap(), &vec![])
+        .await
+        .unwrap()
+        .with_virtual_access(VirtualAccess::deny_all().allow_declared());
+    let mut versions = Map::new();
+    for name in [
+        "unlimited_default",
+        "time_units",
+        "partial_chunk",
+        "packed_fill",
+    ] {
+        let mut snapshots = Vec::new();
+        for refs in refs_of(&cases[name]) {
+            let session = repo.writable_session("main").await.unwrap();
+            let mut options = ImportOptions::new(NodePath::new(name).unwrap());
+            options.append_dim = Some("time".into());
+            let refs = KerchunkRefs::read(Path::new(&refs)).unwrap();
+            let summary = import_kerchunk(&session, &refs, &options).await.unwrap();
+            println!("{name}: {summary}");
+            let id = session.commit(name, None).await.unwrap();
+            snapshots.push(json!(id.to_string()));
+        }
+        versions.insert(name.to_string(), Value::Array(snapshots));
+    }
+    let server = TestServer::start(repo).await;
+    let (python, url, dir_path) = (python.clone(), server.url(""), dir.path().to_path_buf());
+    tokio::task::spawn_blocking(move || compare(&python, &url, &dir_path, &versions))
+        .await
+        .unwrap();
+    server.stop().await;
+}
