@@ -392,3 +392,38 @@ async fn byte_strings_read_as_characters_through_zarrs() {
         .into_owned();
     assert_eq!(bytes, b"abcde\0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_missing_a_variable_cannot_leave_lengths_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    let session = repo.writable_session("main").await.unwrap();
+    let full = day("hours since 2026-01-01", [0.0, 1.0], 0.01, "1");
+    import_kerchunk(&session, &full, &append_options("m"))
+        .await
+        .unwrap();
+    // The next file lacks `t2m`: `time` would grow to 4 while `t2m` stays at 2.
+    let mut partial = day("hours since 2026-01-01", [2.0, 3.0], 0.01, "2");
+    partial.refs.retain(|key, _| !key.starts_with("t2m/"));
+    let err = import_kerchunk(&session, &partial, &append_options("m"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("different lengths")
+            && err.contains("/m/t2m: 2")
+            && err.contains("/m/time: 4"),
+        "{err}"
+    );
+    assert_eq!(
+        session
+            .node(&p("m/time"))
+            .unwrap()
+            .unwrap()
+            .metadata
+            .geometry()
+            .unwrap()
+            .shape,
+        vec![2]
+    );
+}

@@ -7,12 +7,14 @@
 //! - [`grid_edges`] and [`partial`]: chunk edges along the append dimension, and the cut of a
 //!   partly filled last chunk;
 //! - [`values`]: decoded values read from sources or the session, written, compared;
+//! - [`checks`]: values and lengths an append must find consistent before writing;
 //! - [`sources`]: the referenced files, their checksums and containers;
 //! - [`summary`]: what an import did.
 
 mod attrs;
 mod calendar;
 mod cf_time;
+mod checks;
 mod grid_edges;
 mod partial;
 mod placement;
@@ -138,19 +140,22 @@ pub(crate) async fn import_dataset(
             placement::plan(session, &target, array, role, options.append_dim.as_deref())?,
         );
     }
+    if let Some(dim) = &options.append_dim {
+        let planned: Vec<&ArrayPlan> = plans.values().collect();
+        checks::check_append_lengths(session, &options.to, dim, &planned)?;
+    }
     let urls: BTreeSet<Arc<str>> = dataset
         .arrays
         .values()
         .flat_map(|a| a.chunks.iter().filter_map(|(_, c)| c.url().map(Arc::from)))
         .collect();
-    let mut sources =
-        sources::resolve(session.repository(), &urls, &options.source_options).await?;
+    let sources = sources::resolve(session.repository(), &urls, &options.source_options).await?;
     let mut prepared: BTreeMap<&String, Prepared> = BTreeMap::new();
     for (path, plan) in plans {
         let array = &dataset.arrays[path];
         let what = format!("{origin}: variable `{path}`");
         let mut values = match (&plan.role, &plan.action) {
-            (Role::Load(_), _) | (_, Action::Unchanged { .. }) => {
+            (Role::Load(_), _) | (_, Action::Unchanged { time: Some(_), .. }) => {
                 Some(values::read_source(&what, array, &sources).await?)
             }
             _ => None,
@@ -175,8 +180,15 @@ pub(crate) async fn import_dataset(
                 to: change.to.clone(),
             });
         }
+        if matches!(plan.role, Role::Virtual { .. }) {
+            for (coord, chunk) in &array.chunks {
+                virtual_reference(&plan.target, coord, chunk, &sources)?;
+            }
+        }
         if let Action::Unchanged { existing, .. } = &plan.action {
-            check_unchanged(session, &plan.target, existing, values.as_ref()).await?;
+            let target = &plan.target;
+            checks::check_unchanged(session, target, existing, array, values.as_ref(), &sources)
+                .await?;
             values = None;
         }
         prepared.insert(path, Prepared { plan, values });
@@ -200,29 +212,11 @@ pub(crate) async fn import_dataset(
     progress(ImportProgress { done, total });
     for (path, item) in &prepared {
         let array = &dataset.arrays[*path];
-        write_array(session, item, array, &mut sources, &mut summary).await?;
+        write_array(session, item, array, &sources, &mut summary).await?;
         done += array.chunks.len() as u64;
         progress(ImportProgress { done, total });
     }
     Ok(summary)
-}
-
-/// Compares the stored values of an array an append must find unchanged with the file's.
-async fn check_unchanged(
-    session: &Session,
-    path: &NodePath,
-    existing: &NodeMetadata,
-    new: Option<&Decoded>,
-) -> Result<()> {
-    let stored = values::read_stored(session, path, existing.document()).await?;
-    if Some(&stored) != new {
-        return Err(invalid(
-            format!("array `{path}`"),
-            "it lacks the append dimension, so it must equal the stored array, but its values \
-             differ; nothing was changed",
-        ));
-    }
-    Ok(())
 }
 
 /// Creates the dataset's groups and the missing parents of everything; for appends, existing
@@ -304,7 +298,7 @@ async fn write_array(
     session: &Session,
     item: &Prepared,
     array: &crate::virtual_refs::dataset::VirtualArray,
-    sources: &mut Sources,
+    sources: &Sources,
     summary: &mut ImportSummary,
 ) -> Result<()> {
     let plan = &item.plan;
@@ -437,38 +431,51 @@ async fn write_references(
                 .checked_add(shift)
                 .ok_or_else(|| invalid(format!("array `{path}`"), "chunk index overflow"))?;
         }
-        let (url, offset, length) = match chunk {
-            SourceChunk::Inline(bytes) => {
+        let Some(reference) = virtual_reference(path, &coord, chunk, sources)? else {
+            if let SourceChunk::Inline(bytes) = chunk {
                 session.set_chunk(path, &coord, bytes.clone()).await?;
                 summary.inline_chunks += 1;
-                continue;
             }
-            SourceChunk::File { url } => (url, 0, sources.get(url)?.size),
-            SourceChunk::Range {
-                url,
-                offset,
-                length,
-            } => (url, *offset, *length),
-        };
-        let file = sources.get(url)?;
-        if offset.checked_add(length).is_none_or(|end| end > file.size) {
-            return Err(invalid(
-                format!("array `{path}` chunk {coord:?}"),
-                format!(
-                    "bytes {offset}..+{length} lie past the end of `{}` ({} bytes)",
-                    file.source.location, file.size
-                ),
-            ));
-        }
-        let reference = VirtualChunkRef {
-            source: file.source.clone(),
-            offset,
-            length,
+            continue;
         };
         session.set_virtual_chunk(path, &coord, reference).await?;
         summary.virtual_refs += 1;
     }
     Ok(())
+}
+
+/// The virtual reference of `chunk` (at `coord` of the array at `path`), `None` for inline
+/// data. Fails when the range lies past the end of its file.
+fn virtual_reference(
+    path: &NodePath,
+    coord: &[u64],
+    chunk: &SourceChunk,
+    sources: &Sources,
+) -> Result<Option<VirtualChunkRef>> {
+    let (url, offset, length) = match chunk {
+        SourceChunk::Inline(_) => return Ok(None),
+        SourceChunk::File { url } => (url, 0, sources.get(url)?.size),
+        SourceChunk::Range {
+            url,
+            offset,
+            length,
+        } => (url, *offset, *length),
+    };
+    let file = sources.get(url)?;
+    if offset.checked_add(length).is_none_or(|end| end > file.size) {
+        return Err(invalid(
+            format!("array `{path}` chunk {coord:?}"),
+            format!(
+                "bytes {offset}..+{length} lie past the end of `{}` ({} bytes)",
+                file.source.location, file.size
+            ),
+        ));
+    }
+    Ok(Some(VirtualChunkRef {
+        source: file.source.clone(),
+        offset,
+        length,
+    }))
 }
 
 /// The path a dataset path (`""` for the root) takes below `to`.

@@ -7,14 +7,11 @@
 //! encoded again; they become native chunks of an edge that length in a `rectilinear` grid.
 //! Nothing else is copied.
 
-use std::borrow::Cow;
-use std::num::NonZeroU64;
-
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
-use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits, CodecOptions};
 
 use super::grid_edges::{rectilinear_grid, PartialChunk};
+use super::values::ChunkCodec;
 use crate::error::{Error, Result};
 use crate::format::manifest::ChunkCoord;
 use crate::format::path::NodePath;
@@ -22,7 +19,6 @@ use crate::repo::Session;
 use crate::virtual_refs::kerchunk::invalid;
 use crate::zarr::chunk_grid::ChunkGrid;
 use crate::zarr::metadata::NodeMetadata;
-use crate::zarr::zarrs_compat::detached_zarrs;
 
 /// The cut chunks of an array's partly filled slab, encoded, ready to store.
 pub(crate) struct CutChunks {
@@ -30,10 +26,6 @@ pub(crate) struct CutChunks {
     pub(crate) chunks: Vec<(ChunkCoord, Bytes)>,
     /// The document that drops the slab: the array ending where the partial chunk starts.
     pub(crate) truncated: Value,
-}
-
-fn non_zero(shape: &[u64]) -> Option<Vec<NonZeroU64>> {
-    shape.iter().map(|&s| NonZeroU64::new(s)).collect()
 }
 
 /// Keeps the first `keep` of `length` positions along `dim` of C-order `bytes` of `shape`.
@@ -65,20 +57,8 @@ pub(crate) async fn cut_partial_chunks(
     let geometry = existing
         .geometry()
         .ok_or_else(|| invalid(what.clone(), "not an array"))?;
-    // zarrs decodes with the codec chain only; each chunk gets its own shape.
-    let mut decoder = existing.document().clone();
-    decoder.insert(
-        "chunk_grid".into(),
-        json!({"name": "regular", "configuration": {"chunk_shape": geometry.max_chunk_shape()}}),
-    );
-    let zarrs = detached_zarrs(&decoder).map_err(|e| invalid(what.clone(), e))?;
-    let element = zarrs.data_type().fixed_size().ok_or_else(|| {
-        invalid(
-            what.clone(),
-            "its data type has no fixed size: it cannot be cut",
-        )
-    })?;
-    let options = CodecOptions::default();
+    let codec = ChunkCodec::new(existing)
+        .map_err(|e| invalid(what.clone(), format!("it cannot be cut: {e}")))?;
     let mut chunks = Vec::new();
     for coord in session.list_chunks(path).await? {
         if coord.get(dim) != Some(&partial.index) {
@@ -91,34 +71,14 @@ pub(crate) async fn cut_partial_chunks(
             .chunk_shape_at(&coord)
             .ok_or_else(|| invalid(what.clone(), format!("chunk {coord:?} is outside its grid")))?;
         let corrupt = |reason: String| Error::corrupt(format!("{path} chunk {coord:?}"), reason);
-        let shape_nz = non_zero(&shape).ok_or_else(|| corrupt("empty chunk shape".into()))?;
-        let decoded = zarrs
-            .codecs()
-            .decode(
-                Cow::Borrowed(&encoded[..]),
-                &shape_nz,
-                zarrs.data_type(),
-                zarrs.fill_value(),
-                &options,
-            )
-            .map_err(|e| corrupt(format!("cannot decode with the array's codecs: {e}")))?
-            .into_fixed()
-            .map_err(|e| corrupt(format!("decoded to variable-length data: {e}")))?;
+        let decoded = codec.decode(Some(&encoded), &shape).map_err(corrupt)?;
         let mut cut_shape = shape.clone();
         cut_shape[dim] = partial.filled;
-        let cut_nz = non_zero(&cut_shape).ok_or_else(|| corrupt("empty cut".into()))?;
-        let kept = cut(&decoded, &shape, dim, partial.filled, element);
-        let encoded = zarrs
-            .codecs()
-            .encode(
-                ArrayBytes::new_flen(kept),
-                &cut_nz,
-                zarrs.data_type(),
-                zarrs.fill_value(),
-                &options,
-            )
-            .map_err(|e| corrupt(format!("cannot encode the cut chunk: {e}")))?;
-        chunks.push((coord, Bytes::from(encoded.into_owned())));
+        let kept = cut(&decoded, &shape, dim, partial.filled, codec.element_size());
+        chunks.push((
+            coord.clone(),
+            codec.encode(kept, &cut_shape).map_err(corrupt)?,
+        ));
     }
     Ok(CutChunks {
         chunks,

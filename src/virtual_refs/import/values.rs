@@ -149,6 +149,102 @@ pub(crate) async fn write_region(
         .map_err(|e| invalid(&what, format!("cannot write its values: {e}")))
 }
 
+/// A zarrs array that decodes and encodes the chunks of the array `document` (its codec
+/// chain, data type and fill value; a rectilinear grid is replaced by the regular grid of its
+/// largest edges, since each chunk is handled with its own shape).
+pub(crate) struct ChunkCodec {
+    zarrs: zarrs::array::Array<dyn zarrs::storage::ReadableWritableListableStorageTraits>,
+    element: usize,
+}
+
+impl ChunkCodec {
+    /// The codec of the array `metadata`. Fails with the reason when zarrs cannot open it or
+    /// its data type has no fixed size.
+    pub(crate) fn new(
+        metadata: &crate::zarr::metadata::NodeMetadata,
+    ) -> std::result::Result<Self, String> {
+        let geometry = metadata.geometry().ok_or("not an array")?;
+        let mut document = metadata.document().clone();
+        document.insert(
+            "chunk_grid".into(),
+            serde_json::json!({"name": "regular",
+                "configuration": {"chunk_shape": geometry.max_chunk_shape()}}),
+        );
+        let zarrs = crate::zarr::zarrs_compat::detached_zarrs(&document)?;
+        let element = zarrs
+            .data_type()
+            .fixed_size()
+            .ok_or("its data type has no fixed size")?;
+        Ok(ChunkCodec { zarrs, element })
+    }
+
+    /// Size in bytes of one element.
+    pub(crate) fn element_size(&self) -> usize {
+        self.element
+    }
+
+    /// The decoded bytes of a chunk of `shape` (`None`: an absent chunk, all fill value).
+    pub(crate) fn decode(
+        &self,
+        encoded: Option<&[u8]>,
+        shape: &[u64],
+    ) -> std::result::Result<Vec<u8>, String> {
+        let elements: u64 = shape.iter().product();
+        let Some(encoded) = encoded else {
+            return Ok(self
+                .zarrs
+                .fill_value()
+                .as_ne_bytes()
+                .repeat(elements as usize));
+        };
+        let shape = non_zero(shape)?;
+        use zarrs::array::ArrayToBytesCodecTraits;
+        let decoded = self
+            .zarrs
+            .codecs()
+            .decode(
+                std::borrow::Cow::Borrowed(encoded),
+                &shape,
+                self.zarrs.data_type(),
+                self.zarrs.fill_value(),
+                &CodecOptions::default(),
+            )
+            .map_err(|e| format!("cannot decode with the array's codecs: {e}"))?
+            .into_fixed()
+            .map_err(|e| format!("decoded to variable-length data: {e}"))?;
+        Ok(decoded.into_owned())
+    }
+
+    /// `decoded` bytes of a chunk of `shape`, encoded with the array's codecs.
+    pub(crate) fn encode(
+        &self,
+        decoded: Vec<u8>,
+        shape: &[u64],
+    ) -> std::result::Result<bytes::Bytes, String> {
+        let shape = non_zero(shape)?;
+        use zarrs::array::ArrayToBytesCodecTraits;
+        let encoded = self
+            .zarrs
+            .codecs()
+            .encode(
+                ArrayBytes::new_flen(decoded),
+                &shape,
+                self.zarrs.data_type(),
+                self.zarrs.fill_value(),
+                &CodecOptions::default(),
+            )
+            .map_err(|e| format!("cannot encode with the array's codecs: {e}"))?;
+        Ok(bytes::Bytes::from(encoded.into_owned()))
+    }
+}
+
+fn non_zero(shape: &[u64]) -> std::result::Result<Vec<std::num::NonZeroU64>, String> {
+    shape
+        .iter()
+        .map(|&s| std::num::NonZeroU64::new(s).ok_or_else(|| "an empty chunk shape".to_string()))
+        .collect()
+}
+
 /// The values an array's CF attributes mark as missing (`_FillValue` in xarray's Zarr v3
 /// encoding, `missing_value` as a number or a list), as `f64`.
 pub(crate) fn missing_values(attributes: &Map<String, Value>) -> Vec<f64> {

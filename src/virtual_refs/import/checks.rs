@@ -1,0 +1,179 @@
+//! What must hold before an append writes anything, beyond each array's metadata: arrays
+//! without the append dimension hold the same values as the stored ones, and every array along
+//! the append dimension ends at the same length afterwards.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::placement::{Action, ArrayPlan};
+use super::sources::Sources;
+use super::values::{self, ChunkCodec, Decoded};
+use crate::error::Result;
+use crate::format::manifest::ChunkCoord;
+use crate::format::path::NodePath;
+use crate::repo::Session;
+use crate::virtual_refs::dataset::{SourceChunk, VirtualArray};
+use crate::virtual_refs::kerchunk::invalid;
+use crate::zarr::metadata::NodeMetadata;
+
+fn differ(path: &NodePath, detail: &str) -> crate::Error {
+    invalid(
+        format!("array `{path}`"),
+        format!(
+            "it lacks the append dimension, so it must equal the stored array, but {detail}; \
+             nothing was changed"
+        ),
+    )
+}
+
+/// Checks that the array at `path` (stored metadata `existing`) holds the values of the
+/// imported `array`: `new` when the import decoded them already (loaded, or re-encoded times),
+/// else chunk by chunk when both are laid out and encoded alike (equal encoded bytes need no
+/// decoding), else whole.
+pub(crate) async fn check_unchanged(
+    session: &Session,
+    path: &NodePath,
+    existing: &NodeMetadata,
+    array: &VirtualArray,
+    new: Option<&Decoded>,
+    sources: &Sources,
+) -> Result<()> {
+    let same_layout = ["chunk_grid", "codecs", "data_type", "fill_value"]
+        .iter()
+        .all(|f| existing.document().get(*f) == array.document.get(*f));
+    if new.is_none() && same_layout {
+        return check_chunks(session, path, existing, array, sources).await;
+    }
+    let stored = values::read_stored(session, path, existing.document()).await?;
+    let imported = match new {
+        Some(values) => values.clone(),
+        None => values::read_source(&format!("array `{path}`"), array, sources).await?,
+    };
+    if stored != imported {
+        return Err(differ(path, "its values differ"));
+    }
+    Ok(())
+}
+
+async fn check_chunks(
+    session: &Session,
+    path: &NodePath,
+    existing: &NodeMetadata,
+    array: &VirtualArray,
+    sources: &Sources,
+) -> Result<()> {
+    let what = format!("array `{path}`");
+    let geometry = existing
+        .geometry()
+        .ok_or_else(|| invalid(what.clone(), "not an array"))?;
+    let imported: BTreeMap<&ChunkCoord, &SourceChunk> =
+        array.chunks.iter().map(|(c, s)| (c, s)).collect();
+    let stored: BTreeSet<ChunkCoord> = session.list_chunks(path).await?.into_iter().collect();
+    let coords: BTreeSet<&ChunkCoord> = imported.keys().copied().chain(stored.iter()).collect();
+    let mut codec: Option<ChunkCodec> = None;
+    for coord in coords {
+        let theirs = match imported.get(coord) {
+            Some(chunk) => Some(values::fetch_chunk(chunk, sources).await?),
+            None => None,
+        };
+        let ours = if stored.contains(coord) {
+            session.get_chunk(path, coord).await?
+        } else {
+            None
+        };
+        if ours == theirs {
+            continue;
+        }
+        if codec.is_none() {
+            codec = Some(ChunkCodec::new(existing).map_err(|e| invalid(what.clone(), e))?);
+        }
+        let codec = codec
+            .as_ref()
+            .ok_or_else(|| invalid(what.clone(), "no codec"))?;
+        let shape = geometry
+            .chunk_shape_at(coord)
+            .ok_or_else(|| invalid(what.clone(), format!("chunk {coord:?} is outside its grid")))?;
+        let decode = |bytes: Option<&bytes::Bytes>| {
+            codec
+                .decode(bytes.map(|b| &b[..]), &shape)
+                .map_err(|e| invalid(format!("{what} chunk {coord:?}"), e))
+        };
+        if decode(ours.as_ref())? != decode(theirs.as_ref())? {
+            return Err(differ(
+                path,
+                &format!("its chunk {coord:?} holds other values"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that after an append along `append_dim` into `to`, every array below `to` that has
+/// that dimension (imported, or stored and not in the import) has the same length along it:
+/// a file lacking a variable the store has, or bringing a new one, would leave the dataset
+/// with conflicting lengths that xarray refuses to open.
+pub(crate) fn check_append_lengths(
+    session: &Session,
+    to: &NodePath,
+    append_dim: &str,
+    plans: &[&ArrayPlan],
+) -> Result<()> {
+    let mut lengths: BTreeMap<NodePath, u64> = BTreeMap::new();
+    for node in session.list_nodes()? {
+        let Some(geometry) = node.metadata.geometry() else {
+            continue;
+        };
+        if !node.path.is_within(to) {
+            continue;
+        }
+        if let Some(dim) =
+            dimension_index(node.metadata.document().get("dimension_names"), append_dim)
+        {
+            lengths.insert(node.path.clone(), geometry.shape[dim]);
+        }
+    }
+    for plan in plans {
+        let (document, replaced) = match &plan.action {
+            Action::Create { document, .. } => (document, true),
+            Action::AppendLoaded { document, .. } | Action::AppendVirtual { document, .. } => {
+                (document, true)
+            }
+            Action::Unchanged { .. } => continue,
+        };
+        match dimension_index(document.get("dimension_names"), append_dim) {
+            Some(dim) => {
+                let length = document["shape"][dim].as_u64().unwrap_or(0);
+                lengths.insert(plan.target.clone(), length);
+            }
+            None if replaced => {
+                lengths.remove(&plan.target);
+            }
+            None => {}
+        }
+    }
+    let distinct: BTreeSet<u64> = lengths.values().copied().collect();
+    if distinct.len() > 1 {
+        let listed: Vec<String> = lengths
+            .iter()
+            .map(|(path, length)| format!("{path}: {length}"))
+            .collect();
+        return Err(invalid(
+            format!("group `{to}`"),
+            format!(
+                "after this append its arrays along `{append_dim}` would have different \
+                 lengths ({}): a variable the stored dataset has is missing from the imported \
+                 file, or the file brings a new one; nothing was changed",
+                listed.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn dimension_index(names: Option<&Value>, dim: &str) -> Option<usize> {
+    names?
+        .as_array()?
+        .iter()
+        .position(|n| n.as_str() == Some(dim))
+}
