@@ -4,22 +4,33 @@
 //! cargo run --release --example daily_forecast -- [--dir DIR] [--days N]
 //! ```
 //!
-//! 1. Creates a repository in `DIR` (default `./daily_forecast_repo`) with a group holding
-//!    `t2m` (float32, time x 181 lat x 360 lon, zstd) and `time` (int64), written by zarrs.
+//! 1. Creates a repository in `DIR` (default `./daily_forecast_repo`) holding, written by
+//!    zarrs, a CF-1.10 dataset as a forecast provider publishes it: `t2m` (float32, time x
+//!    181 lat x 360 lon, zstd, with units and standard name), `time` (int64 seconds with CF
+//!    units and calendar, so xarray decodes dates), the coordinates `lat` and `lon` (float64,
+//!    written once), dimension names on every array, global attributes (`Conventions`,
+//!    `title`, ...) and no attribute naming the writing software (zarrs' `_zarrs` is turned
+//!    off). See `workloads/cf.rs`.
 //! 2. Runs the daily job N times (default 60): open the repository, start a session on
-//!    `main`, grow both arrays by one day, write the day's field and timestamp, commit.
+//!    `main`, grow `t2m` and `time` by one day, write the day's field and timestamp, commit.
 //! 3. Tags the middle day (`day-<N/2>`).
 //! 4. Reopens an older version by time (`main@<RFC 3339 time>` between two daily commits)
-//!    and by tag, and checks every value read against the regenerated data.
-//! 5. Prints a short report.
+//!    and by tag, and checks every value read (coordinates included) against the
+//!    regenerated data.
+//! 5. Prints a short report, ending with the commands that open the tagged version in
+//!    xarray through `floe serve`.
 //!
-//! `DIR` must be new, empty, or a repository made by an earlier run of this example (its root
-//! group carries `"created_by": "floe daily_forecast example"`): such a repository is deleted
-//! and the run starts afresh. Anything else is refused, so the example never deletes data it
-//! did not create.
+//! `DIR` must be new, empty, or a repository made by an earlier run of this example (the
+//! metadata of every commit it makes carries `"created_by": "floe daily_forecast example"`,
+//! and so did the root group's attributes before the dataset followed CF): such a repository
+//! is deleted and the run starts afresh. Anything else is refused, so the example never
+//! deletes data it did not create.
 //!
 //! The field of day d is WORKLOADS.md's W1 field, so this is W1 at a smaller scale.
 
+#[allow(dead_code)]
+#[path = "workloads/cf.rs"]
+mod cf;
 #[allow(dead_code)]
 #[path = "workloads/data.rs"]
 mod data;
@@ -90,16 +101,16 @@ fn prepare_dir(rt: &Runtime, dir: &Path) -> Res<()> {
         Ok(repo) => repo,
         Err(_) => return refuse("is not empty and is not a floe repository"),
     };
-    let main =
-        rt.block_on(repo.readonly_session(&VersionSpec::Branch(floe::DEFAULT_BRANCH.into())))?;
-    let ours = main.node(&NodePath::root())?.is_some_and(|root| {
-        root.metadata
-            .attributes()
-            .get("created_by")
-            .and_then(|v| v.as_str())
-            == Some(CREATED_BY)
-    });
-    if !ours {
+    let tip = rt.block_on(repo.branch_tip(floe::DEFAULT_BRANCH))?;
+    let marked = |attributes: &serde_json::Map<String, serde_json::Value>| {
+        attributes.get("created_by").and_then(|v| v.as_str()) == Some(CREATED_BY)
+    };
+    let by_commit = marked(&rt.block_on(repo.snapshot_entry(tip))?.metadata);
+    let main = rt.block_on(repo.session_at_snapshot(tip))?;
+    let by_attribute = main
+        .node(&NodePath::root())?
+        .is_some_and(|root| marked(&root.metadata.attributes()));
+    if !by_commit && !by_attribute {
         return refuse("is a floe repository that this example did not create");
     }
     println!(
@@ -108,6 +119,13 @@ fn prepare_dir(rt: &Runtime, dir: &Path) -> Res<()> {
     );
     std::fs::remove_dir_all(dir)?;
     Ok(())
+}
+
+/// The metadata of every commit this example makes: the mark `prepare_dir` recognises.
+fn commit_metadata() -> serde_json::Map<String, serde_json::Value> {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("created_by".into(), CREATED_BY.into());
+    metadata
 }
 
 /// One day of the cron job. Returns (whole job ms, snapshot).
@@ -119,7 +137,7 @@ fn daily_job(rt: &Runtime, location: &str, day: u64, field: &[f32]) -> Res<(f64,
     ))?;
     let session = rt.block_on(repo.writable_session(floe::DEFAULT_BRANCH))?;
     zarr_io::append_day(&zarr_io::store_of(&session, rt)?, day, field)?;
-    let mut metadata = serde_json::Map::new();
+    let mut metadata = commit_metadata();
     metadata.insert("day".into(), day.into());
     let id = rt.block_on(session.commit(&format!("append day {day}"), Some(metadata)))?;
     Ok((ms_since(start), id))
@@ -152,6 +170,12 @@ fn verify_version(
         return Err(mismatch(format!("{spec}: the time array differs")));
     }
     let mut checked = times.len() as u64;
+    for (name, expected) in [("lat", data::latitudes()), ("lon", data::longitudes())] {
+        if zarr_io::read_coordinate(&store, name)? != expected {
+            return Err(mismatch(format!("{spec}: the {name} coordinate differs")));
+        }
+        checked += expected.len() as u64;
+    }
     for &day in check_days {
         zarr_io::verify_days(
             &zarr_io::read_t2m(&store, day, 1)?,
@@ -180,11 +204,8 @@ fn run(args: &Args) -> Res<()> {
     ))?;
     let session = rt.block_on(repo.writable_session(floe::DEFAULT_BRANCH))?;
     let store = zarr_io::store_of(&session, &rt)?;
-    let mut attributes = serde_json::Map::new();
-    attributes.insert("created_by".into(), CREATED_BY.into());
-    zarr_io::create_root_group(&store, attributes)?;
-    zarr_io::create_forecast_arrays(&store)?;
-    rt.block_on(session.commit("create t2m and time", None))?;
+    zarr_io::create_forecast(&store)?;
+    rt.block_on(session.commit("create the forecast dataset", Some(commit_metadata())))?;
 
     // 2. The daily job.
     let mut append_ms = Vec::new();
@@ -286,7 +307,29 @@ fn run(args: &Args) -> Res<()> {
         "  all values match; total {:.1} s",
         total.elapsed().as_secs_f64()
     );
+    let dir = shell_word(location);
+    println!("\nOpen {tag} in xarray. Serve the repository (cargo builds `floe` on first use;");
+    println!("an installed `floe` takes the same arguments):");
+    println!("  cargo run --release -- -r {dir} serve --addr {SERVE_ADDR}");
+    println!("then, with zarr, xarray, fsspec and aiohttp installed:");
+    println!(
+        "  python3 -c 'import xarray; print(xarray.open_zarr(\"http://{SERVE_ADDR}/{tag}\"))'"
+    );
     Ok(())
+}
+
+/// The address the printed `floe serve` command listens on.
+const SERVE_ADDR: &str = "127.0.0.1:8080";
+
+/// `text` as one POSIX shell word: as is when every character is one no shell treats
+/// specially, else single-quoted.
+fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 fn main() -> ExitCode {

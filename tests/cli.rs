@@ -368,7 +368,7 @@ fn info_describes_arrays_and_groups() {
     assert_eq!(t2m["attributes_count"], 1);
     assert_eq!(
         t2m["chunks"],
-        json!({"total": 3, "initialized": 2, "inline": 0, "native": 2})
+        json!({"total": 3, "initialized": 2, "inline": 0, "native": 2, "virtual": 0})
     );
     assert_eq!(t2m["bytes_logical"], 3 * 200 * 4);
     assert_eq!(t2m["bytes_stored"], 1600);
@@ -376,7 +376,7 @@ fn info_describes_arrays_and_groups() {
     let small = ok(&f.path, &["info", "/small", "--json"]).json();
     assert_eq!(
         small["chunks"],
-        json!({"total": 2, "initialized": 2, "inline": 2, "native": 0})
+        json!({"total": 2, "initialized": 2, "inline": 2, "native": 0, "virtual": 0})
     );
     assert_eq!(small["bytes_stored"], 16);
     assert_eq!(small["dimension_names"], Value::Null);
@@ -401,7 +401,7 @@ fn info_describes_arrays_and_groups() {
         "Data type         float32",
         "Codecs            bytes",
         "Dimension names   [time, x]",
-        "Chunks            2 of 3 initialized (0 inline, 2 native)",
+        "Chunks            2 of 3 initialized (0 inline, 2 native, 0 virtual)",
         "Bytes             2400 (2.3 KiB)",
         "Bytes stored      1600 (1.6 KiB)",
     ] {
@@ -410,6 +410,101 @@ fn info_describes_arrays_and_groups() {
             "{expected:?} missing in:\n{human}"
         );
     }
+}
+
+/// `zarr.json` of a zstd-compressed uint8 array of shape [6000] in chunks of [1000].
+fn zstd_uint8_array() -> Value {
+    json!({
+        "zarr_format": 3, "node_type": "array", "shape": [6000], "data_type": "uint8",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1000]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0,
+        "codecs": [
+            {"name": "bytes"},
+            {"name": "zstd", "configuration": {"level": 3, "checksum": false}}
+        ]
+    })
+}
+
+/// An array with chunks of every kind: chunk 0 inline (a few bytes once compressed), chunks 1
+/// and 2 native (1000 noisy bytes stay larger than the inline threshold), chunks 3 and 4
+/// virtual (zstd frames in a file under a declared `file://` container), chunk 5 never
+/// written. `info` counts each stored chunk once, by kind, in both output forms.
+#[test]
+fn info_counts_virtual_chunks() {
+    use floe::{VirtualChunkRef, VirtualContainer, VirtualSource};
+    use rand::{RngCore, SeedableRng};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let compress = |bytes: &[u8]| Bytes::from(zstd::encode_all(bytes, 3).unwrap());
+    let frames = [compress(&[3; 1000]), compress(&[4; 1000])];
+    std::fs::write(
+        data.join("src.zst"),
+        [&frames[0][..], &frames[1][..]].concat(),
+    )
+    .unwrap();
+    let mut noise = vec![0u8; 1000];
+    rand::rngs::StdRng::seed_from_u64(7).fill_bytes(&mut noise);
+    let inline = compress(&[0; 1000]);
+    let native = compress(&noise);
+    assert!(inline.len() < 100 && native.len() > 1000, "chunk sizes");
+
+    let path = dir.path().join("repo");
+    runtime().block_on(async {
+        let repo = Repository::init_location(path.to_str().unwrap(), &vec![])
+            .await
+            .unwrap();
+        let prefix = url::Url::from_directory_path(&data).unwrap().to_string();
+        repo.declare_virtual_containers(&[VirtualContainer::new(&prefix, vec![]).unwrap()])
+            .await
+            .unwrap();
+        let source = std::sync::Arc::new(VirtualSource {
+            location: format!("{prefix}src.zst"),
+            checksum: None,
+        });
+        let s = repo.writable_session("main").await.unwrap();
+        s.create_group(&NodePath::root(), Default::default())
+            .await
+            .unwrap();
+        let mixed = p("mixed");
+        s.create_array(&mixed, zstd_uint8_array()).await.unwrap();
+        s.set_chunk(&mixed, &[0], inline.clone()).await.unwrap();
+        s.set_chunk(&mixed, &[1], native.clone()).await.unwrap();
+        s.set_chunk(&mixed, &[2], native.clone()).await.unwrap();
+        let mut offset = 0;
+        for (i, frame) in frames.iter().enumerate() {
+            let chunk = VirtualChunkRef {
+                source: source.clone(),
+                offset,
+                length: frame.len() as u64,
+            };
+            s.set_virtual_chunk(&mixed, &[3 + i as u64], chunk)
+                .await
+                .unwrap();
+            offset += frame.len() as u64;
+        }
+        s.commit("inline, native and virtual chunks", None)
+            .await
+            .unwrap();
+    });
+
+    let report = ok(&path, &["info", "mixed", "--json"]).json();
+    assert_eq!(
+        report["chunks"],
+        json!({"total": 6, "initialized": 5, "inline": 1, "native": 2, "virtual": 2})
+    );
+    let stored = inline.len() + 2 * native.len() + frames[0].len() + frames[1].len();
+    assert_eq!(report["bytes_stored"], stored);
+    let human = ok(&path, &["info", "mixed"]).text();
+    assert!(
+        human.contains("Chunks            5 of 6 initialized (1 inline, 2 native, 2 virtual)"),
+        "{human}"
+    );
+    // Reading the virtual chunks back needs an authorized container: the counts do not.
+    let chunk = ok(&path, &["cat", "--allow-virtual-declared", "mixed/c/4"]);
+    assert_eq!(chunk.stdout, frames[1].to_vec());
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //!
 //! The Python interpreter comes from `FLOE_TEST_PYTHON` (scripts/check sets it to its venv's
 //! python, with the packages installed); without it these tests say why and pass. The scripts
-//! live in tests/python/.
+//! live in tests/python/ and run through `common::python`.
 
 #![cfg(feature = "server")]
 
@@ -17,62 +17,15 @@ mod dataset;
 #[path = "python_interop/monthly.rs"]
 mod monthly;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use common::http::TestServer;
+use common::python::{python, run_python};
 use common::tempdir_repo;
 use floe::RepositorySettings;
 use serde_json::{json, Value};
 use zarrs::array::codec::ZstdCodec;
 use zarrs::array::{data_type, ArrayBuilder};
-
-/// The interpreter to run the scripts with, or `None` (after saying so) when not configured.
-fn python(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("FLOE_TEST_PYTHON") {
-        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ => {
-            println!(
-                "skipping {test}: FLOE_TEST_PYTHON is not set (scripts/check installs zarr, \
-                 xarray, fsspec and aiohttp into ./.venv and sets it)"
-            );
-            None
-        }
-    }
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/python")
-        .join(name)
-}
-
-/// Runs `python script args...` off the runtime's workers (the server keeps answering), prints
-/// its output, and returns its stdout; panics with its output when it fails.
-async fn run_python(python: &Path, name: &str, args: Vec<String>) -> String {
-    let python = python.to_path_buf();
-    let script = script(name);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .arg(&script)
-            .args(&args)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()))
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    println!("--- {name} stdout ---\n{stdout}--- {name} stderr ---\n{stderr}---");
-    assert!(
-        output.status.success(),
-        "{name} failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    stdout
-}
 
 /// Small thresholds so chunks land inline, in packs and in objects of their own (the server
 /// then answers ranges out of every kind of storage).

@@ -15,6 +15,26 @@ pub const DAY_ELEMENTS: usize = LAT * LON;
 /// Seconds since the Unix epoch of day 0 (2024-01-01T00:00:00Z).
 pub const DAY0_UNIX: i64 = 1_704_067_200;
 
+/// Latitude of row `i` of W1's grid, in degrees north: `-90 + i`.
+pub fn latitude(i: usize) -> f64 {
+    -90.0 + i as f64
+}
+
+/// Longitude of column `j` of W1's grid, in degrees east: `j`.
+pub fn longitude(j: usize) -> f64 {
+    j as f64
+}
+
+/// The `LAT` latitudes of W1's grid, south to north.
+pub fn latitudes() -> Vec<f64> {
+    (0..LAT).map(latitude).collect()
+}
+
+/// The `LON` longitudes of W1's grid, eastwards from 0.
+pub fn longitudes() -> Vec<f64> {
+    (0..LON).map(longitude).collect()
+}
+
 /// Day `d`'s 2 m temperature in kelvin: `288 - 30*|sin(lat)| + 5*sin(lon + d/58)` plus
 /// N(0, 1.5) noise seeded by `d`, row-major (lat, lon).
 pub fn day_field(day: u64) -> Vec<f32> {
@@ -23,10 +43,10 @@ pub fn day_field(day: u64) -> Vec<f32> {
     let phase = day as f64 / 58.0;
     let mut out = Vec::with_capacity(DAY_ELEMENTS);
     for i in 0..LAT {
-        let lat = (-90.0 + i as f64).to_radians();
+        let lat = latitude(i).to_radians();
         let base = 288.0 - 30.0 * lat.sin().abs();
         for j in 0..LON {
-            let lon = (j as f64).to_radians();
+            let lon = longitude(j).to_radians();
             out.push((base + 5.0 * (lon + phase).sin() + noise.sample(&mut rng)) as f32);
         }
     }

@@ -16,6 +16,7 @@
 //! floe's async API runs on a tokio runtime owned by `main`; zarrs' sync API is called from the
 //! main thread (and zarrs' rayon pool), never from a tokio worker.
 
+mod cf;
 mod data;
 mod report;
 mod w1;

@@ -19,17 +19,17 @@ pub struct Forecast {
     pub day_snapshots: Vec<SnapshotId>,
 }
 
-/// Creates the repository with the group and both (empty) arrays in one setup commit.
+/// Creates the repository with the forecast dataset (empty along time; its `lat` and `lon`
+/// coordinates written) in one setup commit.
 pub fn create_repository(ctx: &Ctx, location: &str) -> Res<()> {
     let repo = ctx.init(location)?;
     let session = ctx
         .rt
         .block_on(repo.writable_session(floe::DEFAULT_BRANCH))?;
     let store = zarr_io::store_of(&session, &ctx.rt)?;
-    zarr_io::create_root_group(&store, Default::default())?;
-    zarr_io::create_forecast_arrays(&store)?;
+    zarr_io::create_forecast(&store)?;
     ctx.rt
-        .block_on(session.commit("create t2m and time", None))?;
+        .block_on(session.commit("create the forecast dataset", None))?;
     Ok(())
 }
 
@@ -147,8 +147,8 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<(Report, Forecast)> {
     ))
 }
 
-/// Reads back through a fresh handle: every timestamp, and the fields of the first, middle and
-/// last day at `main`, plus the middle day at its own snapshot.
+/// Reads back through a fresh handle: every timestamp, both coordinates, and the fields of
+/// the first, middle and last day at `main`, plus the middle day at its own snapshot.
 fn verify(ctx: &Ctx, location: &str, days: u64, snapshots: &[SnapshotId]) -> Res<()> {
     let repo = ctx.open(location)?;
     let main = ctx
@@ -161,6 +161,11 @@ fn verify(ctx: &Ctx, location: &str, days: u64, snapshots: &[SnapshotId]) -> Res
         return Err(mismatch(
             "W1: the time array differs from the timestamps written",
         ));
+    }
+    for (name, expected) in [("lat", data::latitudes()), ("lon", data::longitudes())] {
+        if zarr_io::read_coordinate(&store, name)? != expected {
+            return Err(mismatch(format!("W1: the {name} coordinate differs")));
+        }
     }
     for day in [0, days / 2, days.saturating_sub(1)] {
         if day < days {

@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use floe::Session;
 use zarrs::array::codec::ZstdCodec;
-use zarrs::array::{data_type, Array, ArrayBuilder, ArrayBytes, ArraySubset};
+use zarrs::array::{data_type, Array, ArrayBuilder, ArrayBytes, ArraySubset, FromArrayBytes};
 use zarrs::group::GroupBuilder;
 use zarrs::storage::ReadableWritableListableStorage;
 
+use super::cf;
 use super::data::{self, LAT, LON};
 use super::report::Res;
 
@@ -40,28 +41,57 @@ pub fn create_root_group(
     Ok(())
 }
 
-/// W1's two arrays, empty along time: `t2m` float32 (0, 181, 360) chunks (1, 181, 360), NaN
-/// fill, zstd, dimension names (time, lat, lon); `time` int64 (0,) chunks (1,).
-pub fn create_forecast_arrays(store: &ReadableWritableListableStorage) -> Res<()> {
-    ArrayBuilder::new(
+/// An array of the workloads' stores.
+type StoredArray = Array<dyn zarrs::storage::ReadableWritableListableStorageTraits>;
+
+/// Writes `array`'s `zarr.json` with zarrs' global options except the `_zarrs` attribute
+/// (zarrs' version and repository) that zarrs adds by default: the stored metadata holds
+/// only what describes the data. Every array metadata write of the forecast goes through
+/// here, so no node of it ever carries `_zarrs`.
+fn store_metadata(array: &StoredArray) -> Res<()> {
+    let options = zarrs::config::global_config()
+        .array_metadata_options()
+        .with_include_zarrs_metadata(false);
+    array.store_metadata_opt(&options)?;
+    Ok(())
+}
+
+/// W1's dataset as a forecast provider publishes it (CF-1.10, see `cf`), empty along time:
+/// the root group with `cf::global()`; `t2m` float32 (0, 181, 360) chunks (1, 181, 360),
+/// NaN fill, zstd, dimensions (time, lat, lon); `time` int64 (0,) chunks (1,) with CF time
+/// units; and the coordinates `lat` (181,) and `lon` (360,), float64, one chunk each,
+/// written here once. Every array names its dimensions; none carries `_zarrs`.
+pub fn create_forecast(store: &ReadableWritableListableStorage) -> Res<()> {
+    create_root_group(store, cf::global())?;
+    let mut t2m = ArrayBuilder::new(
         vec![0, LAT as u64, LON as u64],
         vec![1, LAT as u64, LON as u64],
         data_type::float32(),
         f32::NAN,
-    )
-    .bytes_to_bytes_codecs(vec![Arc::new(ZstdCodec::new(ZSTD_LEVEL, false))])
-    .dimension_names(Some(["time", "lat", "lon"]))
-    .build(store.clone(), "/t2m")?
-    .store_metadata()?;
-    ArrayBuilder::new(vec![0], vec![1], data_type::int64(), 0i64)
-        .dimension_names(Some(["time"]))
-        .build(store.clone(), "/time")?
-        .store_metadata()?;
+    );
+    t2m.bytes_to_bytes_codecs(vec![Arc::new(ZstdCodec::new(ZSTD_LEVEL, false))])
+        .dimension_names(Some(["time", "lat", "lon"]))
+        .attributes(cf::t2m());
+    store_metadata(&t2m.build(store.clone(), "/t2m")?)?;
+    let mut time = ArrayBuilder::new(vec![0], vec![1], data_type::int64(), 0i64);
+    time.dimension_names(Some(["time"])).attributes(cf::time());
+    store_metadata(&time.build(store.clone(), "/time")?)?;
+    for (name, attributes, values) in [
+        ("lat", cf::latitude(), data::latitudes()),
+        ("lon", cf::longitude(), data::longitudes()),
+    ] {
+        let len = values.len() as u64;
+        let mut builder = ArrayBuilder::new(vec![len], vec![len], data_type::float64(), f64::NAN);
+        builder.dimension_names(Some([name])).attributes(attributes);
+        let array = builder.build(store.clone(), &format!("/{name}"))?;
+        store_metadata(&array)?;
+        array.store_chunk(&[0], &values[..])?;
+    }
     Ok(())
 }
 
-/// What the daily job does between opening a session and committing: grow both arrays by one
-/// along time and write day `day`'s field and timestamp.
+/// What the daily job does between opening a session and committing: grow `t2m` and `time`
+/// by one along time and write day `day`'s field and timestamp.
 pub fn append_day(store: &ReadableWritableListableStorage, day: u64, field: &[f32]) -> Res<()> {
     let mut t2m = Array::open(store.clone(), "/t2m")?;
     let mut time = Array::open(store.clone(), "/time")?;
@@ -74,9 +104,9 @@ pub fn append_day(store: &ReadableWritableListableStorage, day: u64, field: &[f3
         .into());
     }
     t2m.set_shape(vec![day + 1, LAT as u64, LON as u64])?;
-    t2m.store_metadata()?;
+    store_metadata(&t2m)?;
     time.set_shape(vec![day + 1])?;
-    time.store_metadata()?;
+    store_metadata(&time)?;
     t2m.store_chunk(&[day, 0, 0], field)?;
     time.store_chunk(&[day], &[data::day_timestamp(day)][..])?;
     Ok(())
@@ -95,11 +125,21 @@ pub fn read_t2m(store: &ReadableWritableListableStorage, first: u64, count: u64)
     Ok(t2m.retrieve_array_subset::<Vec<f32>>(&subset)?)
 }
 
+/// The whole array at `path`.
+fn read_all<T: FromArrayBytes>(store: &ReadableWritableListableStorage, path: &str) -> Res<T> {
+    let array = Array::open(store.clone(), path)?;
+    let subset = ArraySubset::new_with_shape(array.shape().to_vec());
+    Ok(array.retrieve_array_subset::<T>(&subset)?)
+}
+
 /// All of `time`.
 pub fn read_time(store: &ReadableWritableListableStorage) -> Res<Vec<i64>> {
-    let time = Array::open(store.clone(), "/time")?;
-    let subset = ArraySubset::new_with_shape(time.shape().to_vec());
-    Ok(time.retrieve_array_subset::<Vec<i64>>(&subset)?)
+    read_all(store, "/time")
+}
+
+/// All of coordinate `name` (`lat` or `lon`).
+pub fn read_coordinate(store: &ReadableWritableListableStorage, name: &str) -> Res<Vec<f64>> {
+    read_all(store, &format!("/{name}"))
 }
 
 /// Checks days `first..first + count` of `t2m` against regenerated fields.
@@ -180,7 +220,5 @@ pub fn write_counter(store: &ReadableWritableListableStorage, index: u64, value:
 
 /// All of W6's array.
 pub fn read_counter(store: &ReadableWritableListableStorage) -> Res<Vec<i32>> {
-    let array = Array::open(store.clone(), "/counter")?;
-    let subset = ArraySubset::new_with_shape(array.shape().to_vec());
-    Ok(array.retrieve_array_subset::<Vec<i32>>(&subset)?)
+    read_all(store, "/counter")
 }

@@ -16,9 +16,15 @@ JSON output (--json), one document. For an array:
    \"shape\": [..], \"chunk_shape\": [..], \"dtype\": \"float32\",
    \"codecs\": [<codec objects exactly as in zarr.json>], \"fill_value\": <as in zarr.json>,
    \"dimension_names\": [..] or null, \"attributes_count\": <n>,
-   \"chunks\": {\"total\": <n>, \"initialized\": <n>, \"inline\": <n>, \"native\": <n>},
+   \"chunks\": {\"total\": <n>, \"initialized\": <n>, \"inline\": <n>, \"native\": <n>,
+              \"virtual\": <n>},
    \"bytes_logical\": <shape product * dtype size> or null when the dtype has no fixed size,
    \"bytes_stored\": <sum of the encoded sizes of the stored chunks>}
+  chunks: \"total\" chunks in the grid, \"initialized\" of them stored (the others read as
+  the fill value), each stored one counted once by where its bytes are: \"inline\" (in the
+  manifest), \"native\" (in the repository's chunk objects) or \"virtual\" (a byte range of
+  a file outside the repository); inline + native + virtual = initialized. bytes_stored
+  counts virtual chunks by the length of their byte ranges.
 For a group:
   {\"ref\": .., \"snapshot\": .., \"path\": .., \"type\": \"group\", \"attributes_count\": <n>,
    \"members\": <number of direct children>}";
@@ -63,6 +69,8 @@ struct ChunkCounts {
     initialized: u64,
     inline: u64,
     native: u64,
+    #[serde(rename = "virtual")]
+    virtual_chunks: u64,
 }
 
 #[derive(Serialize)]
@@ -182,6 +190,7 @@ pub async fn run(location: &RepoLocation, args: InfoArgs, out: &mut dyn Write) -
             initialized: stats.chunks_initialized,
             inline: stats.inline_chunks,
             native: stats.native_chunks,
+            virtual_chunks: stats.virtual_chunks,
         },
         bytes_logical,
         bytes_stored: stats.bytes_stored,
@@ -223,8 +232,8 @@ pub async fn run(location: &RepoLocation, args: InfoArgs, out: &mut dyn Write) -
     writeln!(out, "Attributes        {}", report.attributes_count)?;
     writeln!(
         out,
-        "Chunks            {} of {} initialized ({} inline, {} native)",
-        c.initialized, c.total, c.inline, c.native
+        "Chunks            {} of {} initialized ({} inline, {} native, {} virtual)",
+        c.initialized, c.total, c.inline, c.native, c.virtual_chunks
     )?;
     match report.bytes_logical {
         Some(n) => writeln!(out, "Bytes             {}", bytes(n))?,

@@ -15,7 +15,9 @@ use crate::format::path::NodePath;
 use crate::format::snapshot::NodeKind;
 use crate::storage::{get_optional, layout};
 
-/// How many chunks an array has stored and how many bytes they take.
+/// How many chunks an array has stored and how many bytes they take. Every stored chunk is
+/// counted in exactly one of `inline_chunks`, `native_chunks` and `virtual_chunks`, so their
+/// sum is `chunks_initialized`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ArrayStats {
     /// Number of chunks the grid has at the array's current shape.
@@ -28,7 +30,8 @@ pub struct ArrayStats {
     pub native_chunks: u64,
     /// Stored chunks that are byte ranges of files outside the repository (virtual).
     pub virtual_chunks: u64,
-    /// Sum of the encoded sizes of the stored chunks, in bytes.
+    /// Sum of the encoded sizes of the stored chunks, in bytes (for a virtual chunk, the
+    /// length of its byte range in the outside file).
     pub bytes_stored: u64,
 }
 
@@ -169,16 +172,31 @@ mod tests {
         s.set_chunk(&a, &[4], Bytes::from(vec![3u8; 3000]))
             .await
             .unwrap();
+        let source = std::sync::Arc::new(crate::format::manifest::VirtualSource {
+            location: "file:///data/source.bin".into(),
+            checksum: None,
+        });
+        s.set_virtual_chunk(
+            &a,
+            &[3],
+            crate::format::manifest::VirtualChunkRef {
+                source,
+                offset: 100,
+                length: 700,
+            },
+        )
+        .await
+        .unwrap();
         let expected = ArrayStats {
             chunks_total: 5,
-            chunks_initialized: 3,
+            chunks_initialized: 4,
             inline_chunks: 1,
             native_chunks: 2,
-            virtual_chunks: 0,
-            bytes_stored: 5008,
+            virtual_chunks: 1,
+            bytes_stored: 5708,
         };
         assert_eq!(s.array_stats(&a).await.unwrap(), expected, "uncommitted");
-        s.commit("three chunks", None).await.unwrap();
+        s.commit("four chunks", None).await.unwrap();
         assert_eq!(
             s.array_stats(&a).await.unwrap(),
             expected,

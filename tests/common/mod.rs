@@ -13,6 +13,7 @@ pub mod counting;
 pub mod damaged_repo;
 #[cfg(feature = "server")]
 pub mod http;
+pub mod python;
 pub mod session_model;
 pub mod zarrs_repo;
 
