@@ -221,6 +221,17 @@ impl Session {
             .collect())
     }
 
+    /// The total length of the stored `zarr.json` texts of the base snapshot's nodes: a
+    /// measure of the hierarchy's metadata size (uncommitted edits are not counted).
+    pub(crate) fn base_metadata_len(&self) -> u64 {
+        let base = lock(&self.inner.state).base.clone();
+        base.snapshot
+            .nodes
+            .iter()
+            .map(|node| node.zarr_json.len() as u64)
+            .sum()
+    }
+
     /// Creates or replaces the node at `path` from a `zarr.json` document.
     ///
     /// Updating a node of the same kind keeps its chunks (an array's chunks outside a smaller

@@ -2,6 +2,7 @@
 
 pub mod chunk_grid;
 pub mod consolidated;
+pub(crate) mod group_documents;
 pub mod keys;
 pub mod listing;
 pub mod metadata;
