@@ -132,6 +132,16 @@ async fn view_metadata_reports_the_requested_chunk_shape() {
         let got = get(&server, "/main/g/p/zarr.json", &[("chunks", header)]).await;
         assert_eq!(got.body, nested_url.body, "{header}");
     }
+    // ... and the consolidated document of their group lists them as the view serves them.
+    let group = get(&server, "/main;chunks=g%2Fp=4,1/g/zarr.json", &[]).await;
+    let group: Value = serde_json::from_slice(&group.body).unwrap();
+    assert_eq!(group["consolidated_metadata"]["metadata"]["p"], doc);
+    let stored_group = get(&server, "/main/g/zarr.json", &[]).await;
+    let stored_group: Value = serde_json::from_slice(&stored_group.body).unwrap();
+    assert_eq!(
+        chunk_shape(&stored_group["consolidated_metadata"]["metadata"]["p"]),
+        [2, 2]
+    );
     // The stored view is untouched.
     let stored = get(&server, "/main/temp/zarr.json", &[]).await;
     let doc: Value = serde_json::from_slice(&stored.body).unwrap();

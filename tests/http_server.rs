@@ -8,7 +8,7 @@ mod common;
 
 use bytes::Bytes;
 use common::http::{client, get, head, raw_get, send, TestServer};
-use common::{filled, p, uint8_array};
+use common::{consolidated_keys, filled, p, uint8_array};
 use floe::server::{ServeOptions, Server};
 use floe::{Error, Repository, SnapshotId};
 use reqwest::StatusCode;
@@ -337,16 +337,72 @@ async fn consolidated_root_metadata() {
     let block = &doc["consolidated_metadata"];
     assert_eq!(block["kind"], "inline");
     assert_eq!(block["must_understand"], false);
-    let nodes = block["metadata"].as_object().unwrap();
-    let mut names: Vec<&str> = nodes.keys().map(String::as_str).collect();
-    names.sort();
-    assert_eq!(names, ["blob", "g", "g/t"]);
+    assert_eq!(consolidated_keys(&doc), ["blob", "g", "g/t"]);
+    let nodes = &block["metadata"];
     assert_eq!(nodes["g/t"]["dimension_names"], json!(["y", "x"]));
     assert_eq!(nodes["g/t"]["shape"], json!([4, 4]));
-    // Non-root documents are plain.
+    // Array documents are plain.
     let g: Value =
         serde_json::from_slice(&get(&server, "/v1/g/t/zarr.json", &[]).await.body).unwrap();
     assert_eq!(g["dimension_names"], json!(["y", "x"]));
+    assert!(g.get("consolidated_metadata").is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_group_document_is_consolidated() {
+    let (repo, _) = fixture().await;
+    // Below `g`: a nested group with an array; beside it, `g-2` (which sorts between `g` and
+    // `g/...`) with an array of its own.
+    let s = repo.writable_session("main").await.unwrap();
+    s.create_group(&p("g/sub"), Map::new()).await.unwrap();
+    s.create_array(&p("g/sub/u"), uint8_array(&[3], &[3]))
+        .await
+        .unwrap();
+    s.create_group(&p("g-2"), Map::new()).await.unwrap();
+    s.create_array(&p("g-2/w"), uint8_array(&[3], &[3]))
+        .await
+        .unwrap();
+    s.commit("nested", None).await.unwrap();
+    let server = TestServer::start(repo).await;
+    let parse = |got: &common::http::Got| -> Value { serde_json::from_slice(&got.body).unwrap() };
+
+    let g = get(&server, "/main/g/zarr.json", &[]).await;
+    assert_eq!(g.status, StatusCode::OK);
+    assert_eq!(g.header("content-type"), "application/json");
+    let doc = parse(&g);
+    assert_eq!(consolidated_keys(&doc), ["sub", "sub/u", "t"]);
+    let entries = &doc["consolidated_metadata"]["metadata"];
+    assert_eq!(
+        entries["t"],
+        parse(&get(&server, "/main/g/t/zarr.json", &[]).await)
+    );
+    assert_eq!(
+        entries["sub"]["consolidated_metadata"],
+        json!({"kind": "inline", "must_understand": false, "metadata": {}})
+    );
+    assert_eq!(
+        consolidated_keys(&parse(&get(&server, "/main/g/sub/zarr.json", &[]).await)),
+        ["u"]
+    );
+    assert_eq!(
+        consolidated_keys(&parse(&get(&server, "/main/g-2/zarr.json", &[]).await)),
+        ["w"]
+    );
+    // The older version knows nothing of the new nodes.
+    assert_eq!(
+        consolidated_keys(&parse(&get(&server, "/v1/g/zarr.json", &[]).await)),
+        ["t"]
+    );
+    // HEAD, ranges and ETags treat the document like any value.
+    let headed = head(&server, "/main/g/zarr.json", &[]).await;
+    assert_eq!(headed.header("content-length"), g.body.len().to_string());
+    let tail = get(&server, "/main/g/zarr.json", &[("range", "bytes=-10")]).await;
+    assert_eq!(tail.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(tail.body, g.body.slice(g.body.len() - 10..));
+    let etag = g.header("etag").to_string();
+    let again = get(&server, "/main/g/zarr.json", &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
     server.stop().await;
 }
 

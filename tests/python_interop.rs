@@ -2,7 +2,8 @@
 //! a floe repository through the HTTP server: every version form (branch, tag, snapshot id,
 //! `branch@<time>`), many data types and codecs, missing chunks, nested groups, sharding,
 //! consolidated and listing-based discovery; rechunked views in their URL and header forms; a
-//! rectilinear array through the server's default regular-grid view.
+//! rectilinear array through the server's default regular-grid view; datasets in sub-groups
+//! opened from their own URL with consolidated metadata.
 //! Also prints how long xarray takes to open a 50-variable dataset.
 //!
 //! The Python interpreter comes from `FLOE_TEST_PYTHON` (scripts/check sets it to its venv's
@@ -16,6 +17,8 @@ mod common;
 mod dataset;
 #[path = "python_interop/monthly.rs"]
 mod monthly;
+#[path = "python_interop/subgroups.rs"]
+mod subgroups;
 
 use std::sync::Arc;
 
@@ -156,5 +159,59 @@ async fn python_reads_rechunked_views() {
         out.contains("ok url form") && out.contains("ok header form"),
         "{out}"
     );
+    server.stop().await;
+}
+
+/// Datasets stored below the root (`ds`, `ds/sub`) open from their own URL with consolidated
+/// metadata: `xarray.open_zarr(<server>/main/ds)` with no warning (the "failed to open Zarr
+/// store with consolidated metadata" fallback of issue 9 would be one), also with
+/// `consolidated=True`, with the right variables and values; zarr-python finds every node below
+/// them without listing; a rechunked view opened at `ds` shows its chunk shape. Opening `ds/sub`
+/// (at the tag `counted`, which nothing else reads) reads one metadata document: its
+/// `zarr.json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xarray_opens_datasets_in_sub_groups_with_one_metadata_request() {
+    let Some(python) = python("xarray_opens_datasets_in_sub_groups_with_one_metadata_request")
+    else {
+        return;
+    };
+    let (dir, repo, session, store) = common::zarrs_repo::zarrs_repo(&[]).await;
+    let (_, expected) = subgroups::build(&repo, &session, &store).await;
+    let expected_path = dir.path().join("expected.json");
+    std::fs::write(&expected_path, expected.to_string()).unwrap();
+    let (server, log) = TestServer::start_recording(repo).await;
+    let out = run_python(
+        &python,
+        "open_subgroups.py",
+        vec![server.url(""), expected_path.to_str().unwrap().to_string()],
+    )
+    .await;
+    for line in ["ok counted", "ok ds:", "ok ds/sub:", "ok view:"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(line)),
+            "no `{line}` in {out}"
+        );
+    }
+    // The counted open: one metadata document, `ds/sub/zarr.json`, then the chunks of `u`
+    // when the values load. zarr-python also probes the Zarr v2 names in parallel when the
+    // format is not given: those are 404. No listing, no array document.
+    let counted: Vec<_> = log
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/counted/"))
+        .collect();
+    let documents: Vec<&str> = counted
+        .iter()
+        .filter(|r| r.status == 200 && !r.path.starts_with("/counted/ds/sub/u/c/"))
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(documents, ["/counted/ds/sub/zarr.json"], "{counted:#?}");
+    for request in counted.iter().filter(|r| r.status != 200) {
+        let name = request.path.strip_prefix("/counted/ds/sub/");
+        assert!(
+            request.status == 404 && matches!(name, Some(".zgroup" | ".zattrs" | ".zmetadata")),
+            "unexpected request {request:?} in {counted:#?}"
+        );
+    }
     server.stop().await;
 }

@@ -262,14 +262,86 @@ async fn requested_chunks_without_stored_chunks_are_absent() {
     }
 }
 
+/// The consolidated `zarr.json` of `key` in `view`, parsed, and its block's entries.
+async fn consolidated(view: &RechunkedStore, key: &str) -> (Value, serde_json::Map<String, Value>) {
+    let bytes = view.get(key).await.unwrap().unwrap();
+    assert_eq!(view.size(key).await.unwrap(), Some(bytes.len() as u64));
+    assert!(view.exists(key).await.unwrap());
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    let entries = doc["consolidated_metadata"]["metadata"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no consolidated block in {key}: {doc}"))
+        .clone();
+    (doc, entries)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_documents_above_requested_arrays_show_the_view() {
+    let (_dir, session) = fixture().await;
+    let store = session.zarr();
+    let request = ChunkShapeRequest::parse("grp/i32_v2=13,17").unwrap();
+    let view = RechunkedStore::new(store.clone(), &request, DecodedChunkCache::default()).unwrap();
+    let view_doc: Value =
+        serde_json::from_slice(&view.get("grp/i32_v2/zarr.json").await.unwrap().unwrap()).unwrap();
+    assert_eq!(
+        view_doc["chunk_grid"]["configuration"]["chunk_shape"],
+        json!([13, 17])
+    );
+    // The group holding the requested array lists it, by relative path, as the view serves it.
+    let (grp, entries) = consolidated(&view, "grp/zarr.json").await;
+    assert_eq!(entries.keys().collect::<Vec<_>>(), ["i32_v2"]);
+    assert_eq!(entries["i32_v2"], view_doc);
+    let stored_grp: Value =
+        serde_json::from_slice(&store.get("grp/zarr.json").await.unwrap().unwrap()).unwrap();
+    assert_eq!(grp["attributes"], stored_grp["attributes"]);
+    assert_ne!(
+        stored_grp["consolidated_metadata"]["metadata"]["i32_v2"],
+        view_doc
+    );
+    // So does the root, by full path; other arrays keep their stored metadata.
+    let (_, root) = consolidated(&view, "zarr.json").await;
+    assert_eq!(root["grp/i32_v2"], view_doc);
+    let stored_f32: Value =
+        serde_json::from_slice(&store.get("f32_bytes/zarr.json").await.unwrap().unwrap()).unwrap();
+    assert_eq!(root["f32_bytes"], stored_f32);
+    assert_eq!(root.len(), cases().len() + 1, "every array and `grp`");
+    // Asked twice, the same bytes (kept by the view).
+    assert_eq!(
+        view.get("grp/zarr.json").await.unwrap(),
+        view.get("grp/zarr.json").await.unwrap()
+    );
+    // Keys that merely end like a group document are not one.
+    assert_eq!(view.get("grpzarr.json").await.unwrap(), None);
+    assert!(!view.exists("grp/i32_v2zarr.json").await.unwrap());
+
+    // A view whose requested arrays all lie elsewhere serves `grp` as stored.
+    let elsewhere = ChunkShapeRequest::parse("f32_bytes=7,9").unwrap();
+    let view =
+        RechunkedStore::new(store.clone(), &elsewhere, DecodedChunkCache::default()).unwrap();
+    assert_eq!(
+        view.get("grp/zarr.json").await.unwrap(),
+        store.get("grp/zarr.json").await.unwrap()
+    );
+    // Without consolidation, group documents are plain in the view too.
+    let plain = store.clone().with_consolidated(false);
+    let view = RechunkedStore::new(plain.clone(), &request, DecodedChunkCache::default()).unwrap();
+    for key in ["zarr.json", "grp/zarr.json"] {
+        let got = view.get(key).await.unwrap();
+        assert_eq!(got, plain.get(key).await.unwrap(), "{key}");
+        let doc: Value = serde_json::from_slice(&got.unwrap()).unwrap();
+        assert!(doc.get("consolidated_metadata").is_none(), "{key}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_ranges_and_untouched_arrays() {
     let (_dir, session) = fixture().await;
     let store = session.zarr();
     let request = ChunkShapeRequest::parse("grp/i32_v2=13,17,f32_bytes=7,9").unwrap();
     let view = RechunkedStore::new(store.clone(), &request, DecodedChunkCache::default()).unwrap();
-    // Arrays the request does not name are served unchanged.
-    for key in ["f64_zstd/zarr.json", "f64_zstd/c/1/1", "grp/zarr.json"] {
+    // Arrays the request does not name are served unchanged (`grp/zarr.json` is not: its
+    // consolidated block shows the view of `grp/i32_v2`, see the test below).
+    for key in ["f64_zstd/zarr.json", "f64_zstd/c/1/1"] {
         assert_eq!(
             view.get(key).await.unwrap(),
             store.get(key).await.unwrap(),

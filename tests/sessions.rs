@@ -1,6 +1,6 @@
 //! Session rules: read-only sessions refuse writes, nothing to commit, status and discard, the
-//! node hierarchy (no node inside an array, kind replacement drops what was below), and
-//! committed shrinks dropping chunks for good.
+//! node hierarchy (no node inside an array, kind replacement drops what was below), listing a
+//! subtree, and committed shrinks dropping chunks for good.
 
 mod common;
 
@@ -255,6 +255,58 @@ async fn hierarchy_rules() {
         r.list_chunks(&p("arr")).await.unwrap(),
         Vec::<Vec<u64>>::new()
     );
+}
+
+/// The paths of `s.list_descendants(path)`.
+fn descendants(s: &Session, path: &str) -> Vec<String> {
+    s.list_descendants(&p(path))
+        .unwrap()
+        .into_iter()
+        .map(|n| n.path.as_str().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn descendants_are_the_subtree_with_uncommitted_changes() {
+    let (repo, _) = memory_repo().await;
+    let s = repo.writable_session("main").await.unwrap();
+    s.create_group(&NodePath::root(), Map::new()).await.unwrap();
+    // `ds-1` sorts between `ds` and `ds/...`, `dsx` after them: neither is below `ds`.
+    for group in ["ds", "ds/sub", "ds/sub/deep", "ds-1"] {
+        s.create_group(&p(group), Map::new()).await.unwrap();
+    }
+    for array in ["ds/t", "ds/sub/u", "ds-1/t", "dsx"] {
+        s.create_array(&p(array), int32_array(&[2], &[1]))
+            .await
+            .unwrap();
+    }
+    let id = s.commit("tree", None).await.unwrap();
+    let r = repo.session_at_snapshot(id).await.unwrap();
+    assert_eq!(
+        descendants(&r, "ds"),
+        ["ds/sub", "ds/sub/deep", "ds/sub/u", "ds/t"]
+    );
+    assert_eq!(descendants(&r, "ds/sub"), ["ds/sub/deep", "ds/sub/u"]);
+    assert_eq!(descendants(&r, "ds-1"), ["ds-1/t"]);
+    assert!(descendants(&r, "ds/sub/deep").is_empty());
+    assert!(descendants(&r, "dsx").is_empty());
+    assert!(descendants(&r, "none").is_empty());
+    let all: Vec<String> = r.list_nodes().unwrap()[1..]
+        .iter()
+        .map(|n| n.path.as_str().to_string())
+        .collect();
+    assert_eq!(descendants(&r, ""), all);
+
+    // A writable session sees its own creations and deletions.
+    s.create_group(&p("ds/new"), Map::new()).await.unwrap();
+    s.delete_node(&p("ds/sub")).await.unwrap();
+    s.create_array(&p("ds-1/u"), int32_array(&[2], &[1]))
+        .await
+        .unwrap();
+    assert_eq!(descendants(&s, "ds"), ["ds/new", "ds/t"]);
+    assert_eq!(descendants(&s, "ds-1"), ["ds-1/t", "ds-1/u"]);
+    // The committed version is unchanged.
+    assert_eq!(descendants(&r, "ds/sub"), ["ds/sub/deep", "ds/sub/u"]);
 }
 
 #[tokio::test]

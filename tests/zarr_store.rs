@@ -397,11 +397,22 @@ async fn consolidated_root_lists_every_descendant() {
         metadata["g"]["consolidated_metadata"]["metadata"],
         json!({})
     );
-    // Sub-groups are served without a block; switching it off gives the plain root.
-    assert!(get_json(&z, "g/zarr.json")
-        .await
-        .get("consolidated_metadata")
-        .is_none());
+    // Sub-groups carry their own block (see the next test); switching it off gives the plain
+    // root and plain sub-groups.
+    let g = get_json(&z, "g/zarr.json").await;
+    assert_eq!(
+        g["consolidated_metadata"]["metadata"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["a"]
+    );
+    let off = z.clone().with_consolidated(false);
+    assert_eq!(
+        get_json(&off, "g/zarr.json").await,
+        group(json!({"level": 1}))
+    );
     let plain = get_json(&z.clone().with_consolidated(false), "zarr.json").await;
     assert_eq!(plain, group(json!({"title": "root"})));
     // Writable sessions: off by default, on when asked (and it follows uncommitted changes).
@@ -427,6 +438,117 @@ async fn consolidated_root_lists_every_descendant() {
     assert!(live["consolidated_metadata"]["metadata"]
         .get("stale")
         .is_none());
+}
+
+/// The sorted keys of the consolidated block of the `zarr.json` at `key`.
+async fn block_keys(store: &ZarrStore, key: &str) -> Vec<String> {
+    common::consolidated_keys(&get_json(store, key).await)
+}
+
+#[tokio::test]
+async fn every_group_lists_exactly_its_descendants() {
+    let (_dir, repo) = tempdir_repo(settings()).await;
+    let s = repo.writable_session("main").await.unwrap();
+    let z = s.zarr();
+    // `ds-1` sorts between `ds` and `ds/...`, `dsx` after them: neither is below `ds`.
+    for (path, level) in [
+        ("", 0),
+        ("ds", 1),
+        ("ds/sub", 2),
+        ("ds/sub/deep", 3),
+        ("ds-1", 1),
+    ] {
+        let key = format!("{}zarr.json", p(path).key_prefix());
+        z.set(&key, doc(&group(json!({"level": level}))))
+            .await
+            .unwrap();
+    }
+    for path in ["ds/t", "ds/sub/u", "ds/sub/deep/v", "ds-1/t", "dsx"] {
+        z.set(
+            &format!("{path}/zarr.json"),
+            doc(&array(&[2], &[1], "default", "/")),
+        )
+        .await
+        .unwrap();
+    }
+    let id = s.commit("datasets", None).await.unwrap();
+    let ro = repo.session_at_snapshot(id).await.unwrap().zarr();
+
+    let expected: [(&str, &[&str]); 5] = [
+        (
+            "zarr.json",
+            &[
+                "ds",
+                "ds-1",
+                "ds-1/t",
+                "ds/sub",
+                "ds/sub/deep",
+                "ds/sub/deep/v",
+                "ds/sub/u",
+                "ds/t",
+                "dsx",
+            ],
+        ),
+        (
+            "ds/zarr.json",
+            &["sub", "sub/deep", "sub/deep/v", "sub/u", "t"],
+        ),
+        ("ds/sub/zarr.json", &["deep", "deep/v", "u"]),
+        ("ds/sub/deep/zarr.json", &["v"]),
+        ("ds-1/zarr.json", &["t"]),
+    ];
+    for (key, keys) in expected {
+        assert_eq!(block_keys(&ro, key).await, keys, "{key}");
+        // Served sizes agree with the bytes, and repeated reads give the same bytes.
+        let bytes = ro.get(key).await.unwrap().unwrap();
+        assert_eq!(
+            ro.size(key).await.unwrap(),
+            Some(bytes.len() as u64),
+            "{key}"
+        );
+        assert_eq!(ro.get(key).await.unwrap().unwrap(), bytes, "{key}");
+    }
+    // Entries are the nodes' documents: arrays as served, groups with an empty block.
+    let ds = get_json(&ro, "ds/zarr.json").await;
+    let entries = &ds["consolidated_metadata"]["metadata"];
+    assert_eq!(ds["attributes"]["level"], 1);
+    for (entry, key) in [
+        ("t", "ds/t/zarr.json"),
+        ("sub/deep/v", "ds/sub/deep/v/zarr.json"),
+    ] {
+        assert_eq!(entries[entry], get_json(&ro, key).await, "{entry}");
+        assert!(entries[entry].get("consolidated_metadata").is_none());
+    }
+    for (entry, level) in [("sub", 2), ("sub/deep", 3)] {
+        assert_eq!(entries[entry]["attributes"]["level"], level, "{entry}");
+        assert_eq!(
+            entries[entry]["consolidated_metadata"],
+            json!({"kind": "inline", "must_understand": false, "metadata": {}}),
+            "{entry}"
+        );
+    }
+    // Array documents never carry a block.
+    assert!(get_json(&ro, "dsx/zarr.json")
+        .await
+        .get("consolidated_metadata")
+        .is_none());
+
+    // A writable session asked to consolidate follows its uncommitted changes.
+    let live = z.clone().with_consolidated(true);
+    z.delete("ds/sub/zarr.json").await.unwrap();
+    z.set("ds/new/zarr.json", doc(&group(json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(block_keys(&live, "ds/zarr.json").await, ["new", "t"]);
+    assert!(get_json(&z, "ds/zarr.json")
+        .await
+        .get("consolidated_metadata")
+        .is_none());
+    // The committed version is unchanged.
+    assert_eq!(
+        block_keys(&ro, "ds/zarr.json").await,
+        ["sub", "sub/deep", "sub/deep/v", "sub/u", "t"]
+    );
 }
 
 #[tokio::test]

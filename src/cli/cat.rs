@@ -9,8 +9,8 @@ use super::common::{resolve, short, CliError, CliResult, Exit, RepoLocation};
 /// Long description of `floe cat`.
 pub const LONG_ABOUT: &str = "\
 Write the raw bytes of one Zarr key to stdout, exactly as a Zarr client reading the version
-through floe gets them: `zarr.json` documents (the root one carries consolidated metadata) and
-encoded chunks, e.g. `t2m/zarr.json` or `t2m/c/0/0/0`. A key that holds nothing (a chunk never
+through floe gets them: `zarr.json` documents (a group's carries the consolidated metadata of
+every node below it) and encoded chunks, e.g. `t2m/zarr.json` or `t2m/c/0/0/0`. A key that holds nothing (a chunk never
 written reads as the fill value) exits with code 3.";
 
 /// Arguments of `floe cat`.

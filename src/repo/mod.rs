@@ -27,6 +27,7 @@ pub(crate) use change_set::PendingChunk;
 pub use fork_merge::ForkMergeSummary;
 pub use fsck::{FsckOptions, FsckProblem, FsckReport, ShardCounts};
 pub use history::LogEntry;
+pub(crate) use loaded::lock;
 pub use refs::{BranchInfo, TagInfo};
 pub use repository::{Repository, DEFAULT_BRANCH, REPOSITORY_FORMAT};
 pub use session::{ChunkChanges, NodeInfo, Session, SessionStatus};

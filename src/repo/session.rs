@@ -167,12 +167,43 @@ impl Session {
 
     /// Every node, sorted by path.
     pub fn list_nodes(&self) -> Result<Vec<NodeInfo>> {
+        self.nodes_under("")
+    }
+
+    /// Every node strictly below `path` (its descendants, not `path` itself), sorted by path,
+    /// with uncommitted changes applied. Empty when `path` has no descendants or no node.
+    ///
+    /// Costs O(log n + k) for the k descendants in the base snapshot (a snapshot's nodes are
+    /// sorted by path, so a subtree is one contiguous run), plus one pass over the session's
+    /// own node edits: never a walk of the whole hierarchy.
+    pub fn list_descendants(&self, path: &NodePath) -> Result<Vec<NodeInfo>> {
+        let mut nodes = self.nodes_under(&path.key_prefix())?;
+        nodes.retain(|node| &node.path != path);
+        Ok(nodes)
+    }
+
+    /// The nodes whose path starts with `prefix` (`""`: every node; else a key prefix `a/`),
+    /// sorted by path, with uncommitted changes applied.
+    fn nodes_under(&self, prefix: &str) -> Result<Vec<NodeInfo>> {
         let (edits, base) = {
             let state = lock(&self.inner.state);
-            (state.changes.nodes.clone(), state.base.clone())
+            let edits: BTreeMap<NodePath, NodeEdit> = state
+                .changes
+                .nodes
+                .iter()
+                .filter(|(path, _)| path.as_str().starts_with(prefix))
+                .map(|(path, edit)| (path.clone(), edit.clone()))
+                .collect();
+            (edits, state.base.clone())
         };
+        let stored = &base.snapshot.nodes;
+        // Paths starting with `prefix` form one run of the sorted node table.
+        let start = stored.partition_point(|node| node.path.as_str() < prefix);
         let mut out: BTreeMap<NodePath, Arc<NodeMetadata>> = BTreeMap::new();
-        for node in &base.snapshot.nodes {
+        for node in stored[start..]
+            .iter()
+            .take_while(|node| node.path.as_str().starts_with(prefix))
+        {
             if !edits.contains_key(&node.path) {
                 if let Some(m) = base.node_metadata(&node.path)? {
                     out.insert(node.path.clone(), m);
@@ -188,6 +219,17 @@ impl Session {
             .into_iter()
             .map(|(path, metadata)| NodeInfo { path, metadata })
             .collect())
+    }
+
+    /// The total length of the stored `zarr.json` texts of the base snapshot's nodes: a
+    /// measure of the hierarchy's metadata size (uncommitted edits are not counted).
+    pub(crate) fn base_metadata_len(&self) -> u64 {
+        let base = lock(&self.inner.state).base.clone();
+        base.snapshot
+            .nodes
+            .iter()
+            .map(|node| node.zarr_json.len() as u64)
+            .sum()
     }
 
     /// Creates or replaces the node at `path` from a `zarr.json` document.

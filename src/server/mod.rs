@@ -7,9 +7,11 @@
 //! * `GET|HEAD /<version>/<zarr key>`: one key, e.g. `/main/zarr.json`, `/v1/t2m/c/0/0`.
 //!   `<version>` (percent-encoded) is a branch, a tag, a snapshot id, a unique snapshot id
 //!   prefix (at least 4 hex characters) or `branch@<RFC 3339 time>`; 64 hex characters always
-//!   name a snapshot. `zarr.json` is sent as `application/json` (the root one carries
-//!   consolidated metadata), chunks as `application/octet-stream`; absent keys, including the
-//!   Zarr v2 probes (`.zgroup`, `.zattrs`, `.zarray`, `.zmetadata`), are 404.
+//!   name a snapshot. `zarr.json` is sent as `application/json` (a group's carries the
+//!   consolidated metadata of its subtree, so `xarray.open_zarr("…/main/ds")` opens a dataset
+//!   stored in group `ds` with one request), chunks as `application/octet-stream`; absent
+//!   keys, including the Zarr v2 probes (`.zgroup`, `.zattrs`, `.zarray`, `.zmetadata`), are
+//!   404.
 //! * `GET|HEAD /<version>;chunks=<request>/<zarr key>`: the same version as a rechunked view
 //!   ([`RechunkedStore`](crate::RechunkedStore)): the arrays named in `<request>` (the
 //!   zarr-proxy grammar of [`ChunkShapeRequest`](crate::ChunkShapeRequest),

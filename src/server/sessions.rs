@@ -1,6 +1,6 @@
 //! Resolving version segments to stores, with a small bounded cache of open read-only stores
 //! by snapshot id so consecutive requests for the same version reuse one session (and its
-//! rendered consolidated root document), and a small bounded cache of rechunked views by
+//! rendered consolidated group documents), and a small bounded cache of rechunked views by
 //! snapshot id and view tag (canonical request text; the default view holds the regular-grid
 //! views of rectilinear arrays), all sharing one [`DecodedChunkCache`].
 
@@ -85,7 +85,7 @@ impl Versions {
         &self.repo
     }
 
-    /// The snapshot `spec` names now and its read-only store (consolidated root metadata on).
+    /// The snapshot `spec` names now and its read-only store (consolidated group metadata on).
     pub async fn open(&self, spec: &VersionSpec) -> Result<(SnapshotId, ZarrStore)> {
         let id = self.repo.resolve(spec).await?;
         let store = self

@@ -162,7 +162,7 @@ pub fn view_for(params: &[(String, String)], headers: &HeaderMap) -> Result<View
 /// The bytes behind the keys of one version, as a particular view shows them.
 #[derive(Clone, Debug)]
 pub enum ByteSource {
-    /// The version's keys as stored (root `zarr.json` with consolidated metadata).
+    /// The version's keys as stored (group `zarr.json` documents with consolidated metadata).
     Stored(ZarrStore),
     /// The version's keys with some arrays rechunked.
     Rechunked(RechunkedStore),

@@ -3,6 +3,7 @@
 pub(crate) mod base64;
 pub mod chunk_grid;
 pub mod consolidated;
+pub(crate) mod group_documents;
 pub mod keys;
 pub mod listing;
 pub mod metadata;

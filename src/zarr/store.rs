@@ -7,17 +7,16 @@
 //! writes with [`Error::InvalidKey`]. Listing lives in [`super::listing`].
 
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::format::path::NodePath;
-use crate::id::SnapshotId;
 use crate::repo::Session;
 
-use super::consolidated::{consolidated_root_document, plain_document, without_consolidated};
+use super::consolidated::{consolidated_document, plain_document, render, without_consolidated};
+use super::group_documents::GroupDocuments;
 use super::metadata::NodeMetadata;
 use super::resolve::{resolve_key, KeyTarget, Unresolved};
 
@@ -90,14 +89,15 @@ impl From<std::ops::RangeFrom<u64>> for ByteRange {
 /// session's current state, writes go into the session and become visible to others when the
 /// session commits.
 ///
-/// For read-only sessions the root `zarr.json` carries consolidated metadata by default (see
-/// [`ZarrStore::with_consolidated`]).
+/// For read-only sessions every group's `zarr.json` carries consolidated metadata by default
+/// (see [`ZarrStore::with_consolidated`]).
 #[derive(Clone, Debug)]
 pub struct ZarrStore {
     session: Session,
     consolidated: bool,
-    /// The rendered consolidated root document of a read-only session, by snapshot.
-    root_cache: Arc<Mutex<Option<(SnapshotId, Bytes)>>>,
+    /// The rendered consolidated group documents of a read-only session (its snapshot never
+    /// changes); shared by clones.
+    documents: Arc<GroupDocuments>,
 }
 
 impl Session {
@@ -115,19 +115,27 @@ impl ZarrStore {
         ZarrStore {
             session,
             consolidated,
-            root_cache: Arc::default(),
+            documents: Arc::default(),
         }
     }
 
-    /// Turns consolidated metadata in the root `zarr.json` on or off. When on and the root is a
-    /// group, `get("zarr.json")` returns the group document with a `consolidated_metadata`
-    /// block listing every descendant node; when off, the plain group document.
+    /// Turns consolidated metadata on or off. When on, the `zarr.json` of every group (the
+    /// root's `zarr.json`, `ds/zarr.json`, ...) is the group document with a
+    /// `consolidated_metadata` block in the form zarr-python 3 writes and reads: every node
+    /// below that group, keyed by its path relative to the group (`sub`, `sub/u`), nested
+    /// groups with an empty block of their own; when off, the plain group document. Array
+    /// documents are the same either way.
+    ///
+    /// On a read-only session rendered documents are kept (the root's always, other groups'
+    /// within a byte budget proportional to the snapshot's metadata), so repeated requests do
+    /// not render them again. On a writable session they are rendered at each request, from
+    /// the session's current state.
     pub fn with_consolidated(mut self, consolidated: bool) -> Self {
         self.consolidated = consolidated;
         self
     }
 
-    /// True when the root `zarr.json` carries consolidated metadata.
+    /// True when group `zarr.json` documents carry consolidated metadata.
     pub fn is_consolidated(&self) -> bool {
         self.consolidated
     }
@@ -247,30 +255,28 @@ impl ZarrStore {
     }
 
     /// The `zarr.json` bytes of the node at `path` as served (with consolidated metadata for
-    /// the root when enabled).
+    /// groups when enabled).
     pub(crate) fn metadata_bytes(&self, path: &NodePath) -> Result<Option<Bytes>> {
         let Some(node) = self.session.node(path)? else {
             return Ok(None);
         };
-        let consolidate = self.consolidated && path.is_root() && node.metadata.geometry().is_none();
-        if !consolidate {
+        if !self.consolidated || node.metadata.geometry().is_some() {
             return Ok(Some(render(plain_document(&node.metadata))));
         }
-        let cacheable = !self.session.is_writable();
-        let snapshot = self.session.snapshot_id();
-        if cacheable {
-            if let Some((id, bytes)) = crate_lock(&self.root_cache).as_ref() {
-                if *id == snapshot {
-                    return Ok(Some(bytes.clone()));
-                }
-            }
+        let rendering = || {
+            let descendants = self.session.list_descendants(path)?;
+            Ok(render(consolidated_document(
+                path,
+                &node.metadata,
+                &descendants,
+            )))
+        };
+        if self.session.is_writable() {
+            return rendering().map(Some);
         }
-        let nodes = self.session.list_nodes()?;
-        let bytes = render(consolidated_root_document(&node.metadata, &nodes));
-        if cacheable {
-            *crate_lock(&self.root_cache) = Some((snapshot, bytes.clone()));
-        }
-        Ok(Some(bytes))
+        self.documents
+            .get_or_render(&self.session, path, rendering)
+            .map(Some)
     }
 
     // ---- writes -----------------------------------------------------------------------
@@ -353,12 +359,4 @@ impl ZarrStore {
     fn resolve_for_write(&self, key: &str) -> Result<KeyTarget> {
         resolve_key(&self.session, key)?.map_err(|u| Error::invalid_key(key, u.reason))
     }
-}
-
-fn render(document: serde_json::Map<String, Value>) -> Bytes {
-    Bytes::from(Value::Object(document).to_string())
-}
-
-fn crate_lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

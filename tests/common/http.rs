@@ -1,8 +1,10 @@
-//! Running the HTTP server in-process for tests, and a raw HTTP/1.1 client for requests that
-//! ordinary clients would normalise (`..`, `%2e%2e`) before sending.
+//! Running the HTTP server in-process for tests (optionally recording every request it answers),
+//! and a raw HTTP/1.1 client for requests that ordinary clients would normalise (`..`, `%2e%2e`)
+//! before sending.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use floe::server::{router, ServeOptions, Server};
@@ -23,8 +25,24 @@ impl TestServer {
     /// Serves `repo` with `options` (whose address is replaced by 127.0.0.1:0).
     pub async fn start_with(repo: Repository, mut options: ServeOptions) -> TestServer {
         options.addr = "127.0.0.1:0".parse().unwrap();
-        let listener = tokio::net::TcpListener::bind(options.addr).await.unwrap();
-        let server = Server::from_listener(listener, router(repo, &options)).unwrap();
+        Self::start_router(router(repo, &options)).await
+    }
+
+    /// Serves `repo` without authentication, recording every request in the returned log.
+    pub async fn start_recording(repo: Repository) -> (TestServer, RequestLog) {
+        let log = RequestLog::default();
+        let options = ServeOptions::new("127.0.0.1:0".parse().unwrap());
+        let app = router(repo, &options).layer(axum::middleware::from_fn_with_state(
+            log.clone(),
+            record_request,
+        ));
+        (Self::start_router(app).await, log)
+    }
+
+    /// Serves `app` on 127.0.0.1 at a free port.
+    async fn start_router(app: axum::Router) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = Server::from_listener(listener, app).unwrap();
         let addr = server.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -64,6 +82,43 @@ impl Drop for TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// One request a recording server answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub method: String,
+    /// The raw path, as sent (percent-encoding kept).
+    pub path: String,
+    pub status: u16,
+}
+
+/// The requests a server started with [`TestServer::start_recording`] answered, in order: the
+/// test-side twin of the server's access log.
+#[derive(Clone, Debug, Default)]
+pub struct RequestLog(Arc<Mutex<Vec<Recorded>>>);
+
+impl RequestLog {
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+async fn record_request(
+    axum::extract::State(log): axum::extract::State<RequestLog>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    log.0.lock().unwrap().push(Recorded {
+        method,
+        path,
+        status: response.status().as_u16(),
+    });
+    response
 }
 
 /// The status code and the whole response (head and body, as text with invalid UTF-8

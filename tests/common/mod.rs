@@ -43,6 +43,19 @@ pub fn uint8_array(shape: &[u64], chunks: &[u64]) -> Value {
     })
 }
 
+/// The sorted keys of the `consolidated_metadata` block of a group `zarr.json` document;
+/// panics when it has none.
+pub fn consolidated_keys(document: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = document["consolidated_metadata"]["metadata"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no consolidated block in {document}"))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// The node path `path`; panics on an invalid one.
 pub fn p(path: &str) -> NodePath {
     NodePath::new(path).unwrap()

@@ -3,8 +3,9 @@
 //!
 //! - [`ChunkShapeRequest`] parses the zarr-proxy grammar (`temperature=256,256,30,...`).
 //! - [`RechunkedStore`] serves the same keys as the wrapped store, except for the requested
-//!   arrays: their `zarr.json` (and their entry in the consolidated root `zarr.json`) reports a
-//!   regular chunk grid of the requested shape, and their chunk keys address the new grid.
+//!   arrays: their `zarr.json` (and their entry in the consolidated `zarr.json` of every group
+//!   above them) reports a regular chunk grid of the requested shape, and their chunk keys
+//!   address the new grid.
 //! - A requested chunk is assembled by decoding only the stored chunks it overlaps (codecs
 //!   through zarrs), copying the overlapping parts, filling the rest with the fill value and
 //!   encoding the result with the array's codecs for the new chunk shape. Edge chunks are
@@ -22,6 +23,7 @@
 //! [`Error::InvalidRechunk`].
 
 mod assemble;
+mod consolidated;
 mod decoded_cache;
 mod geometry;
 mod listing;
@@ -33,10 +35,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
+use crate::format::path::NodePath;
 use crate::id::SnapshotId;
-use crate::repo::NodeInfo;
 
-use super::consolidated::consolidated_root_document;
+use super::group_documents::GroupDocuments;
 use super::keys::parse_chunk_key_suffix;
 use super::store::{ByteRange, ZarrStore};
 
@@ -62,9 +64,9 @@ struct Inner {
     store: ZarrStore,
     request: ChunkShapeRequest,
     arrays: Vec<ViewArray>,
-    /// The consolidated root `zarr.json` with the view metadata of the requested arrays, when
-    /// the wrapped store consolidates and the root is a group.
-    root_document: Option<Bytes>,
+    /// The consolidated documents of the groups above requested arrays, with the arrays' view
+    /// metadata (when the wrapped store consolidates).
+    documents: GroupDocuments,
     cache: DecodedChunkCache,
     snapshot: SnapshotId,
 }
@@ -73,8 +75,9 @@ struct Inner {
 enum ViewKey<'a> {
     /// Not part of any requested array: the wrapped store answers.
     Passthrough,
-    /// The consolidated root `zarr.json` of the view.
-    Root(&'a Bytes),
+    /// The consolidated `zarr.json` of a group above a requested array, which shows the view
+    /// metadata of the requested arrays below it.
+    Group(NodePath),
     /// The `zarr.json` of a requested array.
     Metadata(&'a ViewArray),
     /// A chunk of a requested array in the requested grid.
@@ -117,42 +120,13 @@ impl RechunkedStore {
             };
             arrays.push(ViewArray::new(&store, &node, chunk_shape, &fail)?);
         }
-        Self::from_arrays(store, request.clone(), arrays, cache)
-    }
-
-    /// The view serving `arrays` (already built for `store`) for `request`.
-    fn from_arrays(
-        store: ZarrStore,
-        request: ChunkShapeRequest,
-        arrays: Vec<ViewArray>,
-        cache: DecodedChunkCache,
-    ) -> Result<Self> {
-        let session = store.session().clone();
-        let root_document = match session.node(&crate::format::path::NodePath::root())? {
-            Some(root) if store.is_consolidated() && root.metadata.geometry().is_none() => {
-                let nodes: Vec<NodeInfo> = session
-                    .list_nodes()?
-                    .into_iter()
-                    .map(|node| match arrays.iter().find(|a| a.path == node.path) {
-                        Some(view) => NodeInfo {
-                            path: node.path,
-                            metadata: view.view.clone(),
-                        },
-                        None => node,
-                    })
-                    .collect();
-                let document = consolidated_root_document(&root.metadata, &nodes);
-                Some(Bytes::from(serde_json::Value::Object(document).to_string()))
-            }
-            _ => None,
-        };
         Ok(RechunkedStore {
             inner: Arc::new(Inner {
                 snapshot: session.snapshot_id(),
                 store,
-                request,
+                request: request.clone(),
                 arrays,
-                root_document,
+                documents: GroupDocuments::default(),
                 cache,
             }),
         })
@@ -174,10 +148,10 @@ impl RechunkedStore {
     }
 
     fn classify(&self, key: &str) -> ViewKey<'_> {
+        if let Some(group) = self.consolidating_group(key) {
+            return ViewKey::Group(group);
+        }
         if key == super::resolve::METADATA_FILE {
-            if let Some(document) = &self.inner.root_document {
-                return ViewKey::Root(document);
-            }
             // A root array in the view: its document is the view's, like any array's.
             if let Some(array) = self.inner.arrays.iter().find(|a| a.path.is_root()) {
                 return ViewKey::Metadata(array);
@@ -217,7 +191,7 @@ impl RechunkedStore {
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         match self.classify(key) {
             ViewKey::Passthrough => self.inner.store.get(key).await,
-            ViewKey::Root(document) => Ok(Some(document.clone())),
+            ViewKey::Group(path) => self.group_document(&path),
             ViewKey::Metadata(array) => Ok(Some(array.document.clone())),
             ViewKey::Chunk(array, coords) => self.assemble(array, &coords).await,
             ViewKey::Nothing => Ok(None),
@@ -267,8 +241,9 @@ impl RechunkedStore {
     /// under it exists, without decoding anything.
     pub async fn exists(&self, key: &str) -> Result<bool> {
         match self.classify(key) {
-            ViewKey::Passthrough => self.inner.store.exists(key).await,
-            ViewKey::Root(_) | ViewKey::Metadata(_) => Ok(true),
+            // A group's document exists in the view when the group exists.
+            ViewKey::Passthrough | ViewKey::Group(_) => self.inner.store.exists(key).await,
+            ViewKey::Metadata(_) => Ok(true),
             ViewKey::Chunk(array, coords) => array.chunk_exists(&self.inner.store, &coords).await,
             ViewKey::Nothing => Ok(false),
         }
