@@ -12,25 +12,19 @@ use floe::{
 use serde_json::{json, Value};
 use zarrs::array::Array;
 
-use super::{new_repo, p};
+use super::{base64_encode, new_repo, p};
 
 fn b64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::from("base64:");
-    for group in bytes.chunks(3) {
-        let n = group
-            .iter()
-            .enumerate()
-            .fold(0u32, |a, (i, &b)| a | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i <= group.len() {
-                ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
+    format!("base64:{}", base64_encode(bytes))
+}
+
+/// The loaded arrays of a summary, as (path, reason).
+fn loaded(summary: &floe::ImportSummary) -> Vec<(&str, &LoadReason)> {
+    summary
+        .loaded
+        .iter()
+        .map(|l| (l.path.as_str(), &l.reason))
+        .collect()
 }
 
 fn zarray(shape: &[u64], chunks: &[u64], dtype: &str, fill: Value) -> String {
@@ -93,14 +87,7 @@ async fn loaded_times_are_re_encoded_and_decoding_attributes_must_agree() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        first
-            .loaded
-            .iter()
-            .map(|l| (l.path.as_str(), &l.reason))
-            .collect::<Vec<_>>(),
-        vec![("d/time", &LoadReason::Coordinate)]
-    );
+    assert_eq!(loaded(&first), vec![("d/time", &LoadReason::Coordinate)]);
     // The loaded coordinate: zstd, room to grow along time; xarray's attributes.
     let time = session.node(&p("d/time")).unwrap().unwrap();
     assert_eq!(time.metadata.document()["codecs"][1]["name"], "zstd");
@@ -213,14 +200,7 @@ async fn overrides_load_data_and_keep_coordinates_virtual() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        summary
-            .loaded
-            .iter()
-            .map(|l| (l.path.as_str(), &l.reason))
-            .collect::<Vec<_>>(),
-        vec![("o/t2m", &LoadReason::Asked)]
-    );
+    assert_eq!(loaded(&summary), vec![("o/t2m", &LoadReason::Asked)]);
     // `time` stays as kerchunk described it: one chunk of 512.
     let time = session.node(&p("o/time")).unwrap().unwrap();
     assert_eq!(

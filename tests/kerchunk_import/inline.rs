@@ -5,7 +5,9 @@ use bytes::Bytes;
 use floe::{import_kerchunk, Error, ImportOptions, KerchunkRef, KerchunkRefs, Session};
 use serde_json::Value;
 
-use super::{chunk_grid, import, new_repo, p, read_le_bytes, reader, rectilinear_grid};
+use super::{
+    base64_encode, chunk_grid, import, new_repo, p, read_le_bytes, reader, rectilinear_grid,
+};
 
 /// References of one day: `v` (dimension `time`, `len` steps, chunks of 2, int16 values
 /// `first..`) and the coordinate `x` (dimension `x`, values `x_values`), all inline.
@@ -39,25 +41,6 @@ fn inline_file(len: u64, chunk: u64, first: i16, x_values: [i16; 2]) -> Kerchunk
         refs[format!("v/{index}")] = Value::String(b64(&values));
     }
     KerchunkRefs::from_json("inline", refs.to_string().as_bytes()).unwrap()
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for group in bytes.chunks(3) {
-        let n = group
-            .iter()
-            .enumerate()
-            .fold(0u32, |a, (i, &b)| a | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 async fn inline_chunks(session: &Session, path: &str) -> Vec<Bytes> {
