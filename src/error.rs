@@ -281,6 +281,14 @@ impl Error {
         }
     }
 
+    /// An import refused: `what` names the reference file, variable or key.
+    pub(crate) fn import_refused(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::KerchunkImport {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn invalid_key(key: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidKey {
             key: key.into(),

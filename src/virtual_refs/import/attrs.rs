@@ -8,7 +8,6 @@ use serde_json::{Map, Value};
 use super::cf_time::{TimeConversion, TimeEncoding};
 use crate::error::{Error, Result};
 use crate::format::path::NodePath;
-use crate::virtual_refs::kerchunk::invalid;
 
 /// Attributes that change what the stored numbers mean (CF packing, missing values, units,
 /// calendars, xarray's unsigned marker).
@@ -60,7 +59,7 @@ fn time_encoding(path: &NodePath, attributes: &Map<String, Value>) -> Result<Opt
     let calendar = attributes.get("calendar").and_then(Value::as_str);
     TimeEncoding::parse(units, calendar)
         .transpose()
-        .map_err(|reason| invalid(format!("array `{path}`"), reason))
+        .map_err(|reason| Error::import_refused(format!("array `{path}`"), reason))
 }
 
 /// Compares the attributes of the array at `path`: `stored` in the repository, `imported` from
@@ -138,7 +137,7 @@ pub(crate) fn compare(
 }
 
 fn refusal(path: &NodePath, name: &str, stored: &Value, imported: &Value, why: &str) -> Error {
-    invalid(
+    Error::import_refused(
         format!("array `{path}`"),
         format!(
             "its attribute `{name}` is {} in the imported file but {} in the stored array: \

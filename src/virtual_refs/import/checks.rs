@@ -9,16 +9,15 @@ use serde_json::Value;
 use super::placement::{Action, ArrayPlan};
 use super::sources::Sources;
 use super::values::{self, ChunkCodec, Decoded};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::manifest::ChunkCoord;
 use crate::format::path::NodePath;
 use crate::repo::Session;
 use crate::virtual_refs::dataset::{SourceChunk, VirtualArray};
-use crate::virtual_refs::kerchunk::invalid;
 use crate::zarr::metadata::NodeMetadata;
 
 fn differ(path: &NodePath, detail: &str) -> crate::Error {
-    invalid(
+    Error::import_refused(
         format!("array `{path}`"),
         format!(
             "it lacks the append dimension, so it must equal the stored array, but {detail}; \
@@ -66,7 +65,7 @@ async fn check_chunks(
     let what = format!("array `{path}`");
     let geometry = existing
         .geometry()
-        .ok_or_else(|| invalid(what.clone(), "not an array"))?;
+        .ok_or_else(|| Error::import_refused(what.clone(), "not an array"))?;
     let imported: BTreeMap<&ChunkCoord, &SourceChunk> =
         array.chunks.iter().map(|(c, s)| (c, s)).collect();
     let stored: BTreeSet<ChunkCoord> = session.list_chunks(path).await?.into_iter().collect();
@@ -86,18 +85,20 @@ async fn check_chunks(
             continue;
         }
         if codec.is_none() {
-            codec = Some(ChunkCodec::new(existing).map_err(|e| invalid(what.clone(), e))?);
+            codec = Some(
+                ChunkCodec::new(existing).map_err(|e| Error::import_refused(what.clone(), e))?,
+            );
         }
         let codec = codec
             .as_ref()
-            .ok_or_else(|| invalid(what.clone(), "no codec"))?;
-        let shape = geometry
-            .chunk_shape_at(coord)
-            .ok_or_else(|| invalid(what.clone(), format!("chunk {coord:?} is outside its grid")))?;
+            .ok_or_else(|| Error::import_refused(what.clone(), "no codec"))?;
+        let shape = geometry.chunk_shape_at(coord).ok_or_else(|| {
+            Error::import_refused(what.clone(), format!("chunk {coord:?} is outside its grid"))
+        })?;
         let decode = |bytes: Option<&bytes::Bytes>| {
             codec
                 .decode(bytes.map(|b| &b[..]), &shape)
-                .map_err(|e| invalid(format!("{what} chunk {coord:?}"), e))
+                .map_err(|e| Error::import_refused(format!("{what} chunk {coord:?}"), e))
         };
         if decode(ours.as_ref())? != decode(theirs.as_ref())? {
             return Err(differ(
@@ -158,7 +159,7 @@ pub(crate) fn check_append_lengths(
             .iter()
             .map(|(path, length)| format!("{path}: {length}"))
             .collect();
-        return Err(invalid(
+        return Err(Error::import_refused(
             format!("group `{to}`"),
             format!(
                 "after this append its arrays along `{append_dim}` would have different \

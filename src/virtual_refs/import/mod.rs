@@ -28,13 +28,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::manifest::VirtualChunkRef;
 use crate::format::path::NodePath;
 use crate::repo::Session;
 use crate::storage::StorageOptions;
 use crate::virtual_refs::dataset::{SourceChunk, VirtualDataset};
-use crate::virtual_refs::kerchunk::invalid;
 use crate::zarr::metadata::NodeMetadata;
 
 use placement::{Action, ArrayPlan};
@@ -172,7 +171,7 @@ pub(crate) async fn import_dataset(
                 &change.conversion,
                 &missing,
             )
-            .map_err(|reason| invalid(format!("array `{}`", plan.target), reason))?;
+            .map_err(|reason| Error::import_refused(format!("array `{}`", plan.target), reason))?;
             summary.converted_times.push(ConvertedTimes {
                 path: plan.target.clone(),
                 values: count,
@@ -407,9 +406,9 @@ async fn write_loaded(
     origin: &[u64],
     values: &Decoded,
 ) -> Result<()> {
-    let document = document
-        .as_object()
-        .ok_or_else(|| invalid(format!("array `{path}`"), "its document is not an object"))?;
+    let document = document.as_object().ok_or_else(|| {
+        Error::import_refused(format!("array `{path}`"), "its document is not an object")
+    })?;
     values::write_region(session, path, document, origin, values).await
 }
 
@@ -427,9 +426,9 @@ async fn write_references(
     for (coord, chunk) in chunks {
         let mut coord = coord.clone();
         if shift > 0 {
-            coord[dim] = coord[dim]
-                .checked_add(shift)
-                .ok_or_else(|| invalid(format!("array `{path}`"), "chunk index overflow"))?;
+            coord[dim] = coord[dim].checked_add(shift).ok_or_else(|| {
+                Error::import_refused(format!("array `{path}`"), "chunk index overflow")
+            })?;
         }
         let Some(reference) = virtual_reference(path, &coord, chunk, sources)? else {
             if let SourceChunk::Inline(bytes) = chunk {
@@ -463,7 +462,7 @@ fn virtual_reference(
     };
     let file = sources.get(url)?;
     if offset.checked_add(length).is_none_or(|end| end > file.size) {
-        return Err(invalid(
+        return Err(Error::import_refused(
             format!("array `{path}` chunk {coord:?}"),
             format!(
                 "bytes {offset}..+{length} lie past the end of `{}` ({} bytes)",

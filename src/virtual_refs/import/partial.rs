@@ -16,7 +16,6 @@ use crate::error::{Error, Result};
 use crate::format::manifest::ChunkCoord;
 use crate::format::path::NodePath;
 use crate::repo::Session;
-use crate::virtual_refs::kerchunk::invalid;
 use crate::zarr::chunk_grid::ChunkGrid;
 use crate::zarr::metadata::NodeMetadata;
 
@@ -56,9 +55,9 @@ pub(crate) async fn cut_partial_chunks(
     let what = format!("array `{path}`");
     let geometry = existing
         .geometry()
-        .ok_or_else(|| invalid(what.clone(), "not an array"))?;
+        .ok_or_else(|| Error::import_refused(what.clone(), "not an array"))?;
     let codec = ChunkCodec::new(existing)
-        .map_err(|e| invalid(what.clone(), format!("it cannot be cut: {e}")))?;
+        .map_err(|e| Error::import_refused(what.clone(), format!("it cannot be cut: {e}")))?;
     let mut chunks = Vec::new();
     for coord in session.list_chunks(path).await? {
         if coord.get(dim) != Some(&partial.index) {
@@ -67,9 +66,9 @@ pub(crate) async fn cut_partial_chunks(
         let Some(encoded) = session.get_chunk(path, &coord).await? else {
             continue;
         };
-        let shape = geometry
-            .chunk_shape_at(&coord)
-            .ok_or_else(|| invalid(what.clone(), format!("chunk {coord:?} is outside its grid")))?;
+        let shape = geometry.chunk_shape_at(&coord).ok_or_else(|| {
+            Error::import_refused(what.clone(), format!("chunk {coord:?} is outside its grid"))
+        })?;
         let corrupt = |reason: String| Error::corrupt(format!("{path} chunk {coord:?}"), reason);
         let decoded = codec.decode(Some(&encoded), &shape).map_err(corrupt)?;
         let mut cut_shape = shape.clone();
@@ -83,7 +82,7 @@ pub(crate) async fn cut_partial_chunks(
     Ok(CutChunks {
         chunks,
         truncated: truncated_document(existing.document(), &geometry.chunk_grid, dim, partial)
-            .map_err(|e| invalid(what, e))?,
+            .map_err(|e| Error::import_refused(what, e))?,
     })
 }
 

@@ -16,7 +16,6 @@ use crate::error::{Error, Result};
 use crate::format::path::NodePath;
 use crate::repo::Session;
 use crate::virtual_refs::dataset::VirtualArray;
-use crate::virtual_refs::kerchunk::invalid;
 use crate::zarr::chunk_grid::ChunkGrid;
 use crate::zarr::metadata::NodeMetadata;
 
@@ -181,7 +180,7 @@ pub(crate) fn plan(
     if append_dim.is_none() {
         return Ok(create(true));
     }
-    let refuse = |reason: String| invalid(format!("array `{target}`"), reason);
+    let refuse = |reason: String| Error::import_refused(format!("array `{target}`"), reason);
     let Some(geometry) = existing.metadata.geometry() else {
         return Err(refuse(
             "appending needs an array here, but a group exists".into(),
@@ -304,7 +303,7 @@ pub(crate) fn plan(
 
 /// The error for an append dimension no imported array has.
 pub(crate) fn unknown_dimension(origin: &str, append_dim: &str) -> Error {
-    invalid(
+    Error::import_refused(
         origin,
         format!(
             "no array has the append dimension `{append_dim}` (dimension names come from the \

@@ -18,9 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::summary::LoadReason;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::virtual_refs::dataset::{VirtualArray, VirtualDataset};
-use crate::virtual_refs::kerchunk::invalid;
 
 /// The largest array (decoded bytes) loaded without being asked: 64 MiB.
 pub const DEFAULT_LOAD_LIMIT: u64 = 64 << 20;
@@ -168,7 +167,7 @@ pub(crate) fn decide(
                 .filter(|p| p.as_str() == name || VirtualDataset::name_of(p) == name)
                 .collect();
             if hits.is_empty() {
-                return Err(invalid(
+                return Err(Error::import_refused(
                     &dataset.origin,
                     format!("{option} `{name}`: the dataset has no such variable"),
                 ));
@@ -180,7 +179,7 @@ pub(crate) fn decide(
     let asked_load = matching(load, "--load")?;
     let asked_virtual = matching(keep_virtual, "--virtual")?;
     if let Some(both) = asked_load.intersection(&asked_virtual).next() {
-        return Err(invalid(
+        return Err(Error::import_refused(
             &dataset.origin,
             format!("variable `{both}` is named by both --load and --virtual"),
         ));

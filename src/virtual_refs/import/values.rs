@@ -36,10 +36,6 @@ pub(crate) struct Decoded {
     pub(crate) bytes: Vec<u8>,
 }
 
-fn invalid(what: &str, reason: impl Into<String>) -> Error {
-    crate::virtual_refs::kerchunk::invalid(what, reason)
-}
-
 fn object(document: &Value) -> Result<&Map<String, Value>> {
     document
         .as_object()
@@ -71,7 +67,8 @@ pub(crate) async fn read_source(
 ) -> Result<Decoded> {
     let document = object(&array.document)?;
     let store = Arc::new(MemoryStore::new());
-    let zarrs = open_zarrs(store.clone(), "/", document).map_err(|e| invalid(what, e))?;
+    let zarrs =
+        open_zarrs(store.clone(), "/", document).map_err(|e| Error::import_refused(what, e))?;
     let fetched: Vec<(Vec<u64>, bytes::Bytes)> = futures::stream::iter(&array.chunks)
         .map(|(coord, chunk)| async move {
             Ok::<_, Error>((coord.clone(), fetch_chunk(chunk, sources).await?))
@@ -80,15 +77,15 @@ pub(crate) async fn read_source(
         .try_collect()
         .await?;
     for (coord, bytes) in fetched {
-        store
-            .set(&zarrs.chunk_key(&coord), bytes)
-            .map_err(|e| invalid(what, format!("cannot hold chunk {coord:?}: {e}")))?;
+        store.set(&zarrs.chunk_key(&coord), bytes).map_err(|e| {
+            Error::import_refused(what, format!("cannot hold chunk {coord:?}: {e}"))
+        })?;
     }
     let values: ArrayBytes<'static> = zarrs
         .retrieve_array_subset(&zarrs.subset_all())
-        .map_err(|e| invalid(what, format!("cannot decode its chunks: {e}")))?;
+        .map_err(|e| Error::import_refused(what, format!("cannot decode its chunks: {e}")))?;
     let bytes = values.into_fixed().map_err(|e| {
-        invalid(
+        Error::import_refused(
             what,
             format!("variable-length values cannot be loaded: {e}"),
         )
@@ -107,14 +104,15 @@ pub(crate) async fn read_stored(
 ) -> Result<Decoded> {
     let storage = Arc::new(AsyncZarrsStore::new(session.zarr()));
     let what = format!("array `{path}`");
-    let zarrs = open_zarrs(storage, path.as_str(), document).map_err(|e| invalid(&what, e))?;
+    let zarrs = open_zarrs(storage, path.as_str(), document)
+        .map_err(|e| Error::import_refused(&what, e))?;
     let values: ArrayBytes<'static> = zarrs
         .async_retrieve_array_subset_opt(&zarrs.subset_all(), &CodecOptions::default())
         .await
-        .map_err(|e| invalid(&what, format!("cannot read its values: {e}")))?;
-    let bytes = values
-        .into_fixed()
-        .map_err(|e| invalid(&what, format!("variable-length values cannot be read: {e}")))?;
+        .map_err(|e| Error::import_refused(&what, format!("cannot read its values: {e}")))?;
+    let bytes = values.into_fixed().map_err(|e| {
+        Error::import_refused(&what, format!("variable-length values cannot be read: {e}"))
+    })?;
     Ok(Decoded {
         shape: zarrs.shape().to_vec(),
         bytes: bytes.into_owned(),
@@ -136,9 +134,10 @@ pub(crate) async fn write_region(
     }
     let storage = Arc::new(AsyncZarrsStore::new(session.zarr()));
     let what = format!("array `{path}`");
-    let zarrs = open_zarrs(storage, path.as_str(), document).map_err(|e| invalid(&what, e))?;
+    let zarrs = open_zarrs(storage, path.as_str(), document)
+        .map_err(|e| Error::import_refused(&what, e))?;
     let region = ArraySubset::new_with_start_shape(origin.to_vec(), values.shape.clone())
-        .map_err(|e| invalid(&what, format!("bad region: {e}")))?;
+        .map_err(|e| Error::import_refused(&what, format!("bad region: {e}")))?;
     zarrs
         .async_store_array_subset_opt(
             &region,
@@ -146,7 +145,7 @@ pub(crate) async fn write_region(
             &CodecOptions::default(),
         )
         .await
-        .map_err(|e| invalid(&what, format!("cannot write its values: {e}")))
+        .map_err(|e| Error::import_refused(&what, format!("cannot write its values: {e}")))
 }
 
 /// A zarrs array that decodes and encodes the chunks of the array `document` (its codec

@@ -15,7 +15,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::zarr_v2::{DataType, Kind};
+use super::v2_types::{DataType, Kind};
 use crate::zarr::base64;
 
 /// What the `fill_value`s of one reference set mean.
@@ -173,7 +173,7 @@ fn is_netcdf_default_fill(dtype: &DataType, fill: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::virtual_refs::kerchunk::zarr_v2::data_type;
+    use crate::virtual_refs::kerchunk::v2_types::data_type;
 
     fn dt(text: &str) -> DataType {
         data_type(&json!(text)).unwrap()

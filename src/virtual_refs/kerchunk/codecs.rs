@@ -16,7 +16,7 @@
 
 use serde_json::{json, Value};
 
-use super::zarr_v2::{data_type, DataType, Endian};
+use super::v2_types::{data_type, DataType, Endian};
 
 /// The v3 codec list for a `.zarray` whose data type is `dtype`.
 pub(crate) fn codecs_v3(

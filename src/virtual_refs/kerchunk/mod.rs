@@ -16,6 +16,7 @@ mod json;
 mod parquet;
 mod template;
 mod to_dataset;
+mod v2_types;
 mod zarr_v2;
 
 use std::collections::BTreeMap;
@@ -171,10 +172,7 @@ impl KerchunkRefs {
 
 /// The import error for `what` (a file, variable or key).
 pub(crate) fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Error {
-    Error::KerchunkImport {
-        what: what.into(),
-        reason: reason.into(),
-    }
+    Error::import_refused(what, reason)
 }
 
 #[cfg(test)]
