@@ -150,8 +150,13 @@ def case_packed_float32(d, i):
 
 
 def case_time_units(d, i):
-    """Each daily file counts hours from its own day (units change every file)."""
+    """Each daily file counts hours from its own day (units change every file); the time
+    bounds inherit the units of `time` (CF 7.1), so they change too."""
     ds = nc(f"{d}/units_{i}.nc", units=f"hours since 2026-01-{i + 1:02d} 00:00:00")
+    ds.createDimension("nv", 2)
+    ds["time"].bounds = "time_bnds"
+    bounds = ds.createVariable("time_bnds", "f8", ("time", "nv"))
+    bounds[:] = np.stack([np.arange(12) - 0.5, np.arange(12) + 0.5], axis=1)
     v = ds.createVariable("t2m", "f4", ("time", "lat", "lon"))
     v[:] = field(50 + i, (12, 4, 5))
     ds.close()

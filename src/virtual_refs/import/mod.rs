@@ -126,6 +126,7 @@ pub(crate) async fn import_dataset(
         skipped_keys: dataset.skipped_keys,
         ..ImportSummary::default()
     };
+    let bounds_parents = roles::bounds_parents(dataset);
     // Every check first: a refused import changes nothing (not even the containers).
     let mut plans: BTreeMap<&String, ArrayPlan> = BTreeMap::new();
     for (path, array) in &dataset.arrays {
@@ -134,9 +135,15 @@ pub(crate) async fn import_dataset(
         if let Role::Virtual { note: Some(note) } = &role {
             summary.not_loaded.push((target.clone(), note.clone()));
         }
+        let parent = match bounds_parents.get(path) {
+            Some(parent) => Some((target_path(&options.to, parent)?, &dataset.arrays[parent])),
+            None => None,
+        };
+        let parent = parent.as_ref().map(|(t, a)| (t, *a));
+        let append_dim = options.append_dim.as_deref();
         plans.insert(
             path,
-            placement::plan(session, &target, array, role, options.append_dim.as_deref())?,
+            placement::plan(session, &target, array, role, append_dim, parent)?,
         );
     }
     if let Some(dim) = &options.append_dim {

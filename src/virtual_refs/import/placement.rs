@@ -151,6 +151,7 @@ pub(crate) fn plan(
     array: &VirtualArray,
     role: Role,
     append_dim: Option<&str>,
+    parent: Option<(&NodePath, &VirtualArray)>,
 ) -> Result<ArrayPlan> {
     let loaded = matches!(role, Role::Load(_));
     let names = array.dimension_names();
@@ -210,7 +211,17 @@ pub(crate) fn plan(
             )));
         }
     }
-    let check = attrs::compare(target, &attributes(&stored), &array.attributes(), loaded)?;
+    let (mut stored_attrs, mut imported_attrs) = (attributes(&stored), array.attributes());
+    if let Some((parent_target, parent)) = parent {
+        // Bounds inherit the time encoding of the variable they bound.
+        let stored_parent = session
+            .node(parent_target)?
+            .map(|n| attributes(&Value::Object(n.metadata.document().clone())))
+            .unwrap_or_default();
+        inherit_time_encoding(&mut stored_attrs, &stored_parent);
+        inherit_time_encoding(&mut imported_attrs, &parent.attributes());
+    }
+    let check = attrs::compare(target, &stored_attrs, &imported_attrs, loaded)?;
     let (old_shape, new_shape) = (shape(&stored), shape(&array.document));
     let Some(dim) = dim else {
         if old_shape != new_shape {
@@ -299,6 +310,15 @@ pub(crate) fn plan(
         action,
         kept: check.differing,
     })
+}
+
+/// Copies `units` and `calendar` from `parent` into `attributes` where they are absent.
+fn inherit_time_encoding(attributes: &mut Map<String, Value>, parent: &Map<String, Value>) {
+    for name in ["units", "calendar"] {
+        if let (false, Some(value)) = (attributes.contains_key(name), parent.get(name)) {
+            attributes.insert(name.to_string(), value.clone());
+        }
+    }
 }
 
 /// The error for an append dimension no imported array has.

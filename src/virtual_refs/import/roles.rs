@@ -146,6 +146,26 @@ fn referenced(dataset: &VirtualDataset) -> BTreeMap<String, LoadReason> {
     out
 }
 
+/// The variable each bounds (or climatology) array belongs to, by path: `bounds` arrays
+/// inherit their parent's `units` and `calendar` when they lack them (CF 7.1), which an
+/// append needs to compare and re-encode their times.
+pub(crate) fn bounds_parents(dataset: &VirtualDataset) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (path, array) in &dataset.arrays {
+        let attrs = array.attributes();
+        for attribute in ["bounds", "climatology"] {
+            let Some(name) = attrs.get(attribute).and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(target) = resolve_reference(dataset, VirtualDataset::parent_of(path), name)
+            {
+                out.entry(target).or_insert_with(|| path.clone());
+            }
+        }
+    }
+    out
+}
+
 /// The role of every array of `dataset`, by path. `load` and `keep_virtual` name variables by
 /// path relative to the dataset root or by name (matching every array of that name).
 ///
