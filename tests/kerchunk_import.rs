@@ -456,6 +456,8 @@ fn rectilinear_grid(chunk_shapes: Value) -> Value {
         "configuration": {"kind": "inline", "chunk_shapes": chunk_shapes}})
 }
 
+mod common;
+
 #[path = "kerchunk_import/inline.rs"]
 mod inline;
 

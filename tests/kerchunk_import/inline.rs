@@ -5,6 +5,7 @@ use bytes::Bytes;
 use floe::{import_kerchunk, Error, ImportOptions, KerchunkRef, KerchunkRefs, Session};
 use serde_json::Value;
 
+use super::common::inline_refs::base64_ref;
 use super::{chunk_grid, import, new_repo, p, read_le_bytes, reader, rectilinear_grid};
 
 /// References of one day: `v` (dimension `time`, `len` steps, chunks of 2, int16 values
@@ -29,7 +30,7 @@ fn inline_file(len: u64, chunk: u64, first: i16, x_values: [i16; 2]) -> Kerchunk
     });
     let b64 = |values: &[i16]| {
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        format!("base64:{}", base64_encode(&bytes))
+        base64_ref(&bytes)
     };
     refs["x/0"] = Value::String(b64(&x_values));
     for index in 0..len.div_ceil(chunk) {
@@ -39,25 +40,6 @@ fn inline_file(len: u64, chunk: u64, first: i16, x_values: [i16; 2]) -> Kerchunk
         refs[format!("v/{index}")] = Value::String(b64(&values));
     }
     KerchunkRefs::from_json("inline", refs.to_string().as_bytes()).unwrap()
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for group in bytes.chunks(3) {
-        let n = group
-            .iter()
-            .enumerate()
-            .fold(0u32, |a, (i, &b)| a | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 async fn inline_chunks(session: &Session, path: &str) -> Vec<Bytes> {
