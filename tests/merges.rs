@@ -391,12 +391,13 @@ async fn a_data_type_change_merges_only_with_an_attribute_change() {
     assert_eq!(node.metadata.document()["data_type"], "int8");
     assert_eq!(node.metadata.attributes()["source"], "era5");
 
-    // Both change a key other than shape and attributes: a conflict even for equal values.
+    // Both change a key other than shape and attributes: a conflict naming both values,
+    // unless the resulting documents are identical (tests/identical_changes.rs).
     let one = repo.writable_session("main").await.unwrap();
     let two = repo.writable_session("main").await.unwrap();
-    for s in [&one, &two] {
+    for (s, fill) in [(&one, 3), (&two, 4)] {
         let mut doc = Value::Object(node.metadata.document().clone());
-        doc["fill_value"] = json!(3);
+        doc["fill_value"] = json!(fill);
         s.set_metadata(&p("t2m"), NodeMetadata::from_value(&p("t2m"), doc).unwrap())
             .await
             .unwrap();
@@ -404,5 +405,8 @@ async fn a_data_type_change_merges_only_with_an_attribute_change() {
     one.commit("one", None).await.unwrap();
     let (_, detail) = conflict(two.commit("two", None).await.unwrap_err());
     let reason = node_reason(&detail, "/t2m");
-    assert!(reason.contains("fill_value"), "{reason}");
+    assert!(
+        reason.contains("`fill_value` changed by both commits to different values: 4 in this session, 3 in the other commit"),
+        "{reason}"
+    );
 }
