@@ -25,6 +25,27 @@ pub(crate) fn same_document(a: &NodeMetadata, b: &NodeMetadata) -> bool {
     others_equal(a, b) && others_equal(b, a) && attributes(a) == attributes(b)
 }
 
+/// True when two session edits of one node leave it in the same state: both absent (no
+/// edit), both deleted, or both put the same document ([`same_document`]) with the same
+/// `fresh` flag.
+pub(crate) fn same_edit(a: Option<&NodeEdit>, b: Option<&NodeEdit>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(NodeEdit::Deleted), Some(NodeEdit::Deleted)) => true,
+        (
+            Some(NodeEdit::Put {
+                metadata: ma,
+                fresh: fa,
+            }),
+            Some(NodeEdit::Put {
+                metadata: mb,
+                fresh: fb,
+            }),
+        ) => fa == fb && same_document(ma, mb),
+        _ => false,
+    }
+}
+
 /// Whether another commit, which recorded `change` for a node the session edits, left that
 /// node as the session's edit `ours` leaves it (`theirs`: the commit's document, `None` when
 /// the node is absent after it; `clipped`: the session keeps a clip for the node).
@@ -212,6 +233,25 @@ mod tests {
                 .contains(r#"`data_type` is "uint8" in this session, "int16" in the other commit"#),
             "{differs}"
         );
+    }
+
+    #[test]
+    fn same_edit_compares_states() {
+        let doc = array("uint8", json!({}));
+        assert!(same_edit(None, None));
+        assert!(same_edit(
+            Some(&NodeEdit::Deleted),
+            Some(&NodeEdit::Deleted)
+        ));
+        assert!(same_edit(
+            Some(&put(doc.clone(), false)),
+            Some(&put(array("uint8", json!({})), false))
+        ));
+        assert!(!same_edit(
+            Some(&put(doc.clone(), false)),
+            Some(&put(doc.clone(), true))
+        ));
+        assert!(!same_edit(Some(&put(doc, false)), None));
     }
 
     #[test]
