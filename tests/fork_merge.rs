@@ -449,3 +449,86 @@ async fn discarding_the_coordinator_invalidates_its_forks() {
     assert!(matches!(err, Error::Fork { .. }), "{err}");
     assert!(!coord.has_changes(), "nothing was merged");
 }
+
+/// `x` ([6], chunks of 1) with the keys of its `zarr.json` in reverse order when `reversed`:
+/// the same document.
+fn x_document(reversed: bool) -> serde_json::Value {
+    let doc = int32_array(&[6], &[1]);
+    let mut entries: Vec<(String, serde_json::Value)> =
+        doc.as_object().unwrap().clone().into_iter().collect();
+    if reversed {
+        entries.reverse();
+    }
+    serde_json::Value::Object(entries.into_iter().collect())
+}
+
+/// Creates the root group and `x` in `s` and writes `chunks`.
+async fn create_x(s: &Session, reversed: bool, chunks: &[u64]) {
+    s.create_group(&floe::NodePath::root(), Map::new())
+        .await
+        .unwrap();
+    s.create_array(&p("x"), x_document(reversed)).await.unwrap();
+    for &i in chunks {
+        s.set_chunk(&p("x"), &[i], chunk(i)).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn identical_creations_by_workers_and_the_coordinator_merge() {
+    let (_dir, repo) = tempdir_repo(settings()).await;
+    let coord = repo.writable_session("main").await.unwrap();
+    let one = repo.open_fork(&coord.fork().await.unwrap()).await.unwrap();
+    let two = repo.open_fork(&coord.fork().await.unwrap()).await.unwrap();
+    // After the forks, the coordinator creates the same nodes itself.
+    create_x(&coord, false, &[0]).await;
+    create_x(&one, false, &[1, 3]).await;
+    create_x(&two, true, &[2]).await;
+    for (worker, chunks) in [(&one, 2), (&two, 1)] {
+        let summary = coord
+            .merge_fork(&worker.finish_fork().await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            (summary.nodes, summary.chunks, summary.already_present),
+            (0, chunks, 2),
+            "the root group and `x` were already there"
+        );
+    }
+    coord.commit("all", None).await.unwrap();
+    let s = repo.writable_session("main").await.unwrap();
+    for i in 0..6 {
+        let want = (i < 4).then(|| chunk(i));
+        assert_eq!(s.get_chunk(&p("x"), &[i]).await.unwrap(), want, "chunk {i}");
+    }
+}
+
+#[tokio::test]
+async fn different_creations_by_a_worker_and_the_coordinator_conflict_naming_both() {
+    let (_dir, repo) = tempdir_repo(settings()).await;
+    let coord = repo.writable_session("main").await.unwrap();
+    let worker = repo.open_fork(&coord.fork().await.unwrap()).await.unwrap();
+    create_x(&coord, false, &[0]).await;
+    let mut uint8 = x_document(false);
+    uint8["data_type"] = serde_json::json!("uint8");
+    worker.create_array(&p("x"), uint8).await.unwrap();
+    let status = coord.status();
+    let err = coord
+        .merge_fork(&worker.finish_fork().await.unwrap())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::ForkConflict { detail, .. } => match &**detail {
+            ConflictDetail::Node { path, reason } => {
+                assert_eq!(path, "/x");
+                assert!(
+                    reason
+                        .contains(r#"`data_type` is "int32" in this session, "uint8" in the fork"#),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other}"),
+    }
+    assert_eq!(coord.status(), status, "a refused merge changes nothing");
+}

@@ -457,25 +457,7 @@ fn rectilinear_grid(chunk_shapes: Value) -> Value {
         "configuration": {"kind": "inline", "chunk_shapes": chunk_shapes}})
 }
 
-/// Standard base64 with padding, as kerchunk writes inline chunks after `base64:`.
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for group in bytes.chunks(3) {
-        let n = group
-            .iter()
-            .enumerate()
-            .fold(0u32, |a, (i, &b)| a | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
+mod common;
 
 #[path = "kerchunk_import/inline.rs"]
 mod inline;

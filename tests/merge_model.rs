@@ -8,14 +8,15 @@
 //! floe's conflict code, whether each commit merges or conflicts, and which snapshot, node,
 //! chunk coordinates or attribute keys the conflict names. A landed commit applies its
 //! session's changes on the model's state, with merged metadata (shape = element-wise
-//! maximum, attributes merged key by key). After every landed commit, and at the end through a
+//! maximum, attributes merged key by key; nodes another commit left exactly as the session
+//! does merge against that version). After every landed commit, and at the end through a
 //! fresh repository handle, floe must hold exactly the model's state (nodes, shapes, fill
 //! values, attributes, every chunk of every grid), and history must be linear with one commit
 //! per landed session, in landing order.
 //!
 //! `PROPTEST_CASES` sets the number of cases of the default run; the ignored soak test runs
-//! 2000 and checks that every outcome (plain landing, landing after a node merge, each kind
-//! of conflict) occurs.
+//! 2000 and checks that every outcome (plain landing, landing after a node merge or after an
+//! identical change, each kind of conflict) occurs.
 
 mod common;
 
@@ -460,14 +461,15 @@ fn settings() -> RepositorySettings {
     }
 }
 
-/// How many commits of a case ended each way (`landed`, `landed after a node merge`, or
-/// the kind of conflict), for the distribution check of the soak test.
+/// How many commits of a case ended each way (`landed`, `landed after a node merge`, `landed
+/// after an identical change`, or the kind of conflict), for the distribution check of the
+/// soak test.
 type Outcomes = BTreeMap<&'static str, usize>;
 
 fn conflict_kind(named: &Named) -> &'static str {
     match named {
         Named::Chunks { .. } => "chunk conflict",
-        Named::Created { .. } => "created by both",
+        Named::Created { .. } => "created differently by both",
         Named::Attributes { .. } => "attribute conflict",
         Named::OtherKey { .. } => "fill value conflict",
         Named::Shrink { .. } => "shrink conflict",
@@ -496,8 +498,9 @@ async fn run_case(ops: Vec<Vec<Op>>, order: Vec<usize>) -> Outcomes {
         .await;
         writers.push(writer);
     }
-    // Landed sessions in landing order: index, snapshot id, state after it.
-    let mut landed: Vec<(usize, SnapshotId, State)> = Vec::new();
+    // Landed sessions in landing order: what their transaction logs say, snapshot id, state
+    // after it.
+    let mut landed: Vec<(Changes, SnapshotId, State)> = Vec::new();
     let mut outcomes = Outcomes::default();
     for &i in &order {
         let context = format!("commit of session {i} ({:?})", ops[i]);
@@ -512,23 +515,37 @@ async fn run_case(ops: Vec<Vec<Op>>, order: Vec<usize>) -> Outcomes {
         }
         let history: Vec<(&Changes, &State)> = landed
             .iter()
-            .map(|(j, _, state)| (&writers[*j].changes, state))
+            .map(|(logged, _, state)| (logged, state))
             .collect();
         match decide(&base, &history, &writer.changes) {
             Ok(next) => {
                 let id = result.unwrap_or_else(|e| panic!("{context}: false conflict: {e}"));
                 let version = repo.session_at_snapshot(id).await.unwrap();
                 assert_state(&version, &next, &format!("{context}: landed")).await;
+                let ours = &writer.changes;
+                let identical = history.iter().any(|(c, state)| {
+                    c.puts.keys().any(|p| {
+                        !ours.clips.contains_key(p)
+                            && ours
+                                .puts
+                                .get(p)
+                                .is_some_and(|doc| state.nodes.get(p) == Some(doc))
+                    })
+                });
                 let merged_a_node = history
                     .iter()
-                    .any(|(c, _)| c.puts.keys().any(|p| writer.changes.puts.contains_key(p)));
-                let kind = if merged_a_node {
+                    .any(|(c, _)| c.puts.keys().any(|p| ours.puts.contains_key(p)));
+                let kind = if identical {
+                    "landed after an identical change"
+                } else if merged_a_node {
                     "landed after a node merge"
                 } else {
                     "landed"
                 };
                 *outcomes.entry(kind).or_default() += 1;
-                landed.push((i, id, next));
+                let tip = landed.last().map_or(&base, |(_, _, state)| state);
+                let logged = ours.as_logged(tip, &next);
+                landed.push((logged, id, next));
             }
             Err(expected) => {
                 let err = match result {
@@ -603,5 +620,5 @@ fn concurrent_sessions_merge_like_the_model_soak() {
         .unwrap();
     let totals = totals.into_inner();
     eprintln!("merge model soak: {totals:?}");
-    assert_eq!(totals.len(), 7, "every outcome occurs: {totals:?}");
+    assert_eq!(totals.len(), 8, "every outcome occurs: {totals:?}");
 }

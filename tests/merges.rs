@@ -4,13 +4,10 @@
 
 mod common;
 
-use std::borrow::Borrow;
-
 use bytes::Bytes;
-use common::{linear_history, memory_repo, p, uint8_array};
-use floe::{
-    ConflictDetail, Error, NodeMetadata, NodePath, Repository, Session, SnapshotId, VersionSpec,
-};
+use common::conflicts::{conflict, node_reason};
+use common::{attrs, linear_history, main_session, memory_repo, p, uint8_array};
+use floe::{ConflictDetail, NodeMetadata, NodePath, Repository, Session, SnapshotId};
 use serde_json::{json, Map, Value};
 
 /// Rows of `t2m` (one chunk row per day, 4 columns in one chunk).
@@ -37,13 +34,6 @@ async fn setup() -> (Repository, SnapshotId) {
     (repo, base)
 }
 
-fn attrs(pairs: &[(&str, Value)]) -> Map<String, Value> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
-}
-
 fn day_bytes(day: u64) -> Bytes {
     Bytes::from(vec![day as u8 + 10; COLUMNS as usize])
 }
@@ -59,34 +49,6 @@ async fn appender(repo: &Repository, day: u64) -> Session {
         .await
         .unwrap();
     s
-}
-
-/// The parts of a conflict error: their snapshot and the detail.
-fn conflict(err: Error) -> (String, ConflictDetail) {
-    match err {
-        Error::Conflict {
-            their_snapshot,
-            detail,
-            ..
-        } => {
-            let detail: &ConflictDetail = detail.borrow();
-            (their_snapshot, detail.clone())
-        }
-        other => panic!("expected a conflict, got {other:?}"),
-    }
-}
-
-fn node_reason(detail: &ConflictDetail, want_path: &str) -> String {
-    match detail {
-        ConflictDetail::Node { path, reason } if path == want_path => reason.clone(),
-        other => panic!("expected a conflict on node {want_path}, got {other:?}"),
-    }
-}
-
-async fn main_session(repo: &Repository) -> Session {
-    repo.readonly_session(&VersionSpec::Branch("main".into()))
-        .await
-        .unwrap()
 }
 
 /// Asserts that history from the tip of `main` is a single chain with consecutive
@@ -429,12 +391,13 @@ async fn a_data_type_change_merges_only_with_an_attribute_change() {
     assert_eq!(node.metadata.document()["data_type"], "int8");
     assert_eq!(node.metadata.attributes()["source"], "era5");
 
-    // Both change a key other than shape and attributes: a conflict even for equal values.
+    // Both change a key other than shape and attributes: a conflict naming both values,
+    // unless the resulting documents are identical (tests/identical_changes.rs).
     let one = repo.writable_session("main").await.unwrap();
     let two = repo.writable_session("main").await.unwrap();
-    for s in [&one, &two] {
+    for (s, fill) in [(&one, 3), (&two, 4)] {
         let mut doc = Value::Object(node.metadata.document().clone());
-        doc["fill_value"] = json!(3);
+        doc["fill_value"] = json!(fill);
         s.set_metadata(&p("t2m"), NodeMetadata::from_value(&p("t2m"), doc).unwrap())
             .await
             .unwrap();
@@ -442,5 +405,8 @@ async fn a_data_type_change_merges_only_with_an_attribute_change() {
     one.commit("one", None).await.unwrap();
     let (_, detail) = conflict(two.commit("two", None).await.unwrap_err());
     let reason = node_reason(&detail, "/t2m");
-    assert!(reason.contains("fill_value"), "{reason}");
+    assert!(
+        reason.contains("`fill_value` changed by both commits to different values: 4 in this session, 3 in the other commit"),
+        "{reason}"
+    );
 }

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::change_set::{NodeEdit, PendingChunk, ResolvedChanges};
 use super::conflicts::check_rebase;
 use super::history::child_history;
+use super::identical::same_document;
 use super::loaded::{lock, LoadedSnapshot};
 use super::manifest_update::update_array_manifest;
 use super::refs::AdvanceOutcome;
@@ -134,12 +135,16 @@ impl Session {
                         &ours,
                     )
                     .await?;
-                    // Nodes both sides changed compatibly (appends, attribute keys) are
-                    // committed with their merged documents; the session's own changes stay
-                    // as they are until the commit lands.
+                    // Nodes both sides changed compatibly (appends, attribute keys, the same
+                    // change) are committed with their merged documents, as updates of the
+                    // tip's nodes; the session's own changes stay as they are until the
+                    // commit lands.
                     for (path, document) in merged {
-                        if let Some(NodeEdit::Put { metadata, .. }) = changes.nodes.get_mut(&path) {
+                        if let Some(NodeEdit::Put { metadata, fresh }) =
+                            changes.nodes.get_mut(&path)
+                        {
                             *metadata = document;
+                            *fresh = false;
                         }
                     }
                     parent = repo.load_snapshot(&tip).await?;
@@ -269,6 +274,9 @@ pub(crate) async fn build_snapshot(
                 }
             }
             NodeEdit::Put { metadata, fresh } => {
+                if unchanged_by(parent, path, metadata, *fresh, changes)? {
+                    continue;
+                }
                 let existing = nodes.get(path);
                 let change = if existing.is_some() && !fresh {
                     NodeChange::Updated
@@ -373,6 +381,25 @@ pub(crate) async fn build_snapshot(
     };
     let id = repo.write_snapshot(&snapshot).await?;
     Ok((id, snapshot))
+}
+
+/// True when putting `metadata` at `path` changes nothing on `parent`: the node is there with
+/// the same document ([`same_document`]) and the put neither starts it afresh nor comes with
+/// a clip. Such a put is left out of the snapshot and the transaction log, so that later
+/// writers do not see a change where there is none (a rebased identical change, say).
+fn unchanged_by(
+    parent: &LoadedSnapshot,
+    path: &NodePath,
+    metadata: &NodeMetadata,
+    fresh: bool,
+    changes: &ResolvedChanges,
+) -> Result<bool> {
+    if fresh || changes.clips.contains_key(path) {
+        return Ok(false);
+    }
+    Ok(parent
+        .node_metadata(path)?
+        .is_some_and(|current| same_document(&current, metadata)))
 }
 
 /// A commit attempt whose ref write failed in a way that leaves its outcome unknown.

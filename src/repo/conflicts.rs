@@ -1,11 +1,13 @@
 //! Rebase checks: whether a session's changes can be re-applied on a branch that moved, and
 //! the conflict rules (spec/algorithms.md, "Conflicts").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use std::sync::Arc;
 
 use super::change_set::{NodeEdit, ResolvedChanges};
+use super::identical::agreement;
+use super::loaded::LoadedSnapshot;
 use super::node_merge::{merge_node, other_key_changed, shrinks, SideFacts};
 use super::repository::Repository;
 use crate::error::{ConflictDetail, Error, Result};
@@ -15,20 +17,73 @@ use crate::format::txlog::{CoordList, NodeChange, TxLog};
 use crate::id::SnapshotId;
 use crate::zarr::metadata::NodeMetadata;
 
-/// Merged node documents a rebase must commit instead of the session's own, by path.
+/// Documents a rebase must commit instead of the session's own puts, by path: each replaces
+/// the session's put as an update of the tip's node (never `fresh`, so the tip's chunks of the
+/// node are kept).
 pub(crate) type MergedNodes = BTreeMap<NodePath, Arc<NodeMetadata>>;
 
 /// What the commits between the parent and the tip did to a node the session changed too.
 struct TheirTouch {
     /// The newest commit that touched the node (named in a conflict).
     snapshot: SnapshotId,
-    facts: SideFacts,
+    /// Some commit wrote or deleted chunks of the node.
+    wrote_chunks: bool,
+    /// The node's document in each commit that updated it, newest first.
+    versions: Vec<Arc<NodeMetadata>>,
+}
+
+/// How one commit's node changes compare with the session's node edits.
+#[derive(Debug, Default)]
+pub(crate) struct Agreements {
+    /// Paths the session edits where this commit, or a newer one of the walk, left the node
+    /// as the session leaves it (spec/algorithms.md §8, "agreed"). Their changes there are the
+    /// session's own and never conflict; older commits' changes there no longer matter.
+    pub(crate) agreed: BTreeSet<NodePath>,
+    /// Paths both changed to different states: what a conflict message adds about how.
+    pub(crate) notes: BTreeMap<NodePath, String>,
+}
+
+impl Agreements {
+    /// Compares the node changes of `log`, the transaction log of `their`, with the session's
+    /// edits; `settled` holds the paths agreed in newer commits of the walk.
+    fn compare(
+        log: &TxLog,
+        their: &LoadedSnapshot,
+        ours: &ResolvedChanges,
+        settled: BTreeSet<NodePath>,
+    ) -> Result<Agreements> {
+        let mut out = Agreements {
+            agreed: settled,
+            notes: BTreeMap::new(),
+        };
+        for (path, change) in &log.nodes {
+            let Some(edit) = ours.nodes.get(path) else {
+                continue;
+            };
+            if out.agreed.contains(path) {
+                continue;
+            }
+            let theirs = their.node_metadata(path)?;
+            let clipped = ours.clips.contains_key(path);
+            match agreement(edit, clipped, *change, theirs.as_deref()) {
+                Ok(()) => {
+                    out.agreed.insert(path.clone());
+                }
+                Err(note) if !note.is_empty() => {
+                    out.notes.insert(path.clone(), note);
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Decides whether changes made on `parent` can be re-applied on `tip`: fails with a conflict
 /// naming the node, chunks or attribute keys when a commit between them touched the same data
-/// in a way that does not merge. Returns the merged documents of the nodes that both sides
-/// changed and that the session puts (spec/algorithms.md §8).
+/// in a way that does not merge. Returns the documents to commit instead of the session's
+/// puts: the merged documents of the nodes both sides changed, and the session's own
+/// document for the nodes a commit left exactly as the session does (spec/algorithms.md §8).
 pub(crate) async fn check_rebase(
     repo: &Repository,
     branch: &str,
@@ -57,6 +112,8 @@ pub(crate) async fn check_rebase(
     }
     let base = repo.load_snapshot(&parent).await?;
     let mut touched: BTreeMap<NodePath, TheirTouch> = BTreeMap::new();
+    // Paths agreed in the commits walked so far (newer than the current one).
+    let mut settled: BTreeSet<NodePath> = BTreeSet::new();
     let mut current = tip;
     while current != parent {
         let loaded = repo.load_snapshot(&current).await?;
@@ -64,27 +121,25 @@ pub(crate) async fn check_rebase(
         // carries our own changes: re-applying them on top is harmless, not a conflict.
         if !ours.contains(&current) {
             let log = repo.load_txlog(&loaded.snapshot.txlog).await?;
-            let shared = find_conflict(&log, changes).map_err(|d| conflict(current, d))?;
+            let agreements = Agreements::compare(&log, &loaded, changes, settled)?;
+            let shared =
+                find_conflict(&log, changes, &agreements).map_err(|d| conflict(current, d))?;
             for (path, touch) in shared {
                 let entry = touched.entry(path.clone()).or_insert(TheirTouch {
                     snapshot: current,
-                    facts: SideFacts::default(),
+                    wrote_chunks: false,
+                    versions: Vec::new(),
                 });
-                entry.facts.wrote_chunks |= touch.chunks;
-                if !touch.metadata {
-                    continue;
-                }
+                entry.wrote_chunks |= touch.chunks;
                 // An intermediate version may have shrunk the array or changed what its
                 // chunks mean even if the tip looks harmless.
-                if let (Some(b), Some(c)) =
-                    (base.node_metadata(&path)?, loaded.node_metadata(&path)?)
-                {
-                    entry.facts.other_changed |= other_key_changed(&b, &c);
-                    if let (Some(bg), Some(cg)) = (b.geometry(), c.geometry()) {
-                        entry.facts.shrank |= shrinks(&bg.shape, &cg.shape);
+                if touch.metadata {
+                    if let Some(version) = loaded.node_metadata(&path)? {
+                        entry.versions.push(version);
                     }
                 }
             }
+            settled = agreements.agreed;
         }
         current = loaded.snapshot.parent.ok_or_else(|| {
             Error::corrupt(
@@ -94,6 +149,10 @@ pub(crate) async fn check_rebase(
         })?;
     }
     let tip_snapshot = repo.load_snapshot(&tip).await?;
+    let put_of = |path: &NodePath| match changes.nodes.get(path) {
+        Some(NodeEdit::Put { metadata, .. }) => Some(metadata.clone()),
+        _ => None,
+    };
     let mut merged = MergedNodes::new();
     for (path, touch) in touched {
         let node_conflict = |reason: String| {
@@ -105,17 +164,27 @@ pub(crate) async fn check_rebase(
                 },
             )
         };
-        let (Some(b), Some(t)) = (
-            base.node_metadata(&path)?,
-            tip_snapshot.node_metadata(&path)?,
-        ) else {
+        let put = put_of(&path);
+        // A node agreed in an older commit is merged against the agreed version: only the
+        // commits after it changed the node relative to what both sides hold.
+        let base_doc = match (&put, settled.contains(&path)) {
+            (Some(ours), true) => Some(ours.clone()),
+            _ => base.node_metadata(&path)?,
+        };
+        let (Some(b), Some(t)) = (base_doc, tip_snapshot.node_metadata(&path)?) else {
             return Err(node_conflict("changed by both commits".into()));
         };
-        let put = match changes.nodes.get(&path) {
-            Some(NodeEdit::Put { metadata, .. }) => Some(metadata.clone()),
-            _ => None,
-        };
         let o = put.clone().unwrap_or_else(|| b.clone());
+        let mut their_facts = SideFacts {
+            wrote_chunks: touch.wrote_chunks,
+            ..SideFacts::default()
+        };
+        for version in &touch.versions {
+            their_facts.other_changed |= other_key_changed(&b, version);
+            if let (Some(bg), Some(vg)) = (b.geometry(), version.geometry()) {
+                their_facts.shrank |= shrinks(&bg.shape, &vg.shape);
+            }
+        }
         let our_facts = SideFacts {
             wrote_chunks: changes.chunks.get(&path).is_some_and(|e| !e.is_empty()),
             // Base chunks outside the session's clip are dropped when it lands: the other
@@ -123,9 +192,16 @@ pub(crate) async fn check_rebase(
             shrank: changes.clips.contains_key(&path),
             other_changed: false,
         };
-        let doc = merge_node(&path, &b, &t, &o, touch.facts, our_facts).map_err(node_conflict)?;
+        let doc = merge_node(&path, &b, &t, &o, their_facts, our_facts).map_err(node_conflict)?;
         if put.is_some() {
             merged.insert(path, Arc::new(doc));
+        }
+    }
+    // Agreed puts nobody changed since: committed as updates of the tip's node, whose chunks
+    // (the other side's) stay, even where the session had re-created the node.
+    for path in settled {
+        if let (Some(ours), false) = (put_of(&path), merged.contains_key(&path)) {
+            merged.insert(path, ours);
         }
     }
     Ok(merged)
@@ -143,22 +219,30 @@ pub(crate) struct SharedTouch {
 /// The first overlap between a committed transaction log and a session's changes that cannot
 /// merge. Nodes both sides changed in a way that may merge (the commit updated the node, or
 /// wrote its chunks, while the session updated it or wrote its chunks) are returned instead:
-/// their documents decide (see [`check_rebase`]).
+/// their documents decide (see [`check_rebase`]). The commit's node changes at paths in
+/// `agreements.agreed` are the session's own: they neither conflict nor mark anything, and
+/// only chunk writes that overlap the session's still conflict there.
 pub(crate) fn find_conflict(
     theirs: &TxLog,
     ours: &ResolvedChanges,
+    agreements: &Agreements,
 ) -> std::result::Result<BTreeMap<NodePath, SharedTouch>, ConflictDetail> {
-    let their_nodes: BTreeMap<&NodePath, NodeChange> =
-        theirs.nodes.iter().map(|(p, c)| (p, *c)).collect();
+    let agreed = |path: &NodePath| agreements.agreed.contains(path);
+    let their_changes: Vec<(&NodePath, NodeChange)> = theirs
+        .nodes
+        .iter()
+        .filter(|(p, _)| !agreed(p))
+        .map(|(p, c)| (p, *c))
+        .collect();
+    let their_nodes: BTreeMap<&NodePath, NodeChange> = their_changes.iter().copied().collect();
     let mut shared: BTreeMap<NodePath, SharedTouch> = BTreeMap::new();
     // Their deletions and (re)creations of an ancestor: a created ancestor may now be an
     // array, which cannot hold nodes, and a deleted one took its subtree with it.
     let replaced_above = |path: &NodePath| {
-        theirs
-            .nodes
+        their_changes
             .iter()
-            .find(|(p, c)| *c != NodeChange::Updated && path.is_within(p) && p != path)
-            .map(|(p, _)| p.clone())
+            .find(|(p, c)| *c != NodeChange::Updated && path.is_within(p) && *p != path)
+            .map(|(p, _)| (*p).clone())
     };
     let node_conflict = |path: &NodePath, reason: String| ConflictDetail::Node {
         path: path.to_string(),
@@ -166,11 +250,19 @@ pub(crate) fn find_conflict(
     };
     let updates = |edit: &NodeEdit| matches!(edit, NodeEdit::Put { fresh: false, .. });
     for (path, edit) in &ours.nodes {
+        if agreed(path) {
+            continue;
+        }
         if let Some(change) = their_nodes.get(path) {
             if *change != NodeChange::Updated || !updates(edit) {
+                let note = agreements
+                    .notes
+                    .get(path)
+                    .map(|n| format!(" {n}"))
+                    .unwrap_or_default();
                 return Err(node_conflict(
                     path,
-                    format!("changed by both commits (theirs: {change:?})"),
+                    format!("changed by both commits (theirs: {change:?}){note}"),
                 ));
             }
             shared.entry(path.clone()).or_default().metadata = true;
@@ -186,10 +278,9 @@ pub(crate) fn find_conflict(
         let removes_subtree = matches!(edit, NodeEdit::Deleted | NodeEdit::Put { fresh: true, .. })
             || matches!(edit, NodeEdit::Put { metadata, .. } if metadata.geometry().is_some());
         if removes_subtree {
-            if let Some((below, _)) = theirs
-                .nodes
+            if let Some((below, _)) = their_changes
                 .iter()
-                .find(|(p, _)| p.is_within(path) && p != path)
+                .find(|(p, _)| p.is_within(path) && *p != path)
             {
                 return Err(node_conflict(
                     path,
@@ -204,22 +295,24 @@ pub(crate) fn find_conflict(
         if edits.is_empty() {
             continue;
         }
-        if let Some(change) = their_nodes.get(path) {
-            if *change != NodeChange::Updated {
+        if !agreed(path) {
+            if let Some(change) = their_nodes.get(path) {
+                if *change != NodeChange::Updated {
+                    return Err(node_conflict(
+                        path,
+                        format!(
+                            "it was {change:?} by the other commit while this session wrote chunks"
+                        ),
+                    ));
+                }
+                shared.entry(path.clone()).or_default().metadata = true;
+            }
+            if let Some(p) = replaced_above(path) {
                 return Err(node_conflict(
                     path,
-                    format!(
-                        "it was {change:?} by the other commit while this session wrote chunks"
-                    ),
+                    format!("its ancestor {p} was deleted or replaced"),
                 ));
             }
-            shared.entry(path.clone()).or_default().metadata = true;
-        }
-        if let Some(p) = replaced_above(path) {
-            return Err(node_conflict(
-                path,
-                format!("its ancestor {p} was deleted or replaced"),
-            ));
         }
         if let Some(their) = their_chunks.get(path) {
             let mut overlap: Vec<ChunkCoord> = Vec::new();
@@ -250,7 +343,7 @@ pub(crate) fn find_conflict(
         }
     }
     for (path, coords) in &theirs.chunks {
-        if coords.is_empty() {
+        if coords.is_empty() || agreed(path) {
             continue;
         }
         match ours.nodes.get(path) {
@@ -265,4 +358,140 @@ pub(crate) fn find_conflict(
         }
     }
     Ok(shared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::manifest::ChunkRef;
+    use crate::repo::change_set::{ArrayEdits, PendingChunk};
+    use serde_json::json;
+
+    fn p(path: &str) -> NodePath {
+        NodePath::new(path).unwrap()
+    }
+
+    fn put(path: &str, doc: serde_json::Value) -> (NodePath, NodeEdit) {
+        let metadata = NodeMetadata::from_value(&p(path), doc).unwrap();
+        (
+            p(path),
+            NodeEdit::Put {
+                metadata: Arc::new(metadata),
+                fresh: false,
+            },
+        )
+    }
+
+    fn group(path: &str) -> (NodePath, NodeEdit) {
+        put(path, json!({"zarr_format": 3, "node_type": "group"}))
+    }
+
+    /// The session: root group `/` and array `/a` created, chunk [1] of `/a` written.
+    fn ours() -> ResolvedChanges {
+        let array = json!({
+            "zarr_format": 3, "node_type": "array", "shape": [4], "data_type": "uint8",
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1]}},
+            "chunk_key_encoding": {"name": "default"}, "fill_value": 0,
+            "codecs": [{"name": "bytes"}]
+        });
+        let mut edits = ArrayEdits::default();
+        edits.insert(
+            vec![1],
+            Some(PendingChunk::Ready(ChunkRef::Inline(vec![1].into()))),
+        );
+        ResolvedChanges {
+            nodes: [group(""), put("a", array)].into_iter().collect(),
+            chunks: [(p("a"), edits)].into_iter().collect(),
+            clips: BTreeMap::new(),
+        }
+    }
+
+    /// Another commit that created `/`, `/a` and `/b` and wrote `chunks` of `/a`.
+    fn theirs(chunks: &[&[u64]]) -> TxLog {
+        TxLog {
+            nodes: vec![
+                (p(""), NodeChange::Created),
+                (p("a"), NodeChange::Created),
+                (p("b"), NodeChange::Created),
+            ],
+            chunks: vec![(p("a"), CoordList::from_sorted(chunks.iter().copied()))],
+        }
+    }
+
+    fn agreed(paths: &[&str]) -> Agreements {
+        Agreements {
+            agreed: paths.iter().map(|s| p(s)).collect(),
+            notes: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn agreed_creations_merge_and_their_chunks_still_conflict() {
+        let shared = find_conflict(&theirs(&[&[0], &[2]]), &ours(), &agreed(&["", "a"])).unwrap();
+        assert!(shared.is_empty(), "{shared:?}");
+        let overlap = find_conflict(&theirs(&[&[1]]), &ours(), &agreed(&["", "a"])).unwrap_err();
+        assert_eq!(
+            overlap,
+            ConflictDetail::Chunks {
+                path: "/a".into(),
+                coords: vec![vec![1]],
+            }
+        );
+    }
+
+    #[test]
+    fn creations_that_are_not_agreed_conflict_with_the_note() {
+        let mut agreements = agreed(&[""]);
+        agreements.notes.insert(
+            p("a"),
+            "to different metadata: `x` is 1 in this session".into(),
+        );
+        let err = find_conflict(&theirs(&[]), &ours(), &agreements).unwrap_err();
+        assert_eq!(
+            err,
+            ConflictDetail::Node {
+                path: "/a".into(),
+                reason: "changed by both commits (theirs: Created) to different metadata: `x` \
+                         is 1 in this session"
+                    .into(),
+            }
+        );
+        // Without agreement on the root, the root conflicts first.
+        let err = find_conflict(&theirs(&[]), &ours(), &agreed(&["a"])).unwrap_err();
+        assert!(
+            matches!(&err, ConflictDetail::Node { path, .. } if path == "/"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn an_agreed_ancestor_is_not_replaced() {
+        // The session only adds `/c` below the root that the other commit created too.
+        let changes = ResolvedChanges {
+            nodes: [group(""), group("c")].into_iter().collect(),
+            ..ResolvedChanges::default()
+        };
+        assert!(find_conflict(&theirs(&[]), &changes, &agreed(&[""])).is_ok());
+        let err = find_conflict(&theirs(&[]), &changes, &agreed(&[])).unwrap_err();
+        assert!(
+            matches!(&err, ConflictDetail::Node { path, .. } if path == "/"),
+            "{err:?}"
+        );
+        // Both deleted `/g` and `/g/x`: agreed, so the deletion below is no change below.
+        let deletes = ResolvedChanges {
+            nodes: [(p("g"), NodeEdit::Deleted), (p("g/x"), NodeEdit::Deleted)]
+                .into_iter()
+                .collect(),
+            ..ResolvedChanges::default()
+        };
+        let log = TxLog {
+            nodes: vec![
+                (p("g"), NodeChange::Deleted),
+                (p("g/x"), NodeChange::Deleted),
+            ],
+            chunks: Vec::new(),
+        };
+        assert!(find_conflict(&log, &deletes, &agreed(&["g", "g/x"])).is_ok());
+        assert!(find_conflict(&log, &deletes, &agreed(&[])).is_err());
+    }
 }

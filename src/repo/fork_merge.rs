@@ -14,9 +14,8 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 
 use super::change_set::{NodeEdit, PendingChunk};
-use super::fork::{
-    check_version, fork_name, missing_header, node_edit, wire_chunk, wire_node, FrameOrder,
-};
+use super::fork::{check_version, fork_name, missing_header, node_edit, wire_chunk, FrameOrder};
+use super::identical::{describe_difference, same_document, same_edit};
 use super::loaded::lock;
 use super::session::Session;
 use super::spool::ChangeStream;
@@ -134,14 +133,19 @@ impl Session {
                     before,
                     after,
                 } => {
-                    let current = wire_node(state.changes.nodes.get(&path));
-                    if current != before && current != after {
+                    // Compared by state, not by text: the same document with its keys in
+                    // another order is the same change.
+                    let current = state.changes.nodes.get(&path);
+                    let after = node_edit(&path, &after)?;
+                    if !same_edit(current, node_edit(&path, &before)?.as_ref())
+                        && !same_edit(current, after.as_ref())
+                    {
                         return Err(conflict(ConflictDetail::Node {
                             path: path.to_string(),
-                            reason: "the fork and this session both changed its metadata".into(),
+                            reason: node_clash(current, after.as_ref()),
                         }));
                     }
-                    let metadata = match node_edit(&path, &after)? {
+                    let metadata = match after {
                         Some(NodeEdit::Put { metadata, .. }) => Some(metadata),
                         Some(NodeEdit::Deleted) => None,
                         None => state.base.node_metadata(&path)?,
@@ -272,11 +276,12 @@ impl Session {
             let changes = &mut copy;
             match frame {
                 Frame::Node { path, after, .. } => {
-                    if wire_node(changes.nodes.get(&path)) == after {
+                    let after = node_edit(&path, &after)?;
+                    if same_edit(changes.nodes.get(&path), after.as_ref()) {
                         summary.already_present += 1;
                         continue;
                     }
-                    match node_edit(&path, &after)? {
+                    match after {
                         Some(edit) => changes.nodes.insert(path, edit),
                         None => changes.nodes.remove(&path),
                     };
@@ -322,5 +327,26 @@ impl Session {
         }
         lock(&self.inner.state).changes = copy;
         Ok(summary)
+    }
+}
+
+/// Why a worker's change of a node clashes with the coordinator's (`current`): both changed
+/// it, and when both put a document, how the two differ.
+fn node_clash(current: Option<&NodeEdit>, theirs: Option<&NodeEdit>) -> String {
+    let both = "the fork and this session both changed its metadata";
+    match (current, theirs) {
+        (Some(NodeEdit::Put { metadata: ours, .. }), Some(NodeEdit::Put { metadata, .. }))
+            if !same_document(ours, metadata) =>
+        {
+            format!(
+                "{both}: {}",
+                describe_difference(ours, metadata, "this session", "the fork")
+            )
+        }
+        (Some(NodeEdit::Put { .. }), Some(NodeEdit::Put { .. })) => format!(
+            "{both} to the same document, but only one of them re-created the node (dropping \
+             its chunks)"
+        ),
+        _ => both.into(),
     }
 }

@@ -9,6 +9,7 @@ mod fork;
 mod fork_merge;
 mod fsck;
 mod history;
+mod identical;
 mod loaded;
 mod manifest_update;
 mod node_merge;

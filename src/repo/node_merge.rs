@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value};
 
+use super::identical::shown;
 use crate::format::path::NodePath;
 use crate::zarr::metadata::NodeMetadata;
 
@@ -118,16 +119,12 @@ pub(crate) fn merge_node(
         };
         if let Some(key) = &their_other {
             if !attributes_only(&our_diff, &our_facts, &our_other, our_shrank) {
-                return Err(format!(
-                    "the other commit changed `{key}` while this session changed the array too"
-                ));
+                return Err(other_change_clash(key, [b, t, o], Side::Theirs));
             }
         }
         if let Some(key) = &our_other {
             if !attributes_only(&their_diff, &their_facts, &their_other, their_shrank) {
-                return Err(format!(
-                    "this session changed `{key}` while the other commit changed the array too"
-                ));
+                return Err(other_change_clash(key, [b, t, o], Side::Ours));
             }
         }
         if their_shrank {
@@ -148,9 +145,7 @@ pub(crate) fn merge_node(
         } else if ov == bv || ov == tv {
             tv
         } else {
-            return Err(format!(
-                "`{key}` changed by both commits to different values"
-            ));
+            return Err(both_changed(key, ov, tv));
         };
         set_or_remove(&mut merged, key, value.cloned());
     }
@@ -181,6 +176,45 @@ pub(crate) fn merge_node(
     }
     NodeMetadata::from_value(path, Value::Object(merged))
         .map_err(|e| format!("the merged metadata is not valid: {e}"))
+}
+
+/// The side whose change of a key conflicts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Theirs,
+    Ours,
+}
+
+/// Why a change of `key` (not `shape` or `attributes`) by `side` conflicts with the other
+/// side's change of the array, with the values involved when the documents show them (`docs`:
+/// base, theirs, ours); a key only an intermediate version changed is named `metadata`.
+fn other_change_clash(key: &str, docs: [&Map<String, Value>; 3], side: Side) -> String {
+    let [bv, tv, ov] = docs.map(|d| d.get(key));
+    if tv != bv && ov != bv && tv != ov {
+        return both_changed(key, ov, tv);
+    }
+    let (who, other, value) = match side {
+        Side::Theirs => ("the other commit", "this session", tv),
+        Side::Ours => ("this session", "the other commit", ov),
+    };
+    if value == bv {
+        return format!("{who} changed `{key}` while {other} changed the array too");
+    }
+    format!(
+        "{who} changed `{key}` from {} to {} while {other} changed the array too",
+        shown(bv),
+        shown(value)
+    )
+}
+
+/// Why both sides' values of `key` do not merge.
+fn both_changed(key: &str, ours: Option<&Value>, theirs: Option<&Value>) -> String {
+    format!(
+        "`{key}` changed by both commits to different values: {} in this session, {} in the \
+         other commit",
+        shown(ours),
+        shown(theirs)
+    )
 }
 
 fn set_or_remove(doc: &mut Map<String, Value>, key: &str, value: Option<Value>) {
@@ -225,12 +259,16 @@ fn merge_attributes(
                 };
                 set_or_remove(&mut merged, key, value.cloned());
             }
-            if !clashes.is_empty() {
+            if let Some(first) = clashes.first() {
                 let names: Vec<String> = clashes.iter().map(|k| format!("`{k}`")).collect();
                 return Err(format!(
-                    "attribute{} {} changed by both commits to different values",
+                    "attribute{} {} changed by both commits to different values ({} is {} in \
+                     this session, {} in the other commit)",
                     if names.len() > 1 { "s" } else { "" },
-                    names.join(", ")
+                    names.join(", "),
+                    names[0],
+                    shown(oa.get(first)),
+                    shown(ta.get(first)),
                 ));
             }
             Ok(Some(
@@ -294,6 +332,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("`x`"), "{e}");
+        assert!(
+            e.contains("(`x` is 3 in this session, 2 in the other commit)"),
+            "{e}"
+        );
         let same = merge(
             &b,
             &array(&[2], "uint8", json!({"x": 2})),
@@ -306,7 +348,20 @@ mod tests {
             &array(&[3], "uint8", json!({"x": 1})),
         )
         .unwrap_err();
-        assert!(e.contains("data_type"), "{e}");
+        assert!(
+            e.contains(r#"the other commit changed `data_type` from "uint8" to "int8""#),
+            "{e}"
+        );
+        let e = merge(
+            &b,
+            &array(&[2], "int8", json!({"x": 1})),
+            &array(&[2], "int16", json!({"x": 1})),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains(r#"`data_type` changed by both commits to different values: "int16" in this session, "int8" in the other commit"#),
+            "{e}"
+        );
         let e = merge(
             &b,
             &array(&[1], "uint8", json!({"x": 1})),

@@ -9,16 +9,20 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod conflicts;
 pub mod counting;
 pub mod damaged_repo;
 #[cfg(feature = "server")]
 pub mod http;
+pub mod inline_refs;
 pub mod python;
 pub mod session_model;
 pub mod zarrs_repo;
 
 use bytes::Bytes;
-use floe::{DynStorage, NodePath, Repository, RepositorySettings, SnapshotId};
+use floe::{
+    DynStorage, NodePath, Repository, RepositorySettings, Session, SnapshotId, VersionSpec,
+};
 use serde_json::{json, Map, Value};
 
 /// `zarr.json` of an int32 array (little-endian `bytes` codec, fill value 0, default `/` chunk
@@ -54,6 +58,14 @@ pub fn consolidated_keys(document: &Value) -> Vec<String> {
         .collect();
     keys.sort();
     keys
+}
+
+/// An attributes object from `(key, value)` pairs.
+pub fn attrs(pairs: &[(&str, Value)]) -> Map<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 /// The node path `path`; panics on an invalid one.
@@ -109,6 +121,13 @@ pub async fn history(repo: &Repository, n: u64) -> Vec<SnapshotId> {
         ids.push(s.commit(&format!("commit {i}"), Some(meta)).await.unwrap());
     }
     ids
+}
+
+/// A read-only session at the tip of `main`.
+pub async fn main_session(repo: &Repository) -> Session {
+    repo.readonly_session(&VersionSpec::Branch("main".into()))
+        .await
+        .unwrap()
 }
 
 /// A single-threaded tokio runtime, for `#[test]` functions that drive async code.

@@ -12,10 +12,11 @@ use floe::{
 use serde_json::{json, Value};
 use zarrs::array::Array;
 
-use super::{base64_encode, new_repo, p};
+use super::common::inline_refs::base64_ref;
+use super::{new_repo, p};
 
 fn b64(bytes: &[u8]) -> String {
-    format!("base64:{}", base64_encode(bytes))
+    base64_ref(bytes)
 }
 
 /// The loaded arrays of a summary, as (path, reason).

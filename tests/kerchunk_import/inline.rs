@@ -5,9 +5,8 @@ use bytes::Bytes;
 use floe::{import_kerchunk, Error, ImportOptions, KerchunkRef, KerchunkRefs, Session};
 use serde_json::Value;
 
-use super::{
-    base64_encode, chunk_grid, import, new_repo, p, read_le_bytes, reader, rectilinear_grid,
-};
+use super::common::inline_refs::base64_ref;
+use super::{chunk_grid, import, new_repo, p, read_le_bytes, reader, rectilinear_grid};
 
 /// References of one day: `v` (dimension `time`, `len` steps, chunks of 2, int16 values
 /// `first..`) and the coordinate `x` (dimension `x`, values `x_values`), all inline.
@@ -31,7 +30,7 @@ fn inline_file(len: u64, chunk: u64, first: i16, x_values: [i16; 2]) -> Kerchunk
     });
     let b64 = |values: &[i16]| {
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        format!("base64:{}", base64_encode(&bytes))
+        base64_ref(&bytes)
     };
     refs["x/0"] = Value::String(b64(&x_values));
     for index in 0..len.div_ceil(chunk) {

@@ -25,8 +25,8 @@ pub struct State {
 
 /// What one session changed relative to the base: the documents it put (groups it created
 /// listed in `created` too), its chunk edits (`None` deletes) and, for arrays that shrank in
-/// the session, the smallest extent of dimension 0 they had (the clip). Once landed, `puts`,
-/// `created` and `chunks` are what its transaction log tells later commits.
+/// the session, the smallest extent of dimension 0 they had (the clip). What its transaction
+/// log tells later commits once landed is [`Changes::as_logged`].
 #[derive(Clone, Debug, Default)]
 pub struct Changes {
     pub puts: BTreeMap<String, Doc>,
@@ -38,6 +38,29 @@ pub struct Changes {
 impl Changes {
     pub fn is_empty(&self) -> bool {
         self.puts.is_empty() && self.chunks.is_empty()
+    }
+
+    /// What the transaction log of these changes says once they landed on `tip` and made
+    /// `next`: a put that leaves the node as `tip` had it (without a clip) is no change at
+    /// all, and a put is a creation only where `tip` had no node.
+    pub fn as_logged(&self, tip: &State, next: &State) -> Changes {
+        let puts: BTreeMap<String, Doc> = self
+            .puts
+            .iter()
+            .filter(|(p, _)| self.clips.contains_key(*p) || tip.nodes.get(*p) != next.nodes.get(*p))
+            .map(|(p, _)| (p.clone(), next.nodes[p].clone()))
+            .collect();
+        let created = puts
+            .keys()
+            .filter(|p| !tip.nodes.contains_key(*p))
+            .cloned()
+            .collect();
+        Changes {
+            puts,
+            created,
+            chunks: self.chunks.clone(),
+            clips: self.clips.clone(),
+        }
     }
 }
 
@@ -53,7 +76,7 @@ pub struct Expected {
 pub enum Named {
     /// Both wrote or deleted these chunks of the array (in theirs' coordinate order).
     Chunks { path: String, coords: Vec<Vec<u64>> },
-    /// Both created the node.
+    /// Both created the node, with different documents.
     Created { path: String },
     /// Both changed these attribute keys of the node to different values.
     Attributes { path: String, keys: Vec<String> },
@@ -181,29 +204,42 @@ fn merge_doc(base: &Doc, theirs: (&Doc, Facts), ours: (&Doc, Facts)) -> Result<D
     })
 }
 
-/// Decides the commit of `ours` (a session opened on `base`) after `landed` (the changes of
-/// the commits that landed since and the state after each, oldest first): the state after it
-/// lands, or the conflict it must fail with.
+/// Decides the commit of `ours` (a session opened on `base`) after `landed` (what the
+/// transaction logs of the commits that landed since say, and the state after each, oldest
+/// first): the state after it lands, or the conflict it must fail with.
 ///
-/// The rules: the landed commits are walked newest first, and the first one that created a
-/// node `ours` puts, or wrote or deleted a chunk `ours` wrote or deleted, is the conflict.
-/// A landed commit *marks* a node that `ours` puts or writes chunks of when it put that node,
-/// or wrote chunks of it while `ours` puts it. Every marked node is then merged (`merge_doc`)
-/// in path order, with theirs = the node in the tip; a failed merge names the newest landed
+/// The rules: the landed commits are walked newest first. A node `ours` puts is *agreed* at
+/// the newest landed commit that put it and left exactly `ours`' document there (unless
+/// `ours` shrank it); what older commits did to its metadata no longer matters. The first
+/// commit that created a node `ours` puts and that is not agreed there or at a newer commit,
+/// or wrote or deleted a chunk `ours` wrote or deleted, is the conflict. A landed commit
+/// *marks* a node that `ours` puts or writes chunks of when it put that node, or wrote chunks
+/// of it while `ours` puts it, and is newer than the commit the node is agreed at. Every
+/// marked node is then merged (`merge_doc`) in path order, against the agreed document (or
+/// the base's), with theirs = the node in the tip; a failed merge names the newest landed
 /// commit that marked the node.
 pub fn decide(
     base: &State,
     landed: &[(&Changes, &State)],
     ours: &Changes,
 ) -> Result<State, Expected> {
-    for (k, (theirs, _)) in landed.iter().enumerate().rev() {
+    // The newest landed commit each agreed node is agreed at.
+    let mut agreed: BTreeMap<&String, usize> = BTreeMap::new();
+    for (k, (theirs, state)) in landed.iter().enumerate().rev() {
         let conflict = |what| {
             Err(Expected {
                 their_commit: k,
                 what,
             })
         };
-        if let Some(path) = ours.puts.keys().find(|p| theirs.created.contains(*p)) {
+        for (path, doc) in &ours.puts {
+            let same = state.nodes.get(path) == Some(doc);
+            if theirs.puts.contains_key(path) && same && !ours.clips.contains_key(path) {
+                agreed.entry(path).or_insert(k);
+            }
+        }
+        let created = |p: &String| theirs.created.contains(p) && !agreed.contains_key(p);
+        if let Some(path) = ours.puts.keys().find(|p| created(p)) {
             return conflict(Named::Created { path: path.clone() });
         }
         for (path, edits) in &ours.chunks {
@@ -227,10 +263,18 @@ pub fn decide(
     let mut next = tip.clone();
     let touched: BTreeSet<&String> = ours.puts.keys().chain(ours.chunks.keys()).collect();
     for path in touched {
-        let Some(b) = base.nodes.get(path) else {
-            // A group this session created: nobody else did (that was a conflict above).
-            next.nodes.insert(path.clone(), ours.puts[path].clone());
-            continue;
+        let agreed_at = agreed.get(path).copied();
+        let b = match agreed_at {
+            Some(_) => &ours.puts[path],
+            None => match base.nodes.get(path) {
+                Some(b) => b,
+                None => {
+                    // A group this session created: nobody else did (that was a conflict
+                    // above).
+                    next.nodes.insert(path.clone(), ours.puts[path].clone());
+                    continue;
+                }
+            },
         };
         let ours_puts = ours.puts.contains_key(path);
         let marks =
@@ -238,7 +282,7 @@ pub fn decide(
         let mut their_facts = Facts::default();
         let mut newest_mark = None;
         for (k, (theirs, state)) in landed.iter().enumerate() {
-            if !marks(theirs) {
+            if agreed_at.is_some_and(|a| k <= a) || !marks(theirs) {
                 continue;
             }
             newest_mark = Some(k);
