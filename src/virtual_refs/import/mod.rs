@@ -179,12 +179,15 @@ pub(crate) async fn import_dataset(
                 &missing,
             )
             .map_err(|reason| Error::import_refused(format!("array `{}`", plan.target), reason))?;
-            summary.converted_times.push(ConvertedTimes {
-                path: plan.target.clone(),
-                values: count,
-                from: change.from.clone(),
-                to: change.to.clone(),
-            });
+            // Values re-encoded only to be compared are not reported as converted.
+            if matches!(plan.action, Action::AppendLoaded { .. }) {
+                summary.converted_times.push(ConvertedTimes {
+                    path: plan.target.clone(),
+                    values: count,
+                    from: change.from.clone(),
+                    to: change.to.clone(),
+                });
+            }
         }
         if matches!(plan.role, Role::Virtual { .. }) {
             for (coord, chunk) in &array.chunks {
