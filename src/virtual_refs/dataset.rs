@@ -91,6 +91,41 @@ pub(crate) struct VirtualDataset {
 }
 
 impl VirtualDataset {
+    /// Gives every array the length its group's longest array has along each dimension name
+    /// they share. netCDF's unlimited dimensions have one length per group, but HDF5 (and so
+    /// kerchunk) reports each variable's own extent: a variable written for fewer records
+    /// than `time` has would otherwise conflict with it. The added elements have no chunks
+    /// and read as the fill value, as they do in the file.
+    pub(crate) fn pad_shared_dimensions(&mut self) {
+        let mut longest: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for (path, array) in &self.arrays {
+            let group = Self::parent_of(path).to_string();
+            for (name, length) in array.dimension_names().iter().zip(array.shape()) {
+                let entry = longest
+                    .entry((group.clone(), name.to_string()))
+                    .or_default();
+                *entry = (*entry).max(length);
+            }
+        }
+        for (path, array) in &mut self.arrays {
+            let group = Self::parent_of(path).to_string();
+            let names: Vec<String> = array
+                .dimension_names()
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
+            for (i, name) in names.iter().enumerate() {
+                let want = longest[&(group.clone(), name.clone())];
+                if array.document["shape"][i]
+                    .as_u64()
+                    .is_some_and(|n| n < want)
+                {
+                    array.document["shape"][i] = Value::from(want);
+                }
+            }
+        }
+    }
+
     /// The name of an array path: its last segment.
     pub(crate) fn name_of(path: &str) -> &str {
         path.rsplit('/').next().unwrap_or(path)

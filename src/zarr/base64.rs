@@ -1,4 +1,5 @@
-//! The standard base64 alphabet: decoding (with or without `=` padding), as kerchunk writes
+//! The standard base64 alphabet (decoding also takes the URL-safe `-` and `_`): decoding
+//! (with or without `=` padding), as kerchunk writes
 //! inline chunks (`base64:...`) and zarr-python writes byte-string fill values; encoding, as
 //! xarray expects a float `_FillValue` attribute of a Zarr v3 array.
 

@@ -408,3 +408,116 @@ async fn a_file_missing_a_variable_cannot_leave_lengths_apart() {
         vec![2]
     );
 }
+
+/// Writes `values` (int16, little endian) to `dir/name` and returns references to it as one
+/// array `v` along `time` of `len` steps in one chunk of 4 (partly filled when `len` < 4).
+fn file_refs(dir: &Path, name: &str, values: &[i16], len: u64) -> KerchunkRefs {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    let mut bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    bytes.resize(8, 0);
+    std::fs::write(&path, &bytes).unwrap();
+    let refs = json!({
+        ".zgroup": "{\"zarr_format\": 2}",
+        "v/.zarray": zarray(&[len], &[4], "<i2", Value::Null),
+        "v/.zattrs": json!({"_ARRAY_DIMENSIONS": ["time"]}).to_string(),
+        "v/0": [path.to_str().unwrap(), 0, 8],
+    });
+    KerchunkRefs::from_json(name, refs.to_string().as_bytes()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_that_cannot_be_read_to_be_cut_refuses_before_anything_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    let trusting = repo
+        .clone()
+        .with_virtual_access(floe::VirtualAccess::deny_all().allow_declared());
+    let day0 = file_refs(&dir.path().join("day0"), "f.bin", &[1, 2, 3], 3);
+    let session = trusting.writable_session("main").await.unwrap();
+    import_kerchunk(&session, &day0, &append_options("d"))
+        .await
+        .unwrap();
+    session.commit("day 0", None).await.unwrap();
+    assert_eq!(repo.virtual_containers().await.unwrap().len(), 1);
+
+    // Day 1 lives in another directory; this handle may read only that one (as the CLI
+    // authorizes the imported files' directories), so day 0's partly filled chunk cannot be
+    // read to be cut.
+    let day1_dir = dir.path().join("day1");
+    let day1 = file_refs(&day1_dir, "f.bin", &[4, 5, 6], 3);
+    let prefix = url::Url::from_directory_path(&day1_dir)
+        .unwrap()
+        .to_string();
+    let narrow = repo.clone().with_virtual_access(
+        floe::VirtualAccess::deny_all()
+            .allow_undeclared(&prefix)
+            .unwrap(),
+    );
+    let session = narrow.writable_session("main").await.unwrap();
+    let err = import_kerchunk(&session, &day1, &append_options("d"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, floe::Error::VirtualSourceNotAuthorized { .. })
+            && text.contains("partly filled last chunk of `/d/v`")
+            && text.contains("--allow-virtual"),
+        "{text}"
+    );
+    assert!(!session.has_changes());
+    assert_eq!(
+        repo.virtual_containers().await.unwrap().len(),
+        1,
+        "the refused import declared a container"
+    );
+
+    // Authorized, the chunk is cut and day 1 follows it.
+    let session = trusting.writable_session("main").await.unwrap();
+    let summary = import_kerchunk(&session, &day1, &append_options("d"))
+        .await
+        .unwrap();
+    assert_eq!(summary.materialized_chunks, 1, "{summary}");
+    let store = Arc::new(SyncZarrsStore::new(
+        session.zarr(),
+        tokio::runtime::Handle::current(),
+    ));
+    let array = Array::open(store, "/d/v").unwrap();
+    let values: Vec<i16> = array.retrieve_array_subset(&array.subset_all()).unwrap();
+    assert_eq!(values, vec![1, 2, 3, 4, 5, 6]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_chunk_shapes_are_refused_without_allocating_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    let session = repo.writable_session("main").await.unwrap();
+    // A static array of 3 elements declared in one chunk of 2^40: absent on day 1.
+    let day = |with_chunk: bool| {
+        let mut refs = json!({
+            ".zgroup": "{\"zarr_format\": 2}",
+            "s/.zarray": zarray(&[3], &[1 << 40], "<i2", Value::Null),
+            "s/.zattrs": json!({"_ARRAY_DIMENSIONS": ["x"]}).to_string(),
+            "t/.zarray": zarray(&[1], &[1], "<i2", Value::Null),
+            "t/.zattrs": json!({"_ARRAY_DIMENSIONS": ["time"]}).to_string(),
+            "t/0": b64(&[0, 0]),
+        });
+        if with_chunk {
+            refs["s/0"] = json!(b64(&[1, 0, 2, 0, 3, 0]));
+        }
+        KerchunkRefs::from_json("hostile", refs.to_string().as_bytes()).unwrap()
+    };
+    let mut options = append_options("h");
+    options.keep_virtual = vec!["s".into()];
+    import_kerchunk(&session, &day(false), &options)
+        .await
+        .unwrap();
+    let err = import_kerchunk(&session, &day(true), &options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("too large to decode") || err.contains("more than"),
+        "{err}"
+    );
+}

@@ -70,6 +70,9 @@ def case_unlimited_default(d, i):
     v.units = "K"
     v.long_name = "2 metre temperature"
     v[:] = field(i, (12, 4, 5))
+    # Written for the first 8 records only: netCDF reads the rest as its fill value.
+    gust = ds.createVariable("gust", "f4", ("time", "lat"), fill_value=-1.0)
+    gust[0:8] = field(5 + i, (8, 4))
     ds.close()
 
 
@@ -83,7 +86,7 @@ def case_contiguous(d, i):
 
 
 def case_scalars_strings(d, i):
-    """Scalar variables (a grid mapping, a height) and fixed-length strings."""
+    """Scalar variables (a grid mapping, a height), fixed-length and variable-length strings."""
     ds = nc(f"{d}/scalars_{i}.nc", first_hour=24 * i)
     ds.createDimension("station", 3)
     ds.createDimension("name_strlen", 8)
@@ -95,12 +98,37 @@ def case_scalars_strings(d, i):
     names = ds.createVariable("station_name", "S1", ("station", "name_strlen"))
     names.cf_role = "timeseries_id"
     names[:] = netCDF4.stringtochar(np.array([b"oslo", b"bergen", b"tromso"], "S8"))
+    labels = ds.createVariable("station_label", str, ("station",))
+    labels[:] = np.array(["Oslo", "Bergen", "Tromsø"], dtype=object)
     v = ds.createVariable("t2m", "f4", ("time", "lat", "lon"))
     v.grid_mapping = "crs"
     v.coordinates = "height"
     v[:] = field(20 + i, (12, 4, 5))
     obs = ds.createVariable("obs", "f4", ("time", "station"))
     obs[:] = field(25 + i, (12, 3))
+    ds.close()
+
+
+def case_group_dimensions(d, i):
+    """A netCDF-4 group defining its own `time` (kerchunk names it `hourly/time`), beside a
+    group with a `time` of another length."""
+    ds = netCDF4.Dataset(f"{d}/groupdims_{i}.nc", "w")
+    ds.title = "groups with their own dimensions"
+    hourly = ds.createGroup("hourly")
+    hourly.createDimension("time", None)
+    hourly.createDimension("x", 3)
+    t = hourly.createVariable("time", "f8", ("time",))
+    t.units = "hours since 2026-01-01"
+    t[:] = np.arange(24) + 24 * i
+    v = hourly.createVariable("v", "f4", ("time", "x"))
+    v[:] = field(110 + i, (24, 3))
+    daily = ds.createGroup("daily")
+    daily.createDimension("time", None)
+    td = daily.createVariable("time", "f8", ("time",))
+    td.units = "days since 2026-01-01"
+    td[:] = [i]
+    m = daily.createVariable("vmax", "f4", ("time",))
+    m[:] = [float(i)]
     ds.close()
 
 
@@ -236,8 +264,13 @@ def case_xarray_written(d, i):
         attrs={"Conventions": "CF-1.10"},
     )
     ds["t2m"][0, 0, 0] = np.nan
+    # A quality flag whose fill value is 0: with NaN on every float, 0 is a CF fill value.
+    qc = np.ones((6, 4), "u1")
+    qc[1, 1] = 0
+    ds["qc"] = (("time", "lat"), qc, {"flag_values": [1, 2]})
     ds.to_netcdf(f"{d}/xarray_{i}.nc", unlimited_dims=["time"],
-                 encoding={"time": {"units": f"hours since 2026-03-{i + 1:02d}"}})
+                 encoding={"time": {"units": f"hours since 2026-03-{i + 1:02d}"},
+                           "qc": {"_FillValue": 0}})
 
 
 CASES = {
@@ -245,6 +278,7 @@ CASES = {
     "contiguous": (case_contiguous, 3, ".nc", None),
     "scalars_strings": (case_scalars_strings, 2, ".nc", None),
     "nested_groups": (case_nested_groups, 2, ".nc", "forecast/surface"),
+    "group_dimensions": (case_group_dimensions, 2, ".nc", "hourly"),
     "packed_fill": (case_packed_fill, 2, ".nc", None),
     "packed_float32": (case_packed_float32, 2, ".nc", None),
     "time_units": (case_time_units, 3, ".nc", None),
@@ -264,7 +298,7 @@ ALLCLOSE = {"packed_float32": "allclose"}
 
 PREFIX = {
     "unlimited_default": "unlimited", "contiguous": "contiguous", "scalars_strings": "scalars",
-    "nested_groups": "nested", "packed_fill": "packed", "packed_float32": "packed32",
+    "nested_groups": "nested", "group_dimensions": "groupdims", "packed_fill": "packed", "packed_float32": "packed32",
     "time_units": "units",
     "noleap": "noleap", "no_coordinate": "nocoord", "partial_chunk": "partial",
     "monthly": "monthly", "h5py": "h5py", "xarray_written": "xarray",

@@ -207,7 +207,7 @@ mod tests {
         let next = attrs(json!({"units": "hours since 2026-01-02", "calendar": "standard"}));
         let check = compare(&path, &stored, &next, true).unwrap();
         let change = check.time.unwrap();
-        assert_eq!(change.conversion.convert(0.0).unwrap(), 24.0);
+        assert_eq!(change.conversion.convert(0.0).unwrap(), Some(24.0));
         assert_eq!(change.from, "hours since 2026-01-02, calendar standard");
         let err = compare(&path, &stored, &next, false)
             .unwrap_err()

@@ -135,7 +135,8 @@ impl Calendar {
         }
     }
 
-    /// The date of day number `n`.
+    /// The date of day number `n`. The year estimate is within a year or two of the answer
+    /// for the day numbers of years up to ±1,000,000, so the adjustment loops are short.
     pub(crate) fn date(self, n: i64) -> Date {
         if self == Calendar::Standard {
             let reform = gregorian_jdn(GREGORIAN_START);
@@ -160,8 +161,10 @@ impl Calendar {
             })
         };
         let mut year = first + n.div_euclid(year_length);
-        if matches!(self, Calendar::ProlepticGregorian | Calendar::Julian) {
-            year = first + (n as f64 / 365.2425).floor() as i64;
+        match self {
+            Calendar::ProlepticGregorian => year = first + (n as f64 / 365.2425).floor() as i64,
+            Calendar::Julian => year = first + (n as f64 / 365.25).floor() as i64,
+            _ => {}
         }
         while start(year) > n {
             year -= 1;

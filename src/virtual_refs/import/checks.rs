@@ -110,10 +110,11 @@ async fn check_chunks(
     Ok(())
 }
 
-/// Checks that after an append along `append_dim` into `to`, every array below `to` that has
-/// that dimension (imported, or stored and not in the import) has the same length along it:
-/// a file lacking a variable the store has, or bringing a new one, would leave the dataset
-/// with conflicting lengths that xarray refuses to open.
+/// Checks that after an append along `append_dim` into `to`, the arrays of each group below
+/// `to` that have that dimension (imported, or stored and not in the import) have one length
+/// along it: a file lacking a variable the store has, or bringing a new one, would leave the
+/// group with conflicting lengths that xarray refuses to open. (Groups may have dimensions of
+/// their own: netCDF-4 groups do.)
 pub(crate) fn check_append_lengths(
     session: &Session,
     to: &NodePath,
@@ -128,18 +129,18 @@ pub(crate) fn check_append_lengths(
         if !node.path.is_within(to) {
             continue;
         }
-        if let Some(dim) =
-            dimension_index(node.metadata.document().get("dimension_names"), append_dim)
-        {
-            lengths.insert(node.path.clone(), geometry.shape[dim]);
+        let names = node.metadata.document().get("dimension_names");
+        if let Some(dim) = dimension_index(names, append_dim) {
+            if let Some(&length) = geometry.shape.get(dim) {
+                lengths.insert(node.path.clone(), length);
+            }
         }
     }
     for plan in plans {
-        let (document, replaced) = match &plan.action {
-            Action::Create { document, .. } => (document, true),
-            Action::AppendLoaded { document, .. } | Action::AppendVirtual { document, .. } => {
-                (document, true)
-            }
+        let document = match &plan.action {
+            Action::Create { metadata, .. }
+            | Action::AppendLoaded { metadata, .. }
+            | Action::AppendVirtual { metadata, .. } => metadata.document(),
             Action::Unchanged { .. } => continue,
         };
         match dimension_index(document.get("dimension_names"), append_dim) {
@@ -147,27 +148,88 @@ pub(crate) fn check_append_lengths(
                 let length = document["shape"][dim].as_u64().unwrap_or(0);
                 lengths.insert(plan.target.clone(), length);
             }
-            None if replaced => {
+            None => {
                 lengths.remove(&plan.target);
             }
-            None => {}
         }
     }
-    let distinct: BTreeSet<u64> = lengths.values().copied().collect();
-    if distinct.len() > 1 {
-        let listed: Vec<String> = lengths
-            .iter()
-            .map(|(path, length)| format!("{path}: {length}"))
-            .collect();
-        return Err(Error::import_refused(
-            format!("group `{to}`"),
-            format!(
-                "after this append its arrays along `{append_dim}` would have different \
-                 lengths ({}): a variable the stored dataset has is missing from the imported \
-                 file, or the file brings a new one; nothing was changed",
-                listed.join(", ")
-            ),
-        ));
+    let mut by_group: BTreeMap<Option<NodePath>, Vec<(&NodePath, u64)>> = BTreeMap::new();
+    for (path, &length) in &lengths {
+        by_group
+            .entry(path.parent())
+            .or_default()
+            .push((path, length));
+    }
+    for (group, arrays) in by_group {
+        let distinct: BTreeSet<u64> = arrays.iter().map(|&(_, l)| l).collect();
+        if distinct.len() > 1 {
+            let listed: Vec<String> = arrays
+                .iter()
+                .map(|(path, length)| format!("{path}: {length}"))
+                .collect();
+            let group = group.map_or_else(|| "/".to_string(), |g| g.to_string());
+            return Err(Error::import_refused(
+                format!("group `{group}`"),
+                format!(
+                    "after this append its arrays along `{append_dim}` would have different \
+                     lengths ({}): a variable the stored dataset has is missing from the \
+                     imported file, or the file brings a new one; nothing was changed",
+                    listed.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the nodes an import writes fit the hierarchy: no array inside another array
+/// (of the import or of the repository, unless the import replaces it by a group), and, for
+/// an append, no group of the dataset where the repository has an array (an append never
+/// replaces nodes).
+pub(crate) fn check_hierarchy(
+    session: &Session,
+    groups: &BTreeSet<NodePath>,
+    arrays: &BTreeSet<NodePath>,
+    appending: bool,
+) -> Result<()> {
+    let refuse = |path: &NodePath, reason: String| {
+        crate::Error::import_refused(
+            format!("node `{path}`"),
+            format!("{reason}; nothing was changed"),
+        )
+    };
+    let is_stored_array = |path: &NodePath| -> Result<bool> {
+        Ok(session
+            .node(path)?
+            .is_some_and(|n| n.metadata.geometry().is_some()))
+    };
+    for group in groups {
+        if appending && is_stored_array(group)? {
+            return Err(refuse(
+                group,
+                "the dataset has a group here but the repository has an array, and an append \
+                 does not replace nodes"
+                    .into(),
+            ));
+        }
+    }
+    for array in arrays {
+        let mut ancestor = array.parent();
+        while let Some(a) = ancestor {
+            if arrays.contains(&a) {
+                return Err(refuse(
+                    array,
+                    format!("it lies inside the array `{a}` of the dataset"),
+                ));
+            }
+            if !groups.contains(&a) && is_stored_array(&a)? {
+                return Err(refuse(
+                    array,
+                    format!("it lies inside the array `{a}` of the repository"),
+                ));
+            }
+            ancestor = a.parent();
+        }
     }
     Ok(())
 }

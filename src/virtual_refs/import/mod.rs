@@ -29,12 +29,11 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::format::manifest::VirtualChunkRef;
+use crate::format::manifest::{ChunkCoord, VirtualChunkRef};
 use crate::format::path::NodePath;
 use crate::repo::Session;
 use crate::storage::StorageOptions;
-use crate::virtual_refs::dataset::{SourceChunk, VirtualDataset};
-use crate::zarr::metadata::NodeMetadata;
+use crate::virtual_refs::dataset::{SourceChunk, VirtualArray, VirtualDataset};
 
 use placement::{Action, ArrayPlan};
 use roles::Role;
@@ -94,8 +93,75 @@ pub struct ImportProgress {
 /// An array's plan with the values the import read for it.
 struct Prepared {
     plan: ArrayPlan,
-    /// Decoded values (loaded arrays, and arrays compared for an unchanged check).
+    /// Decoded values to write (loaded arrays).
     values: Option<Decoded>,
+    /// The cut chunks of a partly filled slab, to store once the grid gives it its new edge.
+    cut: Vec<(ChunkCoord, bytes::Bytes)>,
+    /// Loaded times re-encoded to the stored encoding.
+    converted: Option<ConvertedTimes>,
+}
+
+/// Reads what an array's plan needs before anything is written, and runs the checks that
+/// need it: every reference inside its file, loaded values (times re-encoded), the cut
+/// chunks of a partly filled slab, the values an unchanged array must hold.
+async fn prepare(
+    session: &Session,
+    plan: ArrayPlan,
+    array: &VirtualArray,
+    what: &str,
+    sources: &Sources,
+) -> Result<Prepared> {
+    for (coord, chunk) in &array.chunks {
+        virtual_reference(&plan.target, coord, chunk, sources)?;
+    }
+    let mut values = match (&plan.role, &plan.action) {
+        (Role::Load(_), _) | (_, Action::Unchanged { time: Some(_), .. }) => {
+            Some(values::read_source(what, array, sources).await?)
+        }
+        _ => None,
+    };
+    let mut converted = None;
+    let time = match &plan.action {
+        Action::AppendLoaded { time, .. } | Action::Unchanged { time, .. } => time.as_ref(),
+        _ => None,
+    };
+    if let (Some(change), Some(decoded)) = (time, values.as_mut()) {
+        let missing = values::missing_values(&array.attributes());
+        let data_type = &array.document["data_type"];
+        let count = values::convert_times(decoded, data_type, &change.conversion, &missing)
+            .map_err(|reason| Error::import_refused(format!("array `{}`", plan.target), reason))?;
+        // Values re-encoded only to be compared are not reported as converted.
+        if matches!(plan.action, Action::AppendLoaded { .. }) {
+            converted = Some(ConvertedTimes {
+                path: plan.target.clone(),
+                values: count,
+                from: change.from.clone(),
+                to: change.to.clone(),
+            });
+        }
+    }
+    let cut = match &plan.action {
+        Action::AppendVirtual {
+            dim,
+            partial: Some((partial, _)),
+            existing,
+            ..
+        } => partial::cut_partial_chunks(session, &plan.target, existing, *dim, *partial)
+            .await
+            .map_err(|e| cut_refused(&plan.target, e))?,
+        _ => Vec::new(),
+    };
+    if let Action::Unchanged { existing, .. } = &plan.action {
+        let target = &plan.target;
+        checks::check_unchanged(session, target, existing, array, values.as_ref(), sources).await?;
+        values = None;
+    }
+    Ok(Prepared {
+        plan,
+        values,
+        cut,
+        converted,
+    })
 }
 
 /// Imports `dataset` into the writable `session` (nothing is committed). See
@@ -146,6 +212,8 @@ pub(crate) async fn import_dataset(
             placement::plan(session, &target, array, role, append_dim, parent)?,
         );
     }
+    let (groups, arrays) = node_targets(dataset, options)?;
+    checks::check_hierarchy(session, &groups, &arrays, options.append_dim.is_some())?;
     if let Some(dim) = &options.append_dim {
         let planned: Vec<&ArrayPlan> = plans.values().collect();
         checks::check_append_lengths(session, &options.to, dim, &planned)?;
@@ -158,49 +226,12 @@ pub(crate) async fn import_dataset(
     let sources = sources::resolve(session.repository(), &urls, &options.source_options).await?;
     let mut prepared: BTreeMap<&String, Prepared> = BTreeMap::new();
     for (path, plan) in plans {
-        let array = &dataset.arrays[path];
         let what = format!("{origin}: variable `{path}`");
-        let mut values = match (&plan.role, &plan.action) {
-            (Role::Load(_), _) | (_, Action::Unchanged { time: Some(_), .. }) => {
-                Some(values::read_source(&what, array, &sources).await?)
-            }
-            _ => None,
-        };
-        let time = match &plan.action {
-            Action::AppendLoaded { time, .. } | Action::Unchanged { time, .. } => time.as_ref(),
-            _ => None,
-        };
-        if let (Some(change), Some(decoded)) = (time, values.as_mut()) {
-            let missing = values::missing_values(&array.attributes());
-            let count = values::convert_times(
-                decoded,
-                &array.document["data_type"],
-                &change.conversion,
-                &missing,
-            )
-            .map_err(|reason| Error::import_refused(format!("array `{}`", plan.target), reason))?;
-            // Values re-encoded only to be compared are not reported as converted.
-            if matches!(plan.action, Action::AppendLoaded { .. }) {
-                summary.converted_times.push(ConvertedTimes {
-                    path: plan.target.clone(),
-                    values: count,
-                    from: change.from.clone(),
-                    to: change.to.clone(),
-                });
-            }
+        let item = prepare(session, plan, &dataset.arrays[path], &what, &sources).await?;
+        if let Some(converted) = &item.converted {
+            summary.converted_times.push(converted.clone());
         }
-        if matches!(plan.role, Role::Virtual { .. }) {
-            for (coord, chunk) in &array.chunks {
-                virtual_reference(&plan.target, coord, chunk, &sources)?;
-            }
-        }
-        if let Action::Unchanged { existing, .. } = &plan.action {
-            let target = &plan.target;
-            checks::check_unchanged(session, target, existing, array, values.as_ref(), &sources)
-                .await?;
-            values = None;
-        }
-        prepared.insert(path, Prepared { plan, values });
+        prepared.insert(path, item);
     }
     let virtual_urls: BTreeSet<Arc<str>> = dataset
         .arrays
@@ -215,7 +246,7 @@ pub(crate) async fn import_dataset(
         .collect();
     summary.containers = sources.declare(session.repository(), &virtual_urls).await?;
 
-    write_groups(session, dataset, options, &prepared, &mut summary).await?;
+    write_groups(session, dataset, options, &mut summary).await?;
     let total: u64 = dataset.arrays.values().map(|a| a.chunks.len() as u64).sum();
     let mut done = 0u64;
     progress(ImportProgress { done, total });
@@ -228,42 +259,57 @@ pub(crate) async fn import_dataset(
     Ok(summary)
 }
 
+/// The groups an import writes (the dataset's, `options.to`, and every missing parent) and
+/// its arrays, at their target paths.
+fn node_targets(
+    dataset: &VirtualDataset,
+    options: &ImportOptions,
+) -> Result<(BTreeSet<NodePath>, BTreeSet<NodePath>)> {
+    let arrays: BTreeSet<NodePath> = dataset
+        .arrays
+        .keys()
+        .map(|p| target_path(&options.to, p))
+        .collect::<Result<_>>()?;
+    let mut groups: BTreeSet<NodePath> = dataset
+        .groups
+        .keys()
+        .map(|p| target_path(&options.to, p))
+        .collect::<Result<_>>()?;
+    groups.insert(options.to.clone());
+    let mut parents = Vec::new();
+    for path in groups.iter().chain(&arrays) {
+        let mut parent = path.parent();
+        while let Some(p) = parent {
+            parent = p.parent();
+            parents.push(p);
+        }
+    }
+    groups.extend(parents);
+    Ok((groups, arrays))
+}
+
 /// Creates the dataset's groups and the missing parents of everything; for appends, existing
 /// groups keep their attributes and differences are reported.
 async fn write_groups(
     session: &Session,
     dataset: &VirtualDataset,
     options: &ImportOptions,
-    prepared: &BTreeMap<&String, Prepared>,
     summary: &mut ImportSummary,
 ) -> Result<()> {
-    let mut groups: BTreeMap<NodePath, Map<String, Value>> = BTreeMap::new();
-    for (path, attributes) in &dataset.groups {
-        groups.insert(target_path(&options.to, path)?, attributes.clone());
+    let (targets, _) = node_targets(dataset, options)?;
+    let mut attributes: BTreeMap<NodePath, Map<String, Value>> = BTreeMap::new();
+    for (path, attrs) in &dataset.groups {
+        attributes.insert(target_path(&options.to, path)?, attrs.clone());
     }
-    let mut parents: BTreeSet<NodePath> = BTreeSet::new();
-    for path in groups
-        .keys()
-        .chain(prepared.values().map(|p| &p.plan.target))
-        .chain(std::iter::once(&options.to))
-    {
-        let mut parent = path.parent();
-        while let Some(p) = parent {
-            parent = p.parent();
-            parents.insert(p);
+    for path in targets {
+        let imported = attributes.remove(&path);
+        let existing = session.node(&path)?;
+        if imported.is_none() && existing.is_some() {
+            // A parent the dataset does not describe: left as it is.
+            continue;
         }
-    }
-    parents.insert(options.to.clone());
-    for parent in parents {
-        if !groups.contains_key(&parent) && session.node(&parent)?.is_none() {
-            groups.insert(parent, Map::new());
-        }
-    }
-    for (path, attributes) in groups {
-        let existing = session
-            .node(&path)?
-            .filter(|n| n.metadata.geometry().is_none());
-        if let (Some(existing), Some(_)) = (existing, &options.append_dim) {
+        let imported = imported.unwrap_or_default();
+        if let (Some(existing), Some(_)) = (&existing, &options.append_dim) {
             let stored = existing
                 .metadata
                 .document()
@@ -271,10 +317,10 @@ async fn write_groups(
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
-            report_kept(&path, &stored, &attributes, summary);
+            report_kept(&path, &stored, &imported, summary);
             continue;
         }
-        session.create_group(&path, attributes).await?;
+        session.create_group(&path, imported).await?;
         summary.groups += 1;
     }
     Ok(())
@@ -306,7 +352,7 @@ fn report_kept(
 async fn write_array(
     session: &Session,
     item: &Prepared,
-    array: &crate::virtual_refs::dataset::VirtualArray,
+    array: &VirtualArray,
     sources: &Sources,
     summary: &mut ImportSummary,
 ) -> Result<()> {
@@ -333,22 +379,17 @@ async fn write_array(
             summary.arrays_unchanged += 1;
             Ok(())
         }
-        Action::Create { replace, document } => {
+        Action::Create { replace, metadata } => {
             if *replace {
                 session.delete_node(target).await?;
             }
-            session.create_array(target, document.clone()).await?;
+            session.set_metadata(target, (**metadata).clone()).await?;
             summary.arrays_created += 1;
             match &item.values {
                 Some(values) => {
-                    write_loaded(
-                        session,
-                        target,
-                        document,
-                        &vec![0; values.shape.len()],
-                        values,
-                    )
-                    .await
+                    let origin = vec![0; values.shape.len()];
+                    values::write_region(session, target, metadata.document(), &origin, values)
+                        .await
                 }
                 None => {
                     write_references(session, target, &array.chunks, 0, 0, sources, summary).await
@@ -358,36 +399,32 @@ async fn write_array(
         Action::AppendLoaded {
             dim,
             offset,
-            document,
+            metadata,
             ..
         } => {
-            set_document(session, target, document).await?;
+            session.set_metadata(target, (**metadata).clone()).await?;
             summary.arrays_appended += 1;
             let Some(values) = &item.values else {
                 return Ok(());
             };
             let mut origin = vec![0; values.shape.len()];
             origin[*dim] = *offset;
-            write_loaded(session, target, document, &origin, values).await
+            values::write_region(session, target, metadata.document(), &origin, values).await
         }
         Action::AppendVirtual {
             dim,
-            document,
+            metadata,
             chunk_shift,
             partial,
-            existing,
+            ..
         } => {
-            if let Some(partial) = partial {
-                let cut =
-                    partial::cut_partial_chunks(session, target, existing, *dim, *partial).await?;
-                set_document(session, target, &cut.truncated).await?;
-                set_document(session, target, document).await?;
-                for (coord, bytes) in cut.chunks {
-                    session.set_chunk(target, &coord, bytes).await?;
-                    summary.materialized_chunks += 1;
-                }
-            } else {
-                set_document(session, target, document).await?;
+            if let Some((_, truncated)) = partial {
+                session.set_metadata(target, (**truncated).clone()).await?;
+            }
+            session.set_metadata(target, (**metadata).clone()).await?;
+            for (coord, bytes) in &item.cut {
+                session.set_chunk(target, coord, bytes.clone()).await?;
+                summary.materialized_chunks += 1;
             }
             summary.arrays_appended += 1;
             write_references(
@@ -404,22 +441,20 @@ async fn write_array(
     }
 }
 
-async fn set_document(session: &Session, path: &NodePath, document: &Value) -> Result<()> {
-    let metadata = NodeMetadata::from_value(path, document.clone())?;
-    session.set_metadata(path, metadata).await
-}
-
-async fn write_loaded(
-    session: &Session,
-    path: &NodePath,
-    document: &Value,
-    origin: &[u64],
-    values: &Decoded,
-) -> Result<()> {
-    let document = document.as_object().ok_or_else(|| {
-        Error::import_refused(format!("array `{path}`"), "its document is not an object")
-    })?;
-    values::write_region(session, path, document, origin, values).await
+/// The error for a partly filled chunk that cannot be read to be cut: the usual cause is a
+/// chunk of an earlier file this handle may not read.
+fn cut_refused(path: &NodePath, error: Error) -> Error {
+    match error {
+        Error::VirtualSourceNotAuthorized { location, hint } => Error::VirtualSourceNotAuthorized {
+            location,
+            hint: format!(
+                "{hint} (the import must read the partly filled last chunk of `{path}` from an \
+                 earlier file to cut it; authorize that file's location, e.g. with \
+                 --allow-virtual <its directory> or --allow-virtual-declared)"
+            ),
+        },
+        other => other,
+    }
 }
 
 /// Sets the chunks of `chunks` (shifted by `shift` along `dim`) as virtual references, or as

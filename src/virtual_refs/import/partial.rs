@@ -8,24 +8,14 @@
 //! Nothing else is copied.
 
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
 
-use super::grid_edges::{rectilinear_grid, PartialChunk};
+use super::grid_edges::PartialChunk;
 use super::values::ChunkCodec;
 use crate::error::{Error, Result};
 use crate::format::manifest::ChunkCoord;
 use crate::format::path::NodePath;
 use crate::repo::Session;
-use crate::zarr::chunk_grid::ChunkGrid;
 use crate::zarr::metadata::NodeMetadata;
-
-/// The cut chunks of an array's partly filled slab, encoded, ready to store.
-pub(crate) struct CutChunks {
-    /// The chunks at their coordinates (unchanged by the cut).
-    pub(crate) chunks: Vec<(ChunkCoord, Bytes)>,
-    /// The document that drops the slab: the array ending where the partial chunk starts.
-    pub(crate) truncated: Value,
-}
 
 /// Keeps the first `keep` of `length` positions along `dim` of C-order `bytes` of `shape`.
 fn cut(bytes: &[u8], shape: &[u64], dim: usize, keep: u64, element: usize) -> Vec<u8> {
@@ -40,18 +30,61 @@ fn cut(bytes: &[u8], shape: &[u64], dim: usize, keep: u64, element: usize) -> Ve
     out
 }
 
+/// Slabs with at most this many chunks are looked up chunk by chunk; larger ones are found in
+/// the array's chunk listing.
+const POINT_LOOKUP_LIMIT: u64 = 4096;
+
+/// The coordinates of the stored chunks of slab `index` along `dim` of the array at `path`
+/// whose grid has `grid_shape` chunks per dimension.
+async fn slab_chunks(
+    session: &Session,
+    path: &NodePath,
+    grid_shape: &[u64],
+    dim: usize,
+    index: u64,
+) -> Result<Vec<ChunkCoord>> {
+    let slab: u64 = grid_shape
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != dim)
+        .fold(1u64, |n, (_, &c)| n.saturating_mul(c));
+    if slab > POINT_LOOKUP_LIMIT {
+        let mut all = session.list_chunks(path).await?;
+        all.retain(|c| c.get(dim) == Some(&index));
+        return Ok(all);
+    }
+    let mut out = Vec::new();
+    let mut coord: Vec<u64> = vec![0; grid_shape.len()];
+    coord[dim] = index;
+    'slab: loop {
+        if session.chunk_size(path, &coord).await?.is_some() {
+            out.push(coord.clone());
+        }
+        for i in (0..coord.len()).rev().filter(|&i| i != dim) {
+            coord[i] += 1;
+            if coord[i] < grid_shape[i] {
+                continue 'slab;
+            }
+            coord[i] = 0;
+        }
+        return Ok(out);
+    }
+}
+
 /// Reads, cuts and re-encodes the stored chunks of slab `partial` along `dim` of the array at
-/// `path` (metadata `existing`). Chunks the array lacks stay absent.
+/// `path` (metadata `existing`): the chunks to store once the grid gives that slab its cut
+/// edge. Chunks the array lacks stay absent.
 ///
 /// Fails with the session's read errors (a virtual chunk this handle may not read, a source
-/// that changed), or [`Error::KerchunkImport`] when a chunk does not decode.
+/// that changed), [`Error::CorruptObject`] when a stored chunk does not decode, and
+/// [`Error::KerchunkImport`] when the array's codecs cannot be used.
 pub(crate) async fn cut_partial_chunks(
     session: &Session,
     path: &NodePath,
     existing: &NodeMetadata,
     dim: usize,
     partial: PartialChunk,
-) -> Result<CutChunks> {
+) -> Result<Vec<(ChunkCoord, Bytes)>> {
     let what = format!("array `{path}`");
     let geometry = existing
         .geometry()
@@ -59,10 +92,8 @@ pub(crate) async fn cut_partial_chunks(
     let codec = ChunkCodec::new(existing)
         .map_err(|e| Error::import_refused(what.clone(), format!("it cannot be cut: {e}")))?;
     let mut chunks = Vec::new();
-    for coord in session.list_chunks(path).await? {
-        if coord.get(dim) != Some(&partial.index) {
-            continue;
-        }
+    let grid_shape = geometry.grid_shape();
+    for coord in slab_chunks(session, path, &grid_shape, dim, partial.index).await? {
         let Some(encoded) = session.get_chunk(path, &coord).await? else {
             continue;
         };
@@ -79,43 +110,7 @@ pub(crate) async fn cut_partial_chunks(
             codec.encode(kept, &cut_shape).map_err(corrupt)?,
         ));
     }
-    Ok(CutChunks {
-        chunks,
-        truncated: truncated_document(existing.document(), &geometry.chunk_grid, dim, partial)
-            .map_err(|e| Error::import_refused(what, e))?,
-    })
-}
-
-/// The array document ending at the start of the partial chunk, whose grid has no chunk there
-/// (so the next document may give that chunk another edge length).
-fn truncated_document(
-    document: &Map<String, Value>,
-    grid: &ChunkGrid,
-    dim: usize,
-    partial: PartialChunk,
-) -> std::result::Result<Value, String> {
-    let mut truncated = Value::Object(document.clone());
-    truncated["shape"][dim] = json!(partial.start);
-    if !grid.is_regular() {
-        if partial.index == 0 {
-            return Err(
-                "its first chunk along the append dimension is partly filled in a \
-                        rectilinear grid: it cannot be cut"
-                    .into(),
-            );
-        }
-        let mut runs = Vec::new();
-        let mut left = partial.index;
-        for (length, count) in grid.runs_of(dim, partial.start) {
-            if left == 0 {
-                break;
-            }
-            runs.push((length, count.min(left)));
-            left -= count.min(left);
-        }
-        truncated["chunk_grid"] = rectilinear_grid(grid, dim, &runs);
-    }
-    Ok(truncated)
+    Ok(chunks)
 }
 
 #[cfg(test)]
@@ -134,39 +129,5 @@ mod tests {
         assert_eq!(cut(&bytes, &[12], 0, 5, 1), vec![0, 1, 2, 3, 4]);
         let pairs: Vec<u8> = (0..8).collect();
         assert_eq!(cut(&pairs, &[4], 0, 2, 2), vec![0, 1, 2, 3]);
-    }
-
-    #[test]
-    fn truncated_grids_stop_before_the_partial_chunk() {
-        let shape = [24u64];
-        let grid_doc = json!({"name": "rectilinear", "configuration": {"kind": "inline",
-            "chunk_shapes": [[12, 512]]}});
-        let grid = ChunkGrid::from_metadata(&grid_doc, &shape).unwrap();
-        let document = json!({"shape": [24], "chunk_grid": grid_doc});
-        let partial = PartialChunk {
-            index: 1,
-            start: 12,
-            stored_length: 512,
-            filled: 12,
-        };
-        let t = truncated_document(document.as_object().unwrap(), &grid, 0, partial).unwrap();
-        assert_eq!(t["shape"], json!([12]));
-        assert_eq!(
-            t["chunk_grid"]["configuration"]["chunk_shapes"],
-            json!([[12]])
-        );
-        let regular = ChunkGrid::Regular {
-            chunk_shape: vec![512],
-        };
-        let document = json!({"shape": [12], "chunk_grid": {"name": "regular"}});
-        let first = PartialChunk {
-            index: 0,
-            start: 0,
-            stored_length: 512,
-            filled: 12,
-        };
-        let t = truncated_document(document.as_object().unwrap(), &regular, 0, first).unwrap();
-        assert_eq!(t["shape"], json!([0]));
-        assert!(truncated_document(document.as_object().unwrap(), &grid, 0, first).is_err());
     }
 }

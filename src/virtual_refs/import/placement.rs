@@ -17,7 +17,7 @@ use crate::format::path::NodePath;
 use crate::repo::Session;
 use crate::virtual_refs::dataset::VirtualArray;
 use crate::zarr::chunk_grid::ChunkGrid;
-use crate::zarr::metadata::NodeMetadata;
+use crate::zarr::metadata::{check_grid_update, ArrayGeometry, NodeMetadata};
 
 /// The decoded size a chunk of a loaded array aims at along its growing dimension: 1 MiB.
 const LOADED_CHUNK_BYTES: u64 = 1 << 20;
@@ -28,23 +28,24 @@ const LOADED_GROWTH_FACTOR: u64 = 64;
 /// What the import does with one array.
 #[derive(Debug)]
 pub(crate) enum Action {
-    /// Create the array with `document` (after deleting the node that `replace`s).
+    /// Create the array with `metadata` (after deleting the node that `replace`s).
     Create {
         /// A node exists at the path and is replaced.
         replace: bool,
-        /// The array's `zarr.json`: the translated one, or the loaded layout.
-        document: Value,
+        /// The array's metadata: the translated one, or the loaded layout.
+        metadata: Arc<NodeMetadata>,
     },
     /// Append the source's chunks as references after the existing ones along `dim`.
     AppendVirtual {
         /// Index of the append dimension.
         dim: usize,
-        /// The grown array's `zarr.json`.
-        document: Value,
+        /// The grown array's metadata.
+        metadata: Arc<NodeMetadata>,
         /// Chunks of the existing array along `dim` (the first new chunk's index).
         chunk_shift: u64,
-        /// The existing partly filled last chunk, cut and stored natively first.
-        partial: Option<PartialChunk>,
+        /// The existing partly filled last chunk, cut and stored natively first, with the
+        /// metadata that drops its slab before `metadata` gives it its new edge.
+        partial: Option<(PartialChunk, Arc<NodeMetadata>)>,
         /// The existing array's metadata.
         existing: Arc<NodeMetadata>,
     },
@@ -54,8 +55,8 @@ pub(crate) enum Action {
         dim: usize,
         /// The existing length along `dim`: where the new values start.
         offset: u64,
-        /// The grown array's `zarr.json`.
-        document: Value,
+        /// The grown array's metadata.
+        metadata: Arc<NodeMetadata>,
         /// Re-encoding of CF time values, when the file encodes them otherwise.
         time: Option<TimeChange>,
     },
@@ -109,7 +110,10 @@ pub(crate) fn loaded_document(translated: &Value, grows: Option<usize>, known: b
     let mut document = translated.clone();
     let shape = shape(translated);
     let element = element_size(&translated["data_type"]).unwrap_or(1).max(1);
-    let bytes = if element == 1 || translated["data_type"].get("configuration").is_some() {
+    let byte_string = translated["data_type"]
+        .pointer("/configuration/length_bytes")
+        .is_some();
+    let bytes = if element == 1 || byte_string {
         json!({"name": "bytes"})
     } else {
         json!({"name": "bytes", "configuration": {"endian": "little"}})
@@ -156,7 +160,7 @@ pub(crate) fn plan(
     let loaded = matches!(role, Role::Load(_));
     let names = array.dimension_names();
     let dim = append_dim.and_then(|d| names.iter().position(|n| *n == d));
-    let create = |replace: bool| -> ArrayPlan {
+    let create = |replace: bool| -> Result<ArrayPlan> {
         let document = if loaded {
             // With a known append dimension, arrays without it never grow; without one, the
             // first dimension is the likeliest to.
@@ -168,18 +172,21 @@ pub(crate) fn plan(
         } else {
             array.document.clone()
         };
-        ArrayPlan {
+        Ok::<_, Error>(ArrayPlan {
             target: target.clone(),
             role: role.clone(),
-            action: Action::Create { replace, document },
+            action: Action::Create {
+                replace,
+                metadata: Arc::new(NodeMetadata::from_value(target, document)?),
+            },
             kept: Vec::new(),
-        }
+        })
     };
     let Some(existing) = session.node(target)? else {
-        return Ok(create(false));
+        return create(false);
     };
     if append_dim.is_none() {
-        return Ok(create(true));
+        return create(true);
     }
     let refuse = |reason: String| Error::import_refused(format!("array `{target}`"), reason);
     let Some(geometry) = existing.metadata.geometry() else {
@@ -223,6 +230,13 @@ pub(crate) fn plan(
     }
     let check = attrs::compare(target, &stored_attrs, &imported_attrs, loaded)?;
     let (old_shape, new_shape) = (shape(&stored), shape(&array.document));
+    if old_shape.len() != new_shape.len() {
+        return Err(refuse(format!(
+            "it has {} dimensions in the imported file but {} in the stored array",
+            new_shape.len(),
+            old_shape.len()
+        )));
+    }
     let Some(dim) = dim else {
         if old_shape != new_shape {
             return Err(refuse(format!(
@@ -261,10 +275,12 @@ pub(crate) fn plan(
         if let Some(runs) = grown_runs(&geometry.chunk_grid, dim, grown_shape[dim]) {
             document["chunk_grid"] = rectilinear_grid(&geometry.chunk_grid, dim, &runs);
         }
+        let metadata = NodeMetadata::from_value(target, document)?;
+        check_grid_update(target, geometry, &metadata)?;
         Action::AppendLoaded {
             dim,
             offset: existing_len,
-            document,
+            metadata: Arc::new(metadata),
             time: check.time,
         }
     } else {
@@ -296,11 +312,31 @@ pub(crate) fn plan(
             let runs = appended_runs(&edges, new_chunk, appended_len);
             document["chunk_grid"] = rectilinear_grid(&geometry.chunk_grid, dim, &runs);
         }
+        let metadata = NodeMetadata::from_value(target, document)?;
+        let partial = match edges.partial.filter(|_| appended_len > 0) {
+            // The slab is dropped first (the grid cannot change a chunk's extent), then
+            // given its cut edge: both steps are checked here, before anything is written.
+            Some(partial) => {
+                let truncated =
+                    truncated_document(existing.metadata.document(), geometry, dim, &partial)
+                        .map_err(|reason| refuse(format!("along `{append_dim}`: {reason}")))?;
+                let truncated = NodeMetadata::from_value(target, truncated)?;
+                check_grid_update(target, geometry, &truncated)?;
+                if let Some(cut) = truncated.geometry() {
+                    check_grid_update(target, cut, &metadata)?;
+                }
+                Some((partial, Arc::new(truncated)))
+            }
+            None => {
+                check_grid_update(target, geometry, &metadata)?;
+                None
+            }
+        };
         Action::AppendVirtual {
             dim,
-            document,
+            metadata: Arc::new(metadata),
             chunk_shift: edges.count(),
-            partial: edges.partial.filter(|_| appended_len > 0),
+            partial,
             existing: existing.metadata.clone(),
         }
     };
@@ -310,6 +346,39 @@ pub(crate) fn plan(
         action,
         kept: check.differing,
     })
+}
+
+/// The array document ending at the start of the partial chunk, whose grid has no chunk there
+/// (so the next document may give that chunk another edge length).
+fn truncated_document(
+    document: &Map<String, Value>,
+    geometry: &ArrayGeometry,
+    dim: usize,
+    partial: &PartialChunk,
+) -> std::result::Result<Value, String> {
+    let grid = &geometry.chunk_grid;
+    let mut truncated = Value::Object(document.clone());
+    truncated["shape"][dim] = json!(partial.start);
+    if !grid.is_regular() {
+        if partial.index == 0 {
+            return Err(
+                "its first chunk is partly filled in a rectilinear grid: it cannot be \
+                        cut"
+                .into(),
+            );
+        }
+        let mut runs = Vec::new();
+        let mut left = partial.index;
+        for (length, count) in grid.runs_of(dim, partial.start) {
+            if left == 0 {
+                break;
+            }
+            runs.push((length, count.min(left)));
+            left -= count.min(left);
+        }
+        truncated["chunk_grid"] = rectilinear_grid(grid, dim, &runs);
+    }
+    Ok(truncated)
 }
 
 /// Copies `units` and `calendar` from `parent` into `attributes` where they are absent.
@@ -374,5 +443,9 @@ mod tests {
             "configuration": {"length_bytes": 1}}});
         let doc = loaded_document(&chars, None, false);
         assert_eq!(doc["codecs"][0], json!({"name": "bytes"}));
+        let dates = json!({"shape": [3], "data_type": {"name": "numpy.datetime64",
+            "configuration": {"unit": "s", "scale_factor": 1}}});
+        let doc = loaded_document(&dates, None, false);
+        assert_eq!(doc["codecs"][0]["configuration"]["endian"], "little");
     }
 }

@@ -246,6 +246,9 @@ fn default_role(
                  default (use --load to load it)"
             )),
         },
+        None if element_size(&array.document["data_type"]).is_some() => Role::Virtual {
+            note: Some(format!("{reason}, but its size overflows 64 bits")),
+        },
         None => Role::Virtual {
             note: Some(format!("{reason}, but its data type has no fixed size")),
         },

@@ -2,8 +2,9 @@
 //! region of an array of the session, and compared; CF time values re-encoded in place.
 //!
 //! Values are held as native-endian element bytes in C order, decoded and encoded by zarrs
-//! with the array's own codec chain. Only arrays an import loads or compares go through here,
-//! so their size is bounded by the import's loading limits.
+//! with the array's own codec chain. Whole arrays are decoded only up to
+//! [`MAX_DECODED_ARRAY_BYTES`] and chunks up to [`MAX_DECODED_CHUNK_BYTES`] (a chunk declared
+//! larger than that, even if absent, is refused rather than allocated).
 
 use std::sync::Arc;
 
@@ -23,6 +24,48 @@ use crate::virtual_refs::dataset::{SourceChunk, VirtualArray};
 use crate::zarr::base64;
 use crate::zarr::zarrs_adapter::AsyncZarrsStore;
 use crate::zarr::zarrs_compat::open_zarrs;
+
+/// The largest array an import decodes whole (to load it, or compare it): 2 GiB.
+pub(crate) const MAX_DECODED_ARRAY_BYTES: u64 = 2 << 30;
+/// The largest chunk an import decodes (to compare, cut or load it): 512 MiB.
+pub(crate) const MAX_DECODED_CHUNK_BYTES: u64 = 512 << 20;
+
+/// Checks that the array `document` can be decoded whole (`whole`) or chunk by chunk within
+/// the limits; the reason otherwise.
+fn check_decodable(document: &Map<String, Value>, whole: bool) -> std::result::Result<(), String> {
+    let metadata = crate::zarr::metadata::NodeMetadata::from_value(
+        &NodePath::root(),
+        Value::Object(document.clone()),
+    )
+    .map_err(|e| e.to_string())?;
+    let geometry = metadata.geometry().ok_or("not an array")?;
+    let element = super::roles::element_size(&document["data_type"])
+        .ok_or("its data type has no fixed size, so its values cannot be decoded here")?;
+    let bytes = |shape: &[u64]| shape.iter().try_fold(element, |n, &d| n.checked_mul(d));
+    match bytes(&geometry.max_chunk_shape()) {
+        Some(n) if n <= MAX_DECODED_CHUNK_BYTES => {}
+        _ => {
+            return Err(format!(
+                "its chunks of {:?} elements would decode to more than {MAX_DECODED_CHUNK_BYTES} \
+                 bytes",
+                geometry.max_chunk_shape()
+            ))
+        }
+    }
+    if whole {
+        match bytes(&geometry.shape) {
+            Some(n) if n <= MAX_DECODED_ARRAY_BYTES => {}
+            _ => {
+                return Err(format!(
+                    "its {:?} elements would decode to more than {MAX_DECODED_ARRAY_BYTES} \
+                     bytes, too many to load or compare in one import",
+                    geometry.shape
+                ))
+            }
+        }
+    }
+    Ok(())
+}
 
 /// How many source chunks are fetched at once.
 const CONCURRENT_FETCHES: usize = 16;
@@ -66,6 +109,7 @@ pub(crate) async fn read_source(
     sources: &Sources,
 ) -> Result<Decoded> {
     let document = object(&array.document)?;
+    check_decodable(document, true).map_err(|e| Error::import_refused(what, e))?;
     let store = Arc::new(MemoryStore::new());
     let zarrs =
         open_zarrs(store.clone(), "/", document).map_err(|e| Error::import_refused(what, e))?;
@@ -104,6 +148,7 @@ pub(crate) async fn read_stored(
 ) -> Result<Decoded> {
     let storage = Arc::new(AsyncZarrsStore::new(session.zarr()));
     let what = format!("array `{path}`");
+    check_decodable(document, true).map_err(|e| Error::import_refused(&what, e))?;
     let zarrs = open_zarrs(storage, path.as_str(), document)
         .map_err(|e| Error::import_refused(&what, e))?;
     let values: ArrayBytes<'static> = zarrs
@@ -163,6 +208,7 @@ impl ChunkCodec {
         metadata: &crate::zarr::metadata::NodeMetadata,
     ) -> std::result::Result<Self, String> {
         let geometry = metadata.geometry().ok_or("not an array")?;
+        check_decodable(metadata.document(), false)?;
         let mut document = metadata.document().clone();
         document.insert(
             "chunk_grid".into(),
@@ -188,7 +234,12 @@ impl ChunkCodec {
         encoded: Option<&[u8]>,
         shape: &[u64],
     ) -> std::result::Result<Vec<u8>, String> {
-        let elements: u64 = shape.iter().product();
+        let elements = shape
+            .iter()
+            .try_fold(self.element as u64, |n, &d| n.checked_mul(d))
+            .filter(|&n| n <= MAX_DECODED_CHUNK_BYTES)
+            .ok_or_else(|| format!("a chunk of {shape:?} elements is too large to decode"))?
+            / self.element as u64;
         let Some(encoded) = encoded else {
             return Ok(self
                 .zarrs
@@ -284,8 +335,10 @@ pub(crate) fn convert_times(
                 if is_missing(v as f64) {
                     continue;
                 }
-                let c = conversion.convert(v as f64)? as $t;
-                chunk.copy_from_slice(&c.to_ne_bytes());
+                let Some(c) = conversion.convert(v as f64)? else {
+                    continue;
+                };
+                chunk.copy_from_slice(&(c as $t).to_ne_bytes());
                 converted += 1;
             }
         }};
@@ -298,7 +351,9 @@ pub(crate) fn convert_times(
                     continue;
                 }
                 let wide = i64::try_from(v).map_err(|_| format!("{v} is out of range"))?;
-                let c = conversion.convert_integer(wide)?;
+                let Some(c) = conversion.convert_integer(wide)? else {
+                    continue;
+                };
                 let narrow = <$t>::try_from(c).map_err(|_| {
                     format!("{v} converts to {c}, which the stored type cannot hold")
                 })?;

@@ -34,13 +34,14 @@ impl FillMeaning {
     /// units (kerchunk nulls the fill value of every array whose `units` say `since`):
     /// - some has a `null` fill value: netCDF (kerchunk gives `null` only to netCDF variables
     ///   without `_FillValue`), so fill values are CF fill values;
-    /// - otherwise, some has a zero fill value: plain HDF5 (h5py's default fill value is 0,
-    ///   which kerchunk copies to every dataset), so fill values are storage defaults;
-    /// - otherwise every fill value was set on purpose: CF fill values.
+    /// - otherwise, every one has a zero fill value: plain HDF5 (h5py's default fill value is
+    ///   0, which kerchunk copies to every dataset), so fill values are storage defaults;
+    /// - otherwise fill values were set on purpose (xarray writes NaN even on float
+    ///   coordinates): CF fill values.
     pub(crate) fn of_reference_set<'a>(
         arrays: impl IntoIterator<Item = (&'a Value, Option<&'a Map<String, Value>>)>,
     ) -> Self {
-        let (mut null_fill, mut zero_fill) = (false, false);
+        let (mut null_fill, mut zero_fill, mut other_fill) = (false, false, false);
         for (zarray, zattrs) in arrays {
             let dimensioned = zarray["shape"].as_array().is_some_and(|s| !s.is_empty());
             let numeric = zarray["dtype"]
@@ -56,10 +57,10 @@ impl FillMeaning {
             match zarray.get("fill_value") {
                 None | Some(Value::Null) => null_fill = true,
                 Some(Value::Number(n)) if n.as_f64() == Some(0.0) => zero_fill = true,
-                _ => {}
+                Some(_) => other_fill = true,
             }
         }
-        if zero_fill && !null_fill {
+        if zero_fill && !null_fill && !other_fill {
             FillMeaning::StorageOnly
         } else {
             FillMeaning::CfFillValue
@@ -132,7 +133,7 @@ fn encode(dtype: &DataType, value: &Value) -> Option<Value> {
             ])),
             other => Some(json!([encoded(float(other)?), encoded(0.0)])),
         },
-        Kind::Bool | Kind::Bytes | Kind::DateTime => None,
+        Kind::Bool | Kind::Bytes | Kind::DateTime | Kind::String => None,
     }
 }
 
@@ -188,6 +189,15 @@ mod tests {
         ];
         assert_eq!(
             FillMeaning::of_reference_set(netcdf.iter().map(|z| (z, none))),
+            FillMeaning::CfFillValue
+        );
+        // xarray's files: NaN on floats (coordinates too), 0 set on a flag variable.
+        let xarray = [
+            json!({"shape": [3], "dtype": "<f4", "fill_value": "NaN"}),
+            json!({"shape": [3, 4], "dtype": "|u1", "fill_value": 0}),
+        ];
+        assert_eq!(
+            FillMeaning::of_reference_set(xarray.iter().map(|z| (z, none))),
             FillMeaning::CfFillValue
         );
         // Only explicit fill values, as in a netCDF file whose only other variable is time.

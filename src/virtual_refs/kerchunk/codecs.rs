@@ -16,7 +16,7 @@
 
 use serde_json::{json, Value};
 
-use super::v2_types::{data_type, DataType, Endian};
+use super::v2_types::{data_type, DataType, Endian, Kind};
 
 /// The v3 codec list for a `.zarray` whose data type is `dtype`.
 pub(crate) fn codecs_v3(
@@ -42,11 +42,27 @@ pub(crate) fn codecs_v3(
         None | Some(Value::Null) => None,
         Some(c) => Some(c.clone()),
     };
+    // The codec turning the array into bytes: `bytes`, or `vlen-utf8` for strings.
+    let mut array_to_bytes: Option<Value> = None;
     for codec in filters.iter().chain(compressor.iter()) {
         let id = codec
             .get("id")
             .and_then(Value::as_str)
             .ok_or_else(|| format!("codec {codec} has no `id`"))?;
+        if id == "vlen-utf8" {
+            if dtype.kind != Kind::String || array_to_bytes.is_some() || !after_bytes.is_empty() {
+                return Err(
+                    "`vlen-utf8` must be the first filter of an object (`|O`) array".into(),
+                );
+            }
+            array_to_bytes = Some(json!({"name": "vlen-utf8"}));
+            continue;
+        }
+        if dtype.kind == Kind::String && array_to_bytes.is_none() {
+            return Err(format!(
+                "object (`|O`) arrays are supported as `vlen-utf8` strings only, not `{id}`"
+            ));
+        }
         if id == "fixedscaleoffset" {
             if !after_bytes.is_empty() {
                 return Err(
@@ -60,11 +76,14 @@ pub(crate) fn codecs_v3(
         }
         after_bytes.push(bytes_codec(id, codec, &encoded)?);
     }
-    let bytes = match encoded.endian {
+    if dtype.kind == Kind::String && array_to_bytes.is_none() {
+        return Err("object (`|O`) arrays need the `vlen-utf8` filter".into());
+    }
+    let bytes = array_to_bytes.unwrap_or_else(|| match encoded.endian {
         Endian::Little => json!({"name": "bytes", "configuration": {"endian": "little"}}),
         Endian::Big => json!({"name": "bytes", "configuration": {"endian": "big"}}),
         Endian::NotApplicable => json!({"name": "bytes"}),
-    };
+    });
     before_bytes.push(bytes);
     before_bytes.extend(after_bytes);
     Ok(before_bytes)
@@ -298,5 +317,22 @@ mod tests {
             assert!(err.contains(&format!("`{id}`")), "{err}");
         }
         assert!(codecs(json!({"shape": [5], "dtype": "<f8", "compressor": {"level": 1}})).is_err());
+    }
+
+    #[test]
+    fn object_arrays_are_vlen_utf8_strings_only() {
+        let strings = json!({"shape": [3], "dtype": "|O", "filters": [{"id": "vlen-utf8"}],
+            "compressor": {"id": "zstd", "level": 3}});
+        let chain = codecs(strings).unwrap();
+        assert_eq!(chain[0], json!({"name": "vlen-utf8"}));
+        assert_eq!(chain[1]["name"], "zstd");
+        assert_eq!(chain.len(), 2);
+        for bad in [
+            json!({"shape": [3], "dtype": "|O", "filters": null}),
+            json!({"shape": [3], "dtype": "|O", "filters": [{"id": "pickle"}]}),
+            json!({"shape": [3], "dtype": "<f8", "filters": [{"id": "vlen-utf8"}]}),
+        ] {
+            assert!(codecs(bad.clone()).is_err(), "{bad}");
+        }
     }
 }

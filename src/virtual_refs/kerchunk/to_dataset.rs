@@ -100,6 +100,7 @@ pub(crate) fn to_dataset(refs: &KerchunkRefs) -> Result<VirtualDataset> {
     for array in dataset.arrays.values_mut() {
         array.chunks.sort_by(|a, b| a.0.cmp(&b.0));
     }
+    dataset.pad_shared_dimensions();
     Ok(dataset)
 }
 
@@ -204,7 +205,14 @@ fn parse_chunk_key(chunk: &str, separator: char, ndim: usize) -> Option<ChunkCoo
     if ndim == 0 {
         return (chunk == "0").then(Vec::new);
     }
-    let coord: Option<Vec<u64>> = chunk.split(separator).map(|p| p.parse().ok()).collect();
+    // Canonical decimal only: `00` or `+0` would alias chunk 0 and silently replace it.
+    let canonical = |p: &str| {
+        let digits = !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        (digits && (p == "0" || !p.starts_with('0')))
+            .then(|| p.parse().ok())
+            .flatten()
+    };
+    let coord: Option<Vec<u64>> = chunk.split(separator).map(canonical).collect();
     coord.filter(|c| c.len() == ndim)
 }
 
@@ -220,6 +228,10 @@ mod tests {
         assert_eq!(parse_chunk_key("1.2", '.', 3), None);
         assert_eq!(parse_chunk_key("1.x", '.', 2), None);
         assert_eq!(parse_chunk_key("1", '.', 0), None);
+        for aliased in ["00", "+0", "01", "", " 1"] {
+            assert_eq!(parse_chunk_key(aliased, '.', 1), None, "{aliased:?}");
+        }
+        assert_eq!(parse_chunk_key("10", '.', 1), Some(vec![10]));
         assert!(is_metadata_key(".zgroup"));
         assert!(is_metadata_key("a/b/.zattrs"));
         assert!(!is_metadata_key("a/0.0"));
@@ -249,6 +261,25 @@ mod tests {
             vec![vec![0, 0], vec![1, 0]]
         );
         assert_eq!(dataset.skipped_keys, 1);
+        // A variable written for fewer records than its group's `time` has gets its length.
+        let short = KerchunkRefs::from_json(
+            "t",
+            br#"{"a/.zarray": {"zarr_format": 2, "shape": [4], "chunks": [4], "dtype": "<f4",
+                   "fill_value": null, "order": "C", "filters": null, "compressor": null},
+                 "a/.zattrs": {"_ARRAY_DIMENSIONS": ["time"]},
+                 "b/.zarray": {"zarr_format": 2, "shape": [2, 3], "chunks": [1, 3],
+                   "dtype": "<f4", "fill_value": null, "order": "C", "filters": null,
+                   "compressor": null},
+                 "b/.zattrs": {"_ARRAY_DIMENSIONS": ["time", "x"]},
+                 "g/c/.zarray": {"zarr_format": 2, "shape": [1], "chunks": [1], "dtype": "<f4",
+                   "fill_value": null, "order": "C", "filters": null, "compressor": null},
+                 "g/c/.zattrs": {"_ARRAY_DIMENSIONS": ["time"]}}"#,
+        )
+        .unwrap();
+        let dataset = to_dataset(&short).unwrap();
+        assert_eq!(dataset.arrays["b"].shape(), vec![4, 3]);
+        // Another group's `time` is another dimension.
+        assert_eq!(dataset.arrays["g/c"].shape(), vec![1]);
         let outside = KerchunkRefs::from_json(
             "t",
             br#"{"v/.zarray": {"zarr_format": 2, "shape": [4], "chunks": [2], "dtype": "<f4",

@@ -36,6 +36,8 @@ pub(crate) enum Kind {
     Complex,
     Bytes,
     DateTime,
+    /// Variable-length UTF-8 strings.
+    String,
 }
 
 /// Largest element, in bytes, of a raw-bytes data type (`|S<n>`, `|V<n>`): larger ones are
@@ -63,6 +65,16 @@ pub(crate) fn data_type(dtype: &Value) -> Result<DataType, String> {
         _ => return Err(unsupported()),
     };
     let kind_char = chars.next().ok_or_else(unsupported)?;
+    if kind_char == 'O' && chars.as_str().is_empty() {
+        // Python objects: variable-length strings when the filters say `vlen-utf8` (checked
+        // with the codecs), as kerchunk embeds netCDF-4 string variables.
+        return Ok(DataType {
+            v3: json!("string"),
+            endian: Endian::NotApplicable,
+            size: 0,
+            kind: Kind::String,
+        });
+    }
     let rest: String = chars.collect();
     if matches!(kind_char, 'M' | 'm') {
         let unit = rest
@@ -132,6 +144,19 @@ pub(crate) fn data_type(dtype: &Value) -> Result<DataType, String> {
     })
 }
 
+/// True when the integer `value` is in the range of the integer data type `dtype`.
+fn fits_integer(dtype: &DataType, value: &Value) -> bool {
+    let bits = (dtype.size * 8) as u32;
+    match dtype.kind {
+        Kind::UInt => value
+            .as_u64()
+            .is_some_and(|v| bits >= 64 || v < (1u64 << bits)),
+        _ => value.as_i64().is_some_and(|v| {
+            bits >= 64 || (-(1i64 << (bits - 1))..(1i64 << (bits - 1))).contains(&v)
+        }),
+    }
+}
+
 /// The Zarr v3 fill value for a Zarr v2 one: `null` becomes the type's zero; `"NaN"`,
 /// `"Infinity"` and `"-Infinity"` stay as such for floats (and the parts of complex numbers);
 /// byte strings are base64 text, as zarr-python writes them (`""` for all zero bytes).
@@ -156,23 +181,37 @@ pub(crate) fn fill_value(dtype: &DataType, fill: &Value) -> Result<Value, String
             }
             _ => Err(bad()),
         },
-        Kind::Int | Kind::UInt | Kind::DateTime => match fill {
-            Value::Null => Ok(json!(0)),
-            // numpy's NaT is the smallest int64.
-            Value::String(s) if dtype.kind == Kind::DateTime && s == "NaT" => Ok(json!(i64::MIN)),
-            Value::Number(n) if n.is_i64() || n.is_u64() => Ok(fill.clone()),
-            Value::Number(n) => match n.as_f64() {
-                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(json!(f as i64)),
-                _ => Err(bad()),
-            },
-            _ => Err(bad()),
-        },
+        Kind::Int | Kind::UInt | Kind::DateTime => {
+            let value = match fill {
+                Value::Null => json!(0),
+                // numpy's NaT is the smallest int64.
+                Value::String(s) if dtype.kind == Kind::DateTime && s == "NaT" => {
+                    json!(i64::MIN)
+                }
+                Value::Number(n) if n.is_i64() || n.is_u64() => fill.clone(),
+                Value::Number(n) => match n.as_f64() {
+                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => json!(f as i64),
+                    _ => return Err(bad()),
+                },
+                _ => return Err(bad()),
+            };
+            if fits_integer(dtype, &value) {
+                Ok(value)
+            } else {
+                Err(bad())
+            }
+        }
         Kind::Float => float(fill),
         Kind::Complex => match fill {
             Value::Array(parts) if parts.len() == 2 => {
                 Ok(json!([float(&parts[0])?, float(&parts[1])?]))
             }
             Value::Null | Value::Number(_) | Value::String(_) => Ok(json!([float(fill)?, 0.0])),
+            _ => Err(bad()),
+        },
+        Kind::String => match fill {
+            Value::Null => Ok(json!("")),
+            Value::String(_) => Ok(fill.clone()),
             _ => Err(bad()),
         },
         Kind::Bytes => match fill {
@@ -249,7 +288,8 @@ mod tests {
             dt(">m8[10s]").v3["configuration"],
             json!({"unit": "s", "scale_factor": 10})
         );
-        for bad in ["<U10", "|O", "<f16", "<i3", "=f4", "f4", "<M8[parsec]"] {
+        assert_eq!(dt("|O").v3, json!("string"));
+        for bad in ["<U10", "|O4", "<f16", "<i3", "=f4", "f4", "<M8[parsec]"] {
             assert!(data_type(&json!(bad)).is_err(), "{bad}");
         }
         assert!(data_type(&json!([["a", "<f4"]]))
@@ -296,6 +336,11 @@ mod tests {
         assert_eq!(fill_value(&i, &json!(-5)).unwrap(), json!(-5));
         assert_eq!(fill_value(&i, &json!(3.0)).unwrap(), json!(3));
         assert!(fill_value(&i, &json!(3.5)).is_err());
+        assert!(fill_value(&i, &json!(70000)).is_err());
+        assert!(fill_value(&i, &json!(-32768)).is_ok());
+        assert!(fill_value(&dt("|u1"), &json!(256)).is_err());
+        assert!(fill_value(&dt("|u1"), &json!(-1)).is_err());
+        assert!(fill_value(&dt("<u8"), &json!(u64::MAX)).is_ok());
         assert!(fill_value(&i, &json!("NaN")).is_err());
         let b = dt("|b1");
         assert_eq!(fill_value(&b, &json!(null)).unwrap(), json!(false));

@@ -39,6 +39,18 @@ pub(crate) fn array_v3(
     if chunks.as_array().map(Vec::len) != Some(ndim) {
         return Err("`chunks` must be a list as long as `shape`".into());
     }
+    let lengths = |list: &Value, positive: bool| {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .all(|v| v.as_u64().is_some_and(|n| !positive || n > 0))
+    };
+    if !lengths(&shape, false) {
+        return Err(format!("`shape` {shape} must hold non-negative integers"));
+    }
+    if ndim > 0 && !lengths(&chunks, true) {
+        return Err(format!("`chunks` {chunks} must hold positive integers"));
+    }
     let dtype = data_type(field("dtype")?)?;
     let fill = fill_value(&dtype, zarray.get("fill_value").unwrap_or(&Value::Null))?;
     let order = zarray.get("order").and_then(Value::as_str).unwrap_or("C");
@@ -76,7 +88,14 @@ pub(crate) fn array_v3(
     let mut attributes = zattrs.cloned().unwrap_or_default();
     if let Some(Value::Array(names)) = attributes.get("_ARRAY_DIMENSIONS") {
         if names.len() == ndim && names.iter().all(Value::is_string) {
-            document["dimension_names"] = Value::Array(names.clone());
+            // kerchunk names a dimension a netCDF group defines by its HDF5 path
+            // (`hourly/time`); netCDF and xarray name it `time`.
+            let names: Vec<Value> = names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|n| Value::from(n.rsplit('/').next().unwrap_or(n)))
+                .collect();
+            document["dimension_names"] = Value::Array(names);
             attributes.remove("_ARRAY_DIMENSIONS");
         }
     }
@@ -129,6 +148,10 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("dimension_separator");
+        // Dimensions of a netCDF group, named by kerchunk with their HDF5 path.
+        let grouped = json!({"_ARRAY_DIMENSIONS": ["hourly/time", "x"]});
+        let doc = array_v3(&zarray, grouped.as_object(), FillMeaning::CfFillValue).unwrap();
+        assert_eq!(doc["dimension_names"], json!(["time", "x"]));
         let doc = array_v3(&no_sep, None, FillMeaning::CfFillValue).unwrap();
         assert_eq!(doc["chunk_key_encoding"]["configuration"]["separator"], ".");
         assert!(doc.get("dimension_names").is_none());
@@ -146,6 +169,9 @@ mod tests {
             ("dimension_separator", json!("-")),
             ("chunks", json!([2])),
             ("zarr_format", json!(3)),
+            ("shape", json!([4, -5])),
+            ("chunks", json!([0, 3])),
+            ("chunks", json!([2, 1.5])),
         ] {
             let mut bad = zarray.clone();
             bad[field] = value;
