@@ -41,6 +41,22 @@ impl SourceChunk {
     }
 }
 
+/// The `shape` of an array's `zarr.json` (entries that are not integers skipped).
+pub(crate) fn document_shape(document: &Value) -> Vec<u64> {
+    document["shape"]
+        .as_array()
+        .map(|s| s.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+/// The user `attributes` of a node's `zarr.json` (empty when it has none).
+pub(crate) fn document_attributes(document: &Value) -> Map<String, Value> {
+    document["attributes"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// One array of a virtual dataset.
 #[derive(Clone, Debug)]
 pub(crate) struct VirtualArray {
@@ -61,18 +77,12 @@ impl VirtualArray {
 
     /// The array's shape.
     pub(crate) fn shape(&self) -> Vec<u64> {
-        self.document["shape"]
-            .as_array()
-            .map(|s| s.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default()
+        document_shape(&self.document)
     }
 
     /// Its user attributes.
     pub(crate) fn attributes(&self) -> Map<String, Value> {
-        self.document["attributes"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default()
+        document_attributes(&self.document)
     }
 }
 
@@ -91,31 +101,37 @@ pub(crate) struct VirtualDataset {
 }
 
 impl VirtualDataset {
-    /// Gives every array the length its group's longest array has along each dimension name
-    /// they share. netCDF's unlimited dimensions have one length per group, but HDF5 (and so
-    /// kerchunk) reports each variable's own extent: a variable written for fewer records
-    /// than `time` has would otherwise conflict with it. The added elements have no chunks
-    /// and read as the fill value, as they do in the file.
-    pub(crate) fn pad_shared_dimensions(&mut self) {
-        let mut longest: BTreeMap<(String, String), u64> = BTreeMap::new();
+    /// Gives every array the length of its group's coordinate variable (the 1-D array named
+    /// like the dimension) along that dimension when it is shorter. netCDF gives every
+    /// variable the unlimited dimension's length, but HDF5 (and so kerchunk) reports what was
+    /// written: a variable written for fewer records than `time` has would otherwise conflict
+    /// with it. The added elements have no chunks and read as the fill value, as they do in
+    /// the file. Dimensions without a coordinate variable (h5py's positional `phony_dim_N`
+    /// among them) are left alone.
+    pub(crate) fn pad_to_coordinate_lengths(&mut self) {
+        let mut lengths: BTreeMap<String, u64> = BTreeMap::new();
         for (path, array) in &self.arrays {
-            let group = Self::parent_of(path).to_string();
-            for (name, length) in array.dimension_names().iter().zip(array.shape()) {
-                let entry = longest
-                    .entry((group.clone(), name.to_string()))
-                    .or_default();
-                *entry = (*entry).max(length);
+            let (names, shape) = (array.dimension_names(), array.shape());
+            if names.len() == 1 && shape.len() == 1 && names[0] == Self::name_of(path) {
+                lengths.insert(path.clone(), shape[0]);
             }
         }
         for (path, array) in &mut self.arrays {
-            let group = Self::parent_of(path).to_string();
+            let group = Self::parent_of(path);
             let names: Vec<String> = array
                 .dimension_names()
                 .iter()
                 .map(|n| n.to_string())
                 .collect();
             for (i, name) in names.iter().enumerate() {
-                let want = longest[&(group.clone(), name.clone())];
+                let coordinate = if group.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{group}/{name}")
+                };
+                let Some(&want) = lengths.get(&coordinate) else {
+                    continue;
+                };
                 if array.document["shape"][i]
                     .as_u64()
                     .is_some_and(|n| n < want)

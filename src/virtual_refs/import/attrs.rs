@@ -121,19 +121,31 @@ pub(crate) fn compare(
             ));
         }
     }
+    check.differing = differing(stored, imported)
+        .into_iter()
+        .filter(|(name, _, _)| !DECODING_ATTRIBUTES.contains(&name.as_str()))
+        .collect();
+    Ok(check)
+}
+
+/// The attributes whose values differ between `stored` and `imported`, sorted by name, as
+/// (name, stored value, imported value); `null` stands for an absent attribute.
+pub(crate) fn differing(
+    stored: &Map<String, Value>,
+    imported: &Map<String, Value>,
+) -> Vec<(String, Value, Value)> {
     let mut names: Vec<&String> = stored.keys().chain(imported.keys()).collect();
     names.sort();
     names.dedup();
-    for name in names {
-        if DECODING_ATTRIBUTES.contains(&name.as_str()) {
-            continue;
-        }
-        let (s, i) = (value(stored, name), value(imported, name));
-        if s != i {
-            check.differing.push((name.clone(), s, i));
-        }
-    }
-    Ok(check)
+    names
+        .into_iter()
+        .filter(|name| stored.get(*name) != imported.get(*name))
+        .map(|name| {
+            let value =
+                |attrs: &Map<String, Value>| attrs.get(name).cloned().unwrap_or(Value::Null);
+            (name.clone(), value(stored), value(imported))
+        })
+        .collect()
 }
 
 fn refusal(path: &NodePath, name: &str, stored: &Value, imported: &Value, why: &str) -> Error {

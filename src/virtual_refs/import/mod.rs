@@ -326,25 +326,34 @@ async fn write_groups(
     Ok(())
 }
 
+fn report_kept_pairs(
+    path: &NodePath,
+    kept: &[(String, Value, Value)],
+    summary: &mut ImportSummary,
+) {
+    for (name, stored, imported) in kept {
+        summary.kept_attributes.push(KeptAttribute {
+            path: path.clone(),
+            name: name.clone(),
+            stored: stored.clone(),
+            imported: imported.clone(),
+        });
+    }
+}
+
 fn report_kept(
     path: &NodePath,
     stored: &Map<String, Value>,
     imported: &Map<String, Value>,
     summary: &mut ImportSummary,
 ) {
-    let mut names: Vec<&String> = stored.keys().chain(imported.keys()).collect();
-    names.sort();
-    names.dedup();
-    for name in names {
-        let (s, i) = (stored.get(name), imported.get(name));
-        if s != i {
-            summary.kept_attributes.push(KeptAttribute {
-                path: path.clone(),
-                name: name.clone(),
-                stored: s.cloned().unwrap_or(Value::Null),
-                imported: i.cloned().unwrap_or(Value::Null),
-            });
-        }
+    for (name, stored, imported) in attrs::differing(stored, imported) {
+        summary.kept_attributes.push(KeptAttribute {
+            path: path.clone(),
+            name,
+            stored,
+            imported,
+        });
     }
 }
 
@@ -358,14 +367,7 @@ async fn write_array(
 ) -> Result<()> {
     let plan = &item.plan;
     let target = &plan.target;
-    for (name, stored, imported) in &plan.kept {
-        summary.kept_attributes.push(KeptAttribute {
-            path: target.clone(),
-            name: name.clone(),
-            stored: stored.clone(),
-            imported: imported.clone(),
-        });
-    }
+    report_kept_pairs(target, &plan.kept, summary);
     if let Role::Load(reason) = &plan.role {
         if !matches!(plan.action, Action::Unchanged { .. }) {
             summary.loaded.push(LoadedArray {

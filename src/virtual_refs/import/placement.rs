@@ -15,7 +15,9 @@ use super::roles::{element_size, Role};
 use crate::error::{Error, Result};
 use crate::format::path::NodePath;
 use crate::repo::Session;
-use crate::virtual_refs::dataset::VirtualArray;
+use crate::virtual_refs::dataset::{
+    document_attributes as attributes, document_shape as shape, VirtualArray,
+};
 use crate::zarr::chunk_grid::ChunkGrid;
 use crate::zarr::metadata::{check_grid_update, ArrayGeometry, NodeMetadata};
 
@@ -87,20 +89,6 @@ pub(crate) struct ArrayPlan {
 const MUST_AGREE: [&str; 3] = ["data_type", "fill_value", "dimension_names"];
 /// The fields that must also agree when the appended chunks are references.
 const MUST_AGREE_VIRTUAL: [&str; 2] = ["codecs", "chunk_key_encoding"];
-
-fn shape(document: &Value) -> Vec<u64> {
-    document["shape"]
-        .as_array()
-        .map(|s| s.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default()
-}
-
-fn attributes(document: &Value) -> Map<String, Value> {
-    document["attributes"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default()
-}
 
 /// The layout floe stores a loaded array in: the translated metadata with little-endian
 /// `bytes` + `zstd` codecs and a regular grid that is whole along every dimension but the one

@@ -100,7 +100,7 @@ pub(crate) fn to_dataset(refs: &KerchunkRefs) -> Result<VirtualDataset> {
     for array in dataset.arrays.values_mut() {
         array.chunks.sort_by(|a, b| a.0.cmp(&b.0));
     }
-    dataset.pad_shared_dimensions();
+    dataset.pad_to_coordinate_lengths();
     Ok(dataset)
 }
 
@@ -264,13 +264,19 @@ mod tests {
         // A variable written for fewer records than its group's `time` has gets its length.
         let short = KerchunkRefs::from_json(
             "t",
-            br#"{"a/.zarray": {"zarr_format": 2, "shape": [4], "chunks": [4], "dtype": "<f4",
+            br#"{"time/.zarray": {"zarr_format": 2, "shape": [4], "chunks": [4], "dtype": "<f4",
                    "fill_value": null, "order": "C", "filters": null, "compressor": null},
-                 "a/.zattrs": {"_ARRAY_DIMENSIONS": ["time"]},
+                 "time/.zattrs": {"_ARRAY_DIMENSIONS": ["time"]},
                  "b/.zarray": {"zarr_format": 2, "shape": [2, 3], "chunks": [1, 3],
                    "dtype": "<f4", "fill_value": null, "order": "C", "filters": null,
                    "compressor": null},
                  "b/.zattrs": {"_ARRAY_DIMENSIONS": ["time", "x"]},
+                 "p/.zarray": {"zarr_format": 2, "shape": [2], "chunks": [2], "dtype": "<f4",
+                   "fill_value": null, "order": "C", "filters": null, "compressor": null},
+                 "p/.zattrs": {"_ARRAY_DIMENSIONS": ["phony_dim_0"]},
+                 "q/.zarray": {"zarr_format": 2, "shape": [5], "chunks": [5], "dtype": "<f4",
+                   "fill_value": null, "order": "C", "filters": null, "compressor": null},
+                 "q/.zattrs": {"_ARRAY_DIMENSIONS": ["phony_dim_0"]},
                  "g/c/.zarray": {"zarr_format": 2, "shape": [1], "chunks": [1], "dtype": "<f4",
                    "fill_value": null, "order": "C", "filters": null, "compressor": null},
                  "g/c/.zattrs": {"_ARRAY_DIMENSIONS": ["time"]}}"#,
@@ -278,6 +284,8 @@ mod tests {
         .unwrap();
         let dataset = to_dataset(&short).unwrap();
         assert_eq!(dataset.arrays["b"].shape(), vec![4, 3]);
+        // No coordinate variable (h5py's positional phony dimensions): left alone.
+        assert_eq!(dataset.arrays["p"].shape(), vec![2]);
         // Another group's `time` is another dimension.
         assert_eq!(dataset.arrays["g/c"].shape(), vec![1]);
         let outside = KerchunkRefs::from_json(
