@@ -3,8 +3,10 @@
 //! chunking, contiguous variables, scalars and fixed-length strings, nested groups, packed
 //! `int16`, `_FillValue` and `missing_value`, per-file time units, a `noleap` calendar, a
 //! dimension without a coordinate variable, a partly filled last chunk, monthly files of
-//! 31/28/31 days, a plain HDF5 file, an xarray-written file), referenced by kerchunk,
-//! imported day after day, served, and compared with xarray.
+//! 31/28/31 days, float32 packing, groups with their own dimensions, variable-length
+//! strings, a variable written for fewer records, a plain HDF5 file, a netCDF-3 file, an
+//! xarray-written file), referenced by kerchunk, imported day after day, served, and compared
+//! with xarray.
 //!
 //! For each case the first file is imported and the following ones appended along `time`; at
 //! every snapshot, `xarray.open_zarr` through the server must be identical

@@ -2,7 +2,8 @@
 
     python virtual_corpus.py make DIR
         Writes each case's daily (or monthly) files with netCDF4-python, h5py or xarray, the
-        kerchunk references of every file (kerchunk.hdf.SingleHdf5ToZarr, JSON), and
+        kerchunk references of every file (kerchunk.hdf.SingleHdf5ToZarr, or
+        kerchunk.netCDF3.NetCDF3ToZarr for netCDF-3, JSON), and
         DIR/manifest.json: {"cases": {name: {"files": [...], "refs": [...],
         "append_dim": "time", "group": "..."}}}.
 
@@ -24,6 +25,7 @@ import warnings
 
 import h5py
 import kerchunk.hdf
+from kerchunk.netCDF3 import NetCDF3ToZarr
 import netCDF4
 import numpy as np
 import xarray as xr
@@ -236,6 +238,26 @@ def case_monthly(d, i):
     ds.close()
 
 
+def case_netcdf3(d, i):
+    """A netCDF-3 classic file (big-endian, one chunk per record), per-file time units,
+    references by kerchunk's NetCDF3ToZarr."""
+    ds = netCDF4.Dataset(f"{d}/netcdf3_{i}.nc3", "w", format="NETCDF3_CLASSIC")
+    ds.createDimension("time", None)
+    ds.createDimension("x", 3)
+    t = ds.createVariable("time", "f8", ("time",))
+    t.units = f"hours since 2026-01-{i + 1:02d}"
+    t[:] = np.arange(4)
+    x = ds.createVariable("x", "f4", ("x",))
+    x[:] = [1, 2, 3]
+    v = ds.createVariable("v", "f4", ("time", "x"), fill_value=-999.0)
+    v[:] = field(120 + i, (4, 3))
+    v[0, 0] = -999.0
+    s = ds.createVariable("s", "i2", ("time",))
+    s.scale_factor = 0.5
+    s[:] = [1, 2, 3, 4]
+    ds.close()
+
+
 def case_h5py(d, i):
     """An HDF5 file written by h5py, with dimension scales and attributes but no netCDF
     conventions (no _FillValue): the HDF5 fill value must not mask data."""
@@ -287,6 +309,7 @@ CASES = {
     "partial_chunk": (case_partial_chunk, 3, ".nc", None),
     "monthly": (case_monthly, 3, ".nc", None),
     "h5py": (case_h5py, 2, ".h5", None),
+    "netcdf3": (case_netcdf3, 2, ".nc3", None),
     "xarray_written": (case_xarray_written, 3, ".nc", None),
 }
 
@@ -301,7 +324,7 @@ PREFIX = {
     "nested_groups": "nested", "group_dimensions": "groupdims", "packed_fill": "packed", "packed_float32": "packed32",
     "time_units": "units",
     "noleap": "noleap", "no_coordinate": "nocoord", "partial_chunk": "partial",
-    "monthly": "monthly", "h5py": "h5py", "xarray_written": "xarray",
+    "monthly": "monthly", "h5py": "h5py", "netcdf3": "netcdf3", "xarray_written": "xarray",
 }
 
 
@@ -314,7 +337,10 @@ def make(out):
         for i in range(count):
             write(data, i)
             path = os.path.join(data, f"{PREFIX[name]}_{i}{ext}")
-            translated = kerchunk.hdf.SingleHdf5ToZarr(path, inline_threshold=0).translate()
+            if ext == ".nc3":
+                translated = NetCDF3ToZarr(path, inline_threshold=0).translate()
+            else:
+                translated = kerchunk.hdf.SingleHdf5ToZarr(path, inline_threshold=0).translate()
             ref_path = os.path.join(out, f"{PREFIX[name]}_{i}.json")
             with open(ref_path, "w") as f:
                 json.dump(translated, f)
