@@ -521,3 +521,39 @@ async fn hostile_chunk_shapes_are_refused_without_allocating_them() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrays_found_unchanged_are_compared_by_value_however_encoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    let session = repo.writable_session("main").await.unwrap();
+    let day = |first: i16| {
+        let v: Vec<u8> = [first, first + 1]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let refs = json!({
+            ".zgroup": "{\"zarr_format\": 2}",
+            "x/.zarray": zarray(&[2], &[2], "<i2", Value::Null),
+            "x/.zattrs": json!({"_ARRAY_DIMENSIONS": ["x"]}).to_string(),
+            "x/0": b64(&[7, 0, 8, 0]),
+            "v/.zarray": zarray(&[2], &[2], "<i2", Value::Null),
+            "v/.zattrs": json!({"_ARRAY_DIMENSIONS": ["time"]}).to_string(),
+            "v/0": b64(&v),
+        });
+        KerchunkRefs::from_json("day", refs.to_string().as_bytes()).unwrap()
+    };
+    // Day 1 loads the coordinate `x` (floe's codecs); day 2 keeps it virtual (the file's):
+    // its values are equal, so it is unchanged.
+    import_kerchunk(&session, &day(0), &append_options("u"))
+        .await
+        .unwrap();
+    let mut options = append_options("u");
+    options.keep_virtual = vec!["x".into()];
+    let summary = import_kerchunk(&session, &day(10), &options).await.unwrap();
+    assert_eq!(
+        (summary.arrays_appended, summary.arrays_unchanged),
+        (1, 1),
+        "{summary}"
+    );
+}

@@ -183,7 +183,9 @@ pub(crate) fn plan(
         ));
     };
     let stored = Value::Object(existing.metadata.document().clone());
-    let fields = MUST_AGREE.iter().chain(if loaded {
+    // Arrays compared by value (unchanged) or written by value (loaded) may be encoded
+    // otherwise; references must follow references encoded alike.
+    let fields = MUST_AGREE.iter().chain(if loaded || dim.is_none() {
         &[][..]
     } else {
         &MUST_AGREE_VIRTUAL[..]
