@@ -8,6 +8,7 @@ pub mod keys;
 pub mod listing;
 pub mod metadata;
 pub mod rechunk;
+pub(crate) mod region;
 pub mod resolve;
 pub mod store;
 pub mod zarrs_adapter;
