@@ -3,7 +3,7 @@
 //! `branch@<time>`), many data types and codecs, missing chunks, nested groups, sharding,
 //! consolidated and listing-based discovery; rechunked views in their URL and header forms; a
 //! rectilinear array through the server's default regular-grid view; datasets in sub-groups
-//! opened from their own URL with consolidated metadata.
+//! opened from their own URL with consolidated metadata; empty arrays with a chunk size of 0.
 //! Also prints how long xarray takes to open a 50-variable dataset.
 //!
 //! The Python interpreter comes from `FLOE_TEST_PYTHON` (scripts/check sets it to its venv's
@@ -98,6 +98,57 @@ async fn python_reads_a_rectilinear_array_through_the_regular_view() {
         out.contains(&format!("ok rectilinear {}", monthly::PATH)),
         "{out}"
     );
+    server.stop().await;
+}
+
+/// A `zarr.json` as zarr-python 3.1 writes it for `create_array(name, shape=shape,
+/// chunks=shape, dtype=dtype, dimension_names=dims)` when the first dimension is empty: the
+/// chunk size along it is 0.
+fn zarr_python_empty_array(shape: &[u64], dtype: &str, dims: &[&str]) -> bytes::Bytes {
+    bytes::Bytes::from(
+        json!({"shape": shape, "data_type": dtype,
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": shape}},
+            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+            "fill_value": 0,
+            "codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
+                       {"name": "zstd", "configuration": {"level": 0, "checksum": false}}],
+            "attributes": {}, "dimension_names": dims, "zarr_format": 3,
+            "node_type": "array", "storage_transformers": []})
+        .to_string(),
+    )
+}
+
+/// Empty arrays with a chunk size of 0 (zarr-python's `shape=(0,), chunks=(0,)` and
+/// `shape=(0, 3), chunks=(0, 3)`) read by zarr-python (consolidated and by listing) and xarray
+/// through the server: their shapes and chunk shapes as written, no chunk, empty values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_reads_empty_arrays_with_zero_chunk_sizes() {
+    let Some(python) = python("python_reads_empty_arrays_with_zero_chunk_sizes") else {
+        return;
+    };
+    let (_dir, repo) = tempdir_repo(settings()).await;
+    let session = repo.writable_session("main").await.unwrap();
+    let z = session.zarr();
+    let root = json!({"zarr_format": 3, "node_type": "group", "attributes": {}});
+    z.set("zarr.json", bytes::Bytes::from(root.to_string()))
+        .await
+        .unwrap();
+    z.set(
+        "e/zarr.json",
+        zarr_python_empty_array(&[0], "int32", &["t"]),
+    )
+    .await
+    .unwrap();
+    z.set(
+        "m/zarr.json",
+        zarr_python_empty_array(&[0, 3], "float64", &["t", "x"]),
+    )
+    .await
+    .unwrap();
+    session.commit("empty arrays", None).await.unwrap();
+    let server = TestServer::start(repo).await;
+    let out = run_python(&python, "read_empty.py", vec![server.url("")]).await;
+    assert!(out.contains("ok empty"), "{out}");
     server.stop().await;
 }
 

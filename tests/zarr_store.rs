@@ -1,6 +1,8 @@
 //! Key-level behaviour of the Zarr v3 view of a session (`ZarrStore`).
 
 mod common;
+#[path = "zarr_store/empty_arrays.rs"]
+mod empty_arrays;
 
 use bytes::Bytes;
 use common::{filled, p, tempdir_repo};

@@ -363,6 +363,88 @@ async fn group_hierarchy_and_attributes_read_back_through_zarrs() {
     }
 }
 
+/// zarr-python 3.1 writes empty arrays with a chunk size of 0 (`shape=(0, 3), chunks=(0, 3)`),
+/// which zarrs' regular grid refuses; the adapters hand zarrs a chunk size of 1 there (the same
+/// array: no element, no chunk), so zarrs opens, reads and grows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zarrs_opens_empty_arrays_written_by_zarr_python() {
+    let (_dir, repo) = tempdir_repo(settings()).await;
+    let session = repo.writable_session("main").await.unwrap();
+    let z = session.zarr();
+    let document = |shape: &[u64], chunks: &[u64]| {
+        bytes::Bytes::from(
+            json!({"zarr_format": 3, "node_type": "array", "shape": shape,
+                "data_type": "int32",
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
+                "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+                "fill_value": 0,
+                "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}]})
+            .to_string(),
+        )
+    };
+    z.set(
+        "zarr.json",
+        bytes::Bytes::from_static(br#"{"zarr_format":3,"node_type":"group"}"#),
+    )
+    .await
+    .unwrap();
+    z.set("e/zarr.json", document(&[0], &[0])).await.unwrap();
+    z.set("m/zarr.json", document(&[0, 3], &[0, 3]))
+        .await
+        .unwrap();
+    let id = session.commit("empty arrays", None).await.unwrap();
+
+    let ro_session = repo.session_at_snapshot(id).await.unwrap();
+    let ro = Arc::new(AsyncZarrsStore::new(ro_session.zarr()));
+    let root = Group::async_open(ro.clone(), "/").await.unwrap();
+    let mut paths: Vec<String> = root
+        .async_child_paths()
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().to_string())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, vec!["/e", "/m"]);
+    for (path, shape) in [("/e", vec![0u64]), ("/m", vec![0, 3])] {
+        let array = Array::async_open(ro.clone(), path).await.unwrap();
+        assert_eq!(array.shape(), shape.as_slice(), "{path}");
+        let data: Vec<i32> = array
+            .async_retrieve_array_subset(&array.subset_all())
+            .await
+            .unwrap();
+        assert!(data.is_empty(), "{path}");
+    }
+    // zarr-python reads the document as it wrote it.
+    let stored: Value =
+        serde_json::from_slice(&ro_session.zarr().get("m/zarr.json").await.unwrap().unwrap())
+            .unwrap();
+    assert_eq!(
+        stored["chunk_grid"]["configuration"]["chunk_shape"],
+        json!([0, 3])
+    );
+
+    // zarrs grows the array with the chunk size it was given, which floe accepts.
+    let store = Arc::new(AsyncZarrsStore::new(session.zarr()));
+    let mut array = Array::async_open(store.clone(), "/e").await.unwrap();
+    array.set_shape(vec![3]).unwrap();
+    array.async_store_metadata().await.unwrap();
+    array
+        .async_store_array_subset(&array.subset_all(), vec![7i32, 8, 9])
+        .await
+        .unwrap();
+    let id = session.commit("grown by zarrs", None).await.unwrap();
+    let ro = Arc::new(AsyncZarrsStore::new(
+        repo.session_at_snapshot(id).await.unwrap().zarr(),
+    ));
+    let array = Array::async_open(ro, "/e").await.unwrap();
+    let data: Vec<i32> = array
+        .async_retrieve_array_subset(&array.subset_all())
+        .await
+        .unwrap();
+    assert_eq!(data, vec![7, 8, 9]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adapter_errors_carry_floe_messages() {
     let (_dir, repo) = tempdir_repo(settings()).await;

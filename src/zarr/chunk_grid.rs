@@ -15,6 +15,18 @@
 //!   declared wholly past the array's end are no part of it (their keys are refused like any
 //!   key outside the grid), exactly as a regular grid has `ceil(length / chunk)` chunks.
 //!
+//! Rules floe applies to a regular grid (`configuration: {"chunk_shape": [...]}`): one
+//! non-negative integer per dimension, positive except along a dimension of length 0, where
+//! 0 is allowed and declares no chunk. This is zarr-python 3.1's rule: it writes
+//! `chunk_shape: [0]` for an array of shape `[0]` (and `[0, 3]` for `[0, 3]`) and counts
+//! `ceil(length / chunk)` chunks with `ceil(0 / c) = 0` for every `c`, so a chunk length of 0
+//! works only where the length is 0 (anything else divides by zero there). An array with a
+//! chunk length of 0 therefore cannot grow along that dimension: a `zarr.json` giving it a
+//! positive length there is refused unless it also gives a positive chunk length.
+//!
+//! A rectilinear grid never has an edge length or repeat count of 0 (the extension's schema
+//! requires at least 1): an empty dimension is declared by an empty list, `[]`.
+//!
 //! Run-length pairs are never expanded: a dimension is kept as runs of equal edge lengths
 //! (adjacent equal lengths merged) with their first chunk index and first element, cut at the
 //! last chunk holding an element of the array, so a hostile `[1, 1000000000000]` costs one
@@ -132,7 +144,8 @@ pub enum ChunkEdges {
 pub enum ChunkGrid {
     /// The `regular` grid: every chunk has the same shape; edge chunks extend past the end.
     Regular {
-        /// Chunk shape in elements (every entry positive).
+        /// Chunk shape in elements: positive, or 0 along a dimension of length 0 (which then
+        /// has no chunk; every lookup along it answers `None`).
         chunk_shape: Vec<u64>,
     },
     /// The `rectilinear` grid: per dimension, one edge length or a list of them.
@@ -160,7 +173,11 @@ impl ChunkGrid {
                     .and_then(Value::as_array)
                     .ok_or("`chunk_grid.configuration.chunk_shape` must be a list of integers")?
                     .iter()
-                    .map(|v| positive(v, "chunk sizes"))
+                    .map(|v| {
+                        v.as_u64().ok_or_else(|| {
+                            format!("chunk sizes must be non-negative integers, found `{v}`")
+                        })
+                    })
                     .collect::<Result<Vec<u64>, String>>()?;
                 if chunk_shape.len() != shape.len() {
                     return Err(format!(
@@ -169,6 +186,7 @@ impl ChunkGrid {
                         shape.len()
                     ));
                 }
+                check_zero_chunks(&chunk_shape, shape)?;
                 Ok(ChunkGrid::Regular { chunk_shape })
             }
             Some("rectilinear") => {
@@ -240,24 +258,28 @@ impl ChunkGrid {
     }
 
     /// First element of chunk `index` along `dim`, `None` when the dimension has no such chunk
-    /// (for regular dimensions: when the start overflows `u64`).
+    /// (for regular dimensions: when the start overflows `u64`, or the chunk length is 0).
     pub fn chunk_start(&self, dim: usize, index: u64) -> Option<u64> {
         match self.edges(dim)? {
+            Edges::Regular(0) => None,
             Edges::Regular(c) => index.checked_mul(c),
             Edges::Varying(runs) => runs.chunk_start(index),
         }
     }
 
     /// Edge length of chunk `index` along `dim` (the decoded chunk's extent, which may reach
-    /// past the array's end), `None` when the dimension has no such chunk.
+    /// past the array's end), `None` when the dimension has no such chunk (for regular
+    /// dimensions: when its start overflows `u64`, or the chunk length is 0).
     pub fn chunk_length(&self, dim: usize, index: u64) -> Option<u64> {
         match self.edges(dim)? {
+            Edges::Regular(0) => None,
             Edges::Regular(c) => index.checked_mul(c).map(|_| c),
             Edges::Varying(runs) => runs.chunk_length(index),
         }
     }
 
-    /// The chunk along `dim` holding element `element`, `None` when no chunk holds it.
+    /// The chunk along `dim` holding element `element`, `None` when no chunk holds it (always
+    /// for a regular dimension whose chunk length is 0).
     pub fn chunk_of(&self, dim: usize, element: u64) -> Option<u64> {
         match self.edges(dim)? {
             Edges::Regular(c) => element.checked_div(c),
@@ -324,13 +346,32 @@ impl ChunkGrid {
     }
 }
 
-/// `ceil(extent / chunk)`, 0 for a zero chunk size (which parsing never produces, but the
-/// enum's fields are public).
+/// `ceil(extent / chunk)`, and 0 for a chunk length of 0 (parsing allows it only for an
+/// extent of 0, where zarr-python counts `ceil(0 / 0) = 0` chunks; for other extents, which
+/// only a hand-built grid can pair with it, the dimension has no chunk either).
 fn regular_count(extent: u64, chunk: u64) -> u64 {
     if chunk == 0 {
         0
     } else {
         extent.div_ceil(chunk)
+    }
+}
+
+/// Refuses a chunk length of 0 along a dimension whose length is not 0 (see the module docs:
+/// such a grid has no chunk to hold the elements; zarr-python divides by zero on it).
+fn check_zero_chunks(chunk_shape: &[u64], shape: &[u64]) -> Result<(), String> {
+    match chunk_shape
+        .iter()
+        .zip(shape)
+        .position(|(&chunk, &extent)| chunk == 0 && extent > 0)
+    {
+        None => Ok(()),
+        Some(dim) => Err(format!(
+            "the chunk size along dimension {dim} is 0, which only a dimension of length 0 may \
+             have, but the array's length along it is {}: a chunk size of 0 declares no chunk, \
+             so an array cannot grow along that dimension without a positive chunk size",
+            shape[dim]
+        )),
     }
 }
 
@@ -443,6 +484,55 @@ mod tests {
         let huge = rectilinear(json!([[[1, u64::MAX]]]), &[u64::MAX]).unwrap();
         let huger = rectilinear(json!([[[1, u64::MAX], 2]]), &[u64::MAX]).unwrap();
         assert_eq!(huge.first_difference(&huger, 0, u64::MAX, u64::MAX), None);
+    }
+
+    fn regular(chunk_shape: Value, shape: &[u64]) -> Result<ChunkGrid, String> {
+        ChunkGrid::from_metadata(
+            &json!({"name": "regular", "configuration": {"chunk_shape": chunk_shape}}),
+            shape,
+        )
+    }
+
+    #[test]
+    fn zero_chunk_lengths_only_along_empty_dimensions() {
+        // zarr-python's empty arrays: shape [0] with chunks [0], shape [0, 3] with [0, 3].
+        let empty = regular(json!([0]), &[0]).unwrap();
+        assert_eq!(empty.chunk_count(0, 0), 0);
+        assert_eq!(empty.chunk_of(0, 0), None);
+        assert_eq!(empty.chunk_start(0, 0), None);
+        assert_eq!(empty.chunk_length(0, 0), None);
+        assert_eq!(empty.max_chunk_length(0), 0);
+        let rows = regular(json!([0, 3]), &[0, 3]).unwrap();
+        assert_eq!((rows.chunk_count(0, 0), rows.chunk_count(1, 3)), (0, 1));
+        assert_eq!(rows.chunk_start(1, 0), Some(0));
+        // Another grid of the same empty dimension shares no chunk with it, so nothing moves.
+        let positive = regular(json!([5, 3]), &[0, 3]).unwrap();
+        assert_eq!(rows.first_difference(&positive, 0, 0, 10), None);
+        assert_eq!(positive.first_difference(&rows, 0, 10, 0), None);
+        // A positive length needs a positive chunk size: zarr-python divides by zero there.
+        for (chunks, shape, dim) in [
+            (json!([0]), vec![5], 0),
+            (json!([0, 0]), vec![0, 3], 1),
+            (json!([1, 0]), vec![0, 3], 1),
+        ] {
+            let err = regular(chunks.clone(), &shape).unwrap_err();
+            assert!(
+                err.contains(&format!("along dimension {dim} is 0")),
+                "{chunks}: {err}"
+            );
+        }
+        for bad in [json!([-1]), json!([1.5]), json!(["1"])] {
+            let err = regular(bad.clone(), &[0]).unwrap_err();
+            assert!(err.contains("non-negative integers"), "{bad}: {err}");
+        }
+        // The rectilinear extension requires every edge length to be at least 1, even along
+        // an empty dimension (an empty list declares it).
+        assert!(rectilinear(json!([0]), &[0])
+            .unwrap_err()
+            .contains("positive"));
+        assert!(rectilinear(json!([[0]]), &[0])
+            .unwrap_err()
+            .contains("positive"));
     }
 
     #[test]

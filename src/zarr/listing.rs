@@ -2,7 +2,8 @@
 //!
 //! Every node contributes its `zarr.json`; every array contributes the key of each stored
 //! chunk inside its current grid, in the array's chunk key encoding. Prefixes are `""` (the
-//! whole hierarchy) or end with `/`. Results are sorted.
+//! whole hierarchy, also spelled `"/"`, see [`canonical_prefix`]) or end with `/`. Results
+//! are sorted.
 
 use std::collections::BTreeSet;
 
@@ -12,12 +13,13 @@ use crate::repo::NodeInfo;
 
 use super::keys::chunk_key_suffix;
 use super::metadata::ArrayGeometry;
-use super::resolve::check_prefix_syntax;
+use super::resolve::canonical_prefix;
 use super::store::ZarrStore;
 
-/// Refuses prefixes that are neither `""` nor a valid key followed by `/`.
-pub(crate) fn check_prefix(prefix: &str) -> Result<()> {
-    check_prefix_syntax(prefix).map_err(|reason| Error::invalid_key(prefix, reason))
+/// The canonical form of a listing prefix (`"/"` becomes `""`); [`Error::InvalidKey`] for
+/// prefixes that are neither `""`, `"/"` nor a valid key followed by `/`.
+pub(crate) fn check_prefix(prefix: &str) -> Result<&str> {
+    canonical_prefix(prefix).map_err(|reason| Error::invalid_key(prefix, reason))
 }
 
 /// The full key of chunk `coords` of the array at `path`.
@@ -68,11 +70,14 @@ impl ZarrStore {
         self.list_prefix("").await
     }
 
-    /// Every key starting with `prefix` (`""` or ending with `/`), sorted.
+    /// Every key starting with `prefix` (`""` or ending with `/`; `"/"` is `""`, the root as
+    /// zarr-python's stateful test spells it), sorted.
     ///
-    /// Errors with [`Error::InvalidKey`] for other prefixes.
+    /// Errors with [`Error::InvalidKey`] for other prefixes, longer ones starting with `/`
+    /// (`"/a/"`) included: keys never start with `/`, and zarr-python's stores disagree on
+    /// what such a prefix means (spec/zarr.md §2).
     pub async fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
-        check_prefix(prefix)?;
+        let prefix = check_prefix(prefix)?;
         let mut keys = Vec::new();
         for node in self.session().list_nodes()? {
             match overlap(&node, prefix) {
@@ -93,13 +98,13 @@ impl ZarrStore {
         Ok(keys)
     }
 
-    /// `(keys, prefixes)`: the keys directly inside `prefix` (`""` or ending with `/`) and its
-    /// child prefixes (each ending with `/`), both sorted.
+    /// `(keys, prefixes)`: the keys directly inside `prefix` (`""` or ending with `/`; `"/"`
+    /// is `""`) and its child prefixes (each ending with `/`), both sorted.
     ///
     /// Nodes below the prefix are reported as child prefixes without listing their chunks.
     /// Errors with [`Error::InvalidKey`] for other prefixes.
     pub async fn list_dir(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>)> {
-        check_prefix(prefix)?;
+        let prefix = check_prefix(prefix)?;
         let mut keys = BTreeSet::new();
         let mut prefixes = BTreeSet::new();
         let mut place = |key: String| {
@@ -142,7 +147,30 @@ impl ZarrStore {
         Ok((keys.into_iter().collect(), prefixes.into_iter().collect()))
     }
 
-    /// The total size in bytes of every key starting with `prefix`.
+    /// True when no key starts with `prefix` (`""` or ending with `/`; `"/"` is `""`), as
+    /// zarr-python's `Store.is_empty` asks. Stops at the first key found: a node inside the
+    /// prefix answers without listing any chunk.
+    ///
+    /// Errors with [`Error::InvalidKey`] for other prefixes.
+    pub async fn is_empty(&self, prefix: &str) -> Result<bool> {
+        let prefix = check_prefix(prefix)?;
+        for node in self.session().list_nodes()? {
+            match overlap(&node, prefix) {
+                Overlap::Disjoint => {}
+                Overlap::Inside => return Ok(false),
+                Overlap::ChunksOf(geometry) => {
+                    let chunk_keys = self.chunk_keys(&node, geometry).await?;
+                    if chunk_keys.iter().any(|k| k.starts_with(prefix)) {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The total size in bytes of every key starting with `prefix` (prefixes as
+    /// [`ZarrStore::list_prefix`] takes them).
     pub async fn size_prefix(&self, prefix: &str) -> Result<u64> {
         let mut total = 0u64;
         for key in self.list_prefix(prefix).await? {

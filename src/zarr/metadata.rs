@@ -379,6 +379,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn empty_arrays_with_zero_chunk_sizes_have_no_chunks() {
+        let p = NodePath::new("a").unwrap();
+        // As zarr-python 3.1 writes `zarr.create_array(shape=(0, 3), chunks=(0, 3))`.
+        let m = NodeMetadata::from_value(&p, array_json(&[0, 3], &[0, 3])).unwrap();
+        let g = m.geometry().unwrap();
+        assert_eq!(g.grid_shape(), vec![0, 1]);
+        assert_eq!(g.chunk_count(), 0);
+        assert!(!g.contains_chunk(&[0, 0]));
+        assert_eq!(g.chunk_shape_at(&[0, 0]), None);
+        assert_eq!((g.chunk_start(0, 0), g.chunk_length(0, 0)), (None, None));
+        assert_eq!(g.chunk_of(0, 0), None);
+        assert_eq!(g.max_chunk_shape(), vec![0, 3]);
+        let one = NodeMetadata::from_value(&p, array_json(&[0], &[0])).unwrap();
+        assert_eq!(one.geometry().unwrap().grid_shape(), vec![0]);
+        // Growing it needs a positive chunk size: a resize alone is refused.
+        let err = NodeMetadata::from_value(&p, array_json(&[2, 3], &[0, 3]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dimension 0 is 0") && err.contains("length along it is 2"),
+            "{err}"
+        );
+        let grown = NodeMetadata::from_value(&p, array_json(&[2, 3], &[1, 3])).unwrap();
+        assert_eq!(grown.geometry().unwrap().moved_chunk(g), None);
+        assert!(check_grid_update(&p, g, &grown).is_ok());
+    }
+
+    #[test]
     fn rejects_bad_documents() {
         let p = NodePath::new("a").unwrap();
         assert!(NodeMetadata::parse(&p, b"not json").is_err());

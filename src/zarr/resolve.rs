@@ -85,7 +85,8 @@ pub fn check_key_syntax(key: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Checks a listing prefix: `""` (everything) or a valid key followed by `/`.
+/// Checks a listing prefix in canonical form: `""` (everything) or a valid key followed by
+/// `/`. See [`canonical_prefix`] for the spellings listings also accept.
 pub fn check_prefix_syntax(prefix: &str) -> std::result::Result<(), String> {
     if prefix.is_empty() {
         return Ok(());
@@ -94,6 +95,30 @@ pub fn check_prefix_syntax(prefix: &str) -> std::result::Result<(), String> {
         return Err("a prefix must be empty or end with `/`".into());
     };
     check_key_syntax(body)
+}
+
+/// The root prefix as zarr-python also spells it.
+pub const SLASH_ROOT_PREFIX: &str = "/";
+
+/// The canonical form of a listing prefix: `"/"` is the root, `""`; any other prefix is
+/// returned unchanged when [`check_prefix_syntax`] accepts it, and refused with the reason
+/// otherwise.
+///
+/// Only a prefix that is exactly `"/"` is read as the root. zarr-python's `Store` keys are
+/// relative to the store's root and never start with `/`, and zarr-python spells the root
+/// `""`, except that its stateful hierarchy test (`ZarrHierarchyStateMachine`, 3.1) asks
+/// `store.is_empty("/")` and means the whole store: it calls `MemoryStore`'s literal reading,
+/// under which `"/"` matches no key, a bug, while `LocalStore.list_prefix` (which `is_empty`
+/// uses) strips the slash and lists the root. A longer prefix with a leading `/` (`"/a/"`)
+/// has no agreed meaning there: `MemoryStore` matches nothing with it, and `LocalStore` joins
+/// it to its root as an absolute filesystem path, outside the store. Guessing could list or
+/// delete another part of the hierarchy than the caller meant, so such prefixes stay refused
+/// as malformed, like keys with a leading `/`.
+pub fn canonical_prefix(prefix: &str) -> std::result::Result<&str, String> {
+    if prefix == SLASH_ROOT_PREFIX {
+        return Ok("");
+    }
+    check_prefix_syntax(prefix).map(|()| prefix)
 }
 
 /// Resolves `key` against the session's current nodes. The outer error is a failure to read
@@ -182,5 +207,18 @@ mod tests {
         for bad in ["a", "/", "a//", "../", "/a/"] {
             assert!(check_prefix_syntax(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_a_lone_slash_names_the_root() {
+        assert_eq!(canonical_prefix("/"), Ok(""));
+        assert_eq!(canonical_prefix(""), Ok(""));
+        assert_eq!(canonical_prefix("a/b/"), Ok("a/b/"));
+        for bad in ["/a/", "//", "/a", "a", "a//"] {
+            assert!(canonical_prefix(bad).is_err(), "{bad:?}");
+        }
+        assert!(canonical_prefix("/a/")
+            .unwrap_err()
+            .contains("cannot start with `/`"));
     }
 }

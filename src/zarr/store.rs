@@ -329,12 +329,15 @@ impl ZarrStore {
         }
     }
 
-    /// Deletes every key starting with `prefix` (`""` or ending in `/`): nodes inside the
-    /// prefix are deleted whole, chunks of an array whose key space contains the prefix one by
-    /// one.
+    /// Deletes every key starting with `prefix` (`""` or ending in `/`; `"/"` is `""`, as for
+    /// [`ZarrStore::list_prefix`]): nodes inside the prefix are deleted whole, chunks of an
+    /// array whose key space contains the prefix one by one.
+    ///
+    /// Errors: [`Error::ReadOnlySession`] on read-only sessions, [`Error::InvalidKey`] for
+    /// other prefixes.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         self.session.check_writable()?;
-        super::listing::check_prefix(prefix)?;
+        let prefix = super::listing::check_prefix(prefix)?;
         for node in self.session.list_nodes()? {
             let node_prefix = node.path.key_prefix();
             if node_prefix.starts_with(prefix) {

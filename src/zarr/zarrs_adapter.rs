@@ -96,12 +96,13 @@ fn strict(range: ZarrsByteRange, bytes: Bytes) -> Result<Bytes, StorageError> {
 }
 
 /// The value of `key` as zarrs reads it: array `zarr.json` documents with zarr-python's
-/// byte-string data types become raw bits (see [`super::zarrs_compat`]).
+/// byte-string data types become raw bits, and chunk sizes of 0 become 1 (see
+/// [`super::zarrs_compat`]).
 async fn get_for_zarrs(store: &ZarrStore, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
     let value = store.get(key.as_str()).await.map_err(storage_error)?;
     let is_metadata = key.as_str().rsplit('/').next() == Some(super::resolve::METADATA_FILE);
     match value {
-        Some(bytes) if is_metadata && super::zarrs_compat::has_byte_strings(&bytes) => {
+        Some(bytes) if is_metadata && super::zarrs_compat::may_differ_for_zarrs(&bytes) => {
             let document: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_slice(&bytes).map_err(|e| StorageError::Other(e.to_string()))?;
             let converted = super::zarrs_compat::zarrs_document(&document);

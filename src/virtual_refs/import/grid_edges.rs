@@ -137,7 +137,8 @@ fn merged(runs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 
 /// A `rectilinear` chunk grid: `edges` (run-length encoded: `[length, repeat]`, plain integers
 /// for single chunks) along `dim`, every other dimension as `grid` has it (a plain integer for
-/// a regular dimension).
+/// a regular dimension; `[]` for a regular chunk size of 0, which only an empty dimension has
+/// and the rectilinear extension cannot say as an integer).
 pub(crate) fn rectilinear_grid(grid: &ChunkGrid, dim: usize, edges: &[(u64, u64)]) -> Value {
     let encoded = |runs: &mut dyn Iterator<Item = (u64, u64)>| -> Value {
         Value::Array(
@@ -157,6 +158,7 @@ pub(crate) fn rectilinear_grid(grid: &ChunkGrid, dim: usize, edges: &[(u64, u64)
                 return encoded(&mut edges.iter().copied());
             }
             match grid {
+                ChunkGrid::Regular { chunk_shape } if chunk_shape[i] == 0 => json!([]),
                 ChunkGrid::Regular { chunk_shape } => json!(chunk_shape[i]),
                 ChunkGrid::Rectilinear { dimensions } => match &dimensions[i] {
                     ChunkEdges::Regular(c) => json!(c),
@@ -265,5 +267,15 @@ mod tests {
             json!({"name": "rectilinear", "configuration": {"kind": "inline",
                 "chunk_shapes": [[31, 28], 3]}})
         );
+        // zarr-python's empty arrays have a chunk size of 0 along their empty dimensions: an
+        // append along another one declares those as empty lists, a valid rectilinear grid.
+        let empty = rectilinear_grid(&regular(&[4, 0]), 0, &[(4, 2)]);
+        assert_eq!(
+            empty["configuration"]["chunk_shapes"],
+            json!([[[4, 2]], []])
+        );
+        assert!(ChunkGrid::from_metadata(&empty, &[8, 0]).is_ok());
+        // Appending to an array empty along the append dimension (chunk size 0 there).
+        assert_eq!(append(&regular(&[0, 3]), 0, 0, 5, 12), vec![(5, 3)]);
     }
 }

@@ -15,7 +15,8 @@ pub(crate) use crate::zarr::region::{copy_region, for_each_index, intersect, Blo
 pub(crate) enum StoredGrid {
     /// Every chunk has the same shape; edge chunks are stored full-size.
     Regular {
-        /// Chunk shape in elements (every entry positive).
+        /// Chunk shape in elements: positive, or 0 along a dimension of length 0, which has
+        /// no chunk (see [`ChunkGrid`]).
         chunk_shape: Vec<u64>,
     },
     /// Variable edge lengths along some dimensions (the `rectilinear` grid); every chunk is
@@ -28,13 +29,14 @@ pub(crate) enum StoredGrid {
 
 impl StoredGrid {
     /// The indices of the stored chunks along `dim` that hold any element of `elements`
-    /// (a non-empty range).
+    /// (a non-empty range); empty along a dimension without chunks.
     pub(crate) fn chunks_overlapping(&self, dim: usize, elements: &Range<u64>) -> Range<u64> {
         match self {
-            StoredGrid::Regular { chunk_shape } => {
-                let size = chunk_shape[dim];
-                elements.start / size..elements.end.div_ceil(size)
-            }
+            StoredGrid::Regular { chunk_shape } => match chunk_shape[dim] {
+                // A chunk size of 0 declares no chunk (the dimension is empty).
+                0 => 0..0,
+                size => elements.start / size..elements.end.div_ceil(size),
+            },
             StoredGrid::Rectilinear { grid } => {
                 let last = elements.end.saturating_sub(1).max(elements.start);
                 match (grid.chunk_of(dim, elements.start), grid.chunk_of(dim, last)) {
@@ -160,6 +162,17 @@ mod tests {
         );
         assert_eq!(
             view_chunks_overlapping_stored(&grid, &[10, 25], &[3, 7], &[3, 0]),
+            None
+        );
+        // zarr-python's empty array (0, 25) in chunks (0, 10): no stored chunk, no view chunk.
+        let empty = StoredGrid::Regular {
+            chunk_shape: vec![0, 10],
+        };
+        assert_eq!(empty.chunks_overlapping(0, &(0..3)), 0..0);
+        assert_eq!(empty.chunk_extent(0, 0), 0..0);
+        assert_eq!(view_chunk_region(&[0, 25], &[3, 7], &[0, 0]), None);
+        assert_eq!(
+            view_chunks_overlapping_stored(&empty, &[0, 25], &[3, 7], &[0, 0]),
             None
         );
     }

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::Result;
-use crate::zarr::listing::chunk_key;
+use crate::zarr::listing::{check_prefix, chunk_key};
 use crate::zarr::resolve::METADATA_FILE;
 
 use super::RechunkedStore;
@@ -72,10 +72,12 @@ impl RechunkedStore {
         self.list_prefix("").await
     }
 
-    /// Every key of the view starting with `prefix` (`""` or ending with `/`), sorted.
+    /// Every key of the view starting with `prefix` (`""` or ending with `/`; `"/"` is `""`),
+    /// sorted.
     ///
     /// Errors with [`crate::Error::InvalidKey`] for other prefixes.
     pub async fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let prefix = check_prefix(prefix)?;
         let mut keys = self.inner.store.list_prefix(prefix).await?;
         keys.retain(|k| !self.in_view_chunk_space(k));
         keys.extend(self.view_chunk_keys(prefix, false).await?);
@@ -84,10 +86,11 @@ impl RechunkedStore {
     }
 
     /// `(keys, prefixes)`: the keys of the view directly inside `prefix` (`""` or ending with
-    /// `/`) and its child prefixes (each ending with `/`), both sorted.
+    /// `/`; `"/"` is `""`) and its child prefixes (each ending with `/`), both sorted.
     ///
     /// Errors with [`crate::Error::InvalidKey`] for other prefixes.
     pub async fn list_dir(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>)> {
+        let prefix = check_prefix(prefix)?;
         let (keys, prefixes) = self.inner.store.list_dir(prefix).await?;
         let mut keys: BTreeSet<String> = keys
             .into_iter()
