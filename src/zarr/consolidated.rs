@@ -44,7 +44,8 @@ fn block(metadata: Map<String, Value>) -> Value {
 
 /// The document of the group at `group` (whose metadata is `metadata`) with a consolidated
 /// block listing every node of `nodes` strictly below `group`, keyed by its path relative to
-/// `group` (`"t"`, `"sub/u"`). Other nodes of `nodes` (the group itself, its ancestors,
+/// `group` (`"t"`, `"sub/u"`), plus an empty implicit group for every intermediate path that
+/// has no node (zarr-python cannot open a consolidated hierarchy with a gap). Other nodes of `nodes` (the group itself, its ancestors,
 /// siblings such as `ds-1` next to `ds`) are ignored, so `nodes` may be any superset of the
 /// descendants, for example every node of the session.
 pub fn consolidated_document(
@@ -64,6 +65,26 @@ pub fn consolidated_document(
             document.insert(CONSOLIDATED_FIELD.into(), block(Map::new()));
         }
         entries.insert(relative.to_string(), Value::Object(document));
+    }
+    // zarr-python nests the flat entries by parent: every intermediate group must have an
+    // entry, even one the session never created (the library lets arrays sit below missing
+    // groups); such a group reads as an empty implicit group.
+    let implied: Vec<String> = entries
+        .keys()
+        .flat_map(|key| {
+            key.match_indices('/')
+                .map(|(i, _)| key[..i].to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|parent| !entries.contains_key(parent))
+        .collect();
+    for parent in implied {
+        let mut implicit = Map::new();
+        implicit.insert("zarr_format".into(), Value::from(3));
+        implicit.insert("node_type".into(), Value::from("group"));
+        implicit.insert("attributes".into(), Value::Object(Map::new()));
+        implicit.insert(CONSOLIDATED_FIELD.into(), block(Map::new()));
+        entries.insert(parent, Value::Object(implicit));
     }
     let mut document = plain_document(metadata);
     document.insert(CONSOLIDATED_FIELD.into(), block(entries));
@@ -168,6 +189,25 @@ mod tests {
         );
         assert_eq!(entries(&doc)["ds/sub"]["attributes"]["level"], 2);
         assert_eq!(doc["attributes"]["title"], "t");
+    }
+
+    #[test]
+    fn missing_intermediate_groups_get_implicit_entries() {
+        let root = group(json!({}));
+        let nodes = vec![
+            NodeInfo {
+                path: NodePath::root(),
+                metadata: Arc::new(root.clone()),
+            },
+            NodeInfo {
+                path: NodePath::new("obs/x/y").unwrap(),
+                metadata: Arc::new(group(json!({"k": 1}))),
+            },
+        ];
+        let doc = consolidated_document(&NodePath::root(), &root, &nodes);
+        assert_eq!(keys(&doc), ["obs", "obs/x", "obs/x/y"]);
+        assert_eq!(entries(&doc)["obs/x"]["node_type"], "group");
+        assert_eq!(entries(&doc)["obs/x/y"]["attributes"]["k"], 1);
     }
 
     #[test]

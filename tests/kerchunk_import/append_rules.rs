@@ -557,3 +557,65 @@ async fn arrays_found_unchanged_are_compared_by_value_however_encoded() {
         "{summary}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loading_onto_an_unreadable_chunk_or_below_an_array_refuses_before_anything_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    let trusting = repo
+        .clone()
+        .with_virtual_access(floe::VirtualAccess::deny_all().allow_declared());
+    let day0 = file_refs(&dir.path().join("day0"), "f.bin", &[1, 2, 3], 3);
+    let session = trusting.writable_session("main").await.unwrap();
+    import_kerchunk(&session, &day0, &append_options("d"))
+        .await
+        .unwrap();
+    session.commit("day 0", None).await.unwrap();
+
+    // Loading day 1 onto `v` completes its partly filled chunk, stored virtually in day 0's
+    // file, which this handle may not read: refused before any write or declaration.
+    let day1_dir = dir.path().join("day1");
+    let day1 = file_refs(&day1_dir, "f.bin", &[4, 5, 6], 3);
+    let prefix = url::Url::from_directory_path(&day1_dir)
+        .unwrap()
+        .to_string();
+    let narrow = repo.clone().with_virtual_access(
+        floe::VirtualAccess::deny_all()
+            .allow_undeclared(&prefix)
+            .unwrap(),
+    );
+    let session = narrow.writable_session("main").await.unwrap();
+    let mut load = append_options("d");
+    load.load = vec!["v".into()];
+    let err = import_kerchunk(&session, &day1, &load)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cut or complete"), "{err}");
+    assert!(!session.has_changes());
+    assert_eq!(repo.virtual_containers().await.unwrap().len(), 1);
+
+    // `--to` below an existing array: refused before declaring day 1's directory.
+    let err = import_kerchunk(&session, &day1, &ImportOptions::new(p("d/v/x")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`/d/v`") && err.contains("is an array"),
+        "{err}"
+    );
+    assert!(!session.has_changes());
+    assert_eq!(repo.virtual_containers().await.unwrap().len(), 1);
+
+    // Trusted, the loaded values complete the chunk: one loaded array of six values.
+    let session = trusting.writable_session("main").await.unwrap();
+    let summary = import_kerchunk(&session, &day1, &load).await.unwrap();
+    assert_eq!(summary.loaded.len(), 1, "{summary}");
+    let store = Arc::new(SyncZarrsStore::new(
+        session.zarr(),
+        tokio::runtime::Handle::current(),
+    ));
+    let array = Array::open(store, "/d/v").unwrap();
+    let values: Vec<i16> = array.retrieve_array_subset(&array.subset_all()).unwrap();
+    assert_eq!(values, vec![1, 2, 3, 4, 5, 6]);
+}

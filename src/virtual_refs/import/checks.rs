@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use super::chunks::ChunkCodec;
 use super::placement::{Action, ArrayPlan};
 use super::sources::Sources;
-use super::values::{self, ChunkCodec, Decoded};
+use super::values::{self, Decoded};
 use crate::error::{Error, Result};
 use crate::format::manifest::ChunkCoord;
 use crate::format::path::NodePath;
@@ -182,18 +183,20 @@ pub(crate) fn check_append_lengths(
     Ok(())
 }
 
-/// Checks that the nodes an import writes fit the hierarchy: no array inside another array
-/// (of the import or of the repository, unless the import replaces it by a group), and, for
-/// an append, no group of the dataset where the repository has an array (an append never
-/// replaces nodes).
+/// Checks that the nodes an import writes fit the hierarchy: no array of the dataset inside
+/// another; no group the import only implies (a parent of `--to`, or of a node) where the
+/// repository has an array, since implied groups are never written over; and, for an append,
+/// no dataset group where the repository has an array (an append replaces no node). Without
+/// an append, a dataset group replaces a stored array, as any node of the dataset does.
 pub(crate) fn check_hierarchy(
     session: &Session,
-    groups: &BTreeSet<NodePath>,
+    described: &BTreeSet<NodePath>,
+    implied: &BTreeSet<NodePath>,
     arrays: &BTreeSet<NodePath>,
     appending: bool,
 ) -> Result<()> {
     let refuse = |path: &NodePath, reason: String| {
-        crate::Error::import_refused(
+        Error::import_refused(
             format!("node `{path}`"),
             format!("{reason}; nothing was changed"),
         )
@@ -203,14 +206,25 @@ pub(crate) fn check_hierarchy(
             .node(path)?
             .is_some_and(|n| n.metadata.geometry().is_some()))
     };
-    for group in groups {
-        if appending && is_stored_array(group)? {
+    for group in implied {
+        if is_stored_array(group)? {
             return Err(refuse(
                 group,
-                "the dataset has a group here but the repository has an array, and an append \
-                 does not replace nodes"
+                "it is an array in the repository, and the import would place nodes inside it"
                     .into(),
             ));
+        }
+    }
+    if appending {
+        for group in described {
+            if is_stored_array(group)? {
+                return Err(refuse(
+                    group,
+                    "the dataset has a group here but the repository has an array, and an \
+                     append does not replace nodes"
+                        .into(),
+                ));
+            }
         }
     }
     for array in arrays {
@@ -220,12 +234,6 @@ pub(crate) fn check_hierarchy(
                 return Err(refuse(
                     array,
                     format!("it lies inside the array `{a}` of the dataset"),
-                ));
-            }
-            if !groups.contains(&a) && is_stored_array(&a)? {
-                return Err(refuse(
-                    array,
-                    format!("it lies inside the array `{a}` of the repository"),
                 ));
             }
             ancestor = a.parent();

@@ -6,7 +6,8 @@
 //!   metadata check ([`attrs`]: decoding attributes; [`cf_time`], [`calendar`]: CF times);
 //! - [`grid_edges`] and [`partial`]: chunk edges along the append dimension, and the cut of a
 //!   partly filled last chunk;
-//! - [`values`]: decoded values read from sources or the session, written, compared;
+//! - [`values`]: decoded values read from sources or the session, and compared;
+//! - [`chunks`]: the chunks an import encodes itself (loaded values, cut chunks);
 //! - [`checks`]: values and lengths an append must find consistent before writing;
 //! - [`sources`]: the referenced files, their checksums and containers;
 //! - [`summary`]: what an import did.
@@ -15,6 +16,7 @@ mod attrs;
 mod calendar;
 mod cf_time;
 mod checks;
+mod chunks;
 mod grid_edges;
 mod partial;
 mod placement;
@@ -38,7 +40,6 @@ use crate::virtual_refs::dataset::{SourceChunk, VirtualArray, VirtualDataset};
 use placement::{Action, ArrayPlan};
 use roles::Role;
 use sources::Sources;
-use values::Decoded;
 
 pub use roles::DEFAULT_LOAD_LIMIT;
 pub use summary::{
@@ -93,10 +94,9 @@ pub struct ImportProgress {
 /// An array's plan with the values the import read for it.
 struct Prepared {
     plan: ArrayPlan,
-    /// Decoded values to write (loaded arrays).
-    values: Option<Decoded>,
-    /// The cut chunks of a partly filled slab, to store once the grid gives it its new edge.
-    cut: Vec<(ChunkCoord, bytes::Bytes)>,
+    /// Chunks encoded before anything is written, to store once the array's new metadata is
+    /// set: loaded values, or the cut chunks of a partly filled slab.
+    chunks: Vec<(ChunkCoord, bytes::Bytes)>,
     /// Loaded times re-encoded to the stored encoding.
     converted: Option<ConvertedTimes>,
 }
@@ -140,26 +140,48 @@ async fn prepare(
             });
         }
     }
-    let cut = match &plan.action {
-        Action::AppendVirtual {
-            dim,
-            partial: Some((partial, _)),
-            existing,
-            ..
-        } => partial::cut_partial_chunks(session, &plan.target, existing, *dim, *partial)
+    let target = &plan.target;
+    let chunks = match (&plan.action, &values) {
+        (
+            Action::AppendVirtual {
+                dim,
+                partial: Some((partial, _)),
+                existing,
+                ..
+            },
+            _,
+        ) => partial::cut_partial_chunks(session, target, existing, *dim, *partial)
             .await
-            .map_err(|e| cut_refused(&plan.target, e))?,
+            .map_err(|e| cut_refused(target, e))?,
+        (Action::Create { metadata, .. }, Some(values)) => {
+            let origin = vec![0; values.shape.len()];
+            chunks::encode_region(session, target, metadata, &origin, values, false).await?
+        }
+        (
+            Action::AppendLoaded {
+                dim,
+                offset,
+                metadata,
+                ..
+            },
+            Some(values),
+        ) => {
+            let mut origin = vec![0; values.shape.len()];
+            origin[*dim] = *offset;
+            chunks::encode_region(session, target, metadata, &origin, values, true)
+                .await
+                .map_err(|e| cut_refused(target, e))?
+        }
+        (Action::Unchanged { existing, .. }, _) => {
+            checks::check_unchanged(session, target, existing, array, values.as_ref(), sources)
+                .await?;
+            Vec::new()
+        }
         _ => Vec::new(),
     };
-    if let Action::Unchanged { existing, .. } = &plan.action {
-        let target = &plan.target;
-        checks::check_unchanged(session, target, existing, array, values.as_ref(), sources).await?;
-        values = None;
-    }
     Ok(Prepared {
         plan,
-        values,
-        cut,
+        chunks,
         converted,
     })
 }
@@ -212,8 +234,14 @@ pub(crate) async fn import_dataset(
             placement::plan(session, &target, array, role, append_dim, parent)?,
         );
     }
-    let (groups, arrays) = node_targets(dataset, options)?;
-    checks::check_hierarchy(session, &groups, &arrays, options.append_dim.is_some())?;
+    let targets = node_targets(dataset, options)?;
+    checks::check_hierarchy(
+        session,
+        &targets.described,
+        &targets.implied,
+        &targets.arrays,
+        options.append_dim.is_some(),
+    )?;
     if let Some(dim) = &options.append_dim {
         let planned: Vec<&ArrayPlan> = plans.values().collect();
         checks::check_append_lengths(session, &options.to, dim, &planned)?;
@@ -259,33 +287,42 @@ pub(crate) async fn import_dataset(
     Ok(summary)
 }
 
-/// The groups an import writes (the dataset's, `options.to`, and every missing parent) and
-/// its arrays, at their target paths.
-fn node_targets(
-    dataset: &VirtualDataset,
-    options: &ImportOptions,
-) -> Result<(BTreeSet<NodePath>, BTreeSet<NodePath>)> {
+/// The nodes an import writes, at their target paths.
+struct NodeTargets {
+    /// The dataset's groups (with attributes to write).
+    described: BTreeSet<NodePath>,
+    /// `options.to` when the dataset does not describe it, and every parent of a node: groups
+    /// created when missing, left as they are otherwise.
+    implied: BTreeSet<NodePath>,
+    /// The dataset's arrays.
+    arrays: BTreeSet<NodePath>,
+}
+
+fn node_targets(dataset: &VirtualDataset, options: &ImportOptions) -> Result<NodeTargets> {
     let arrays: BTreeSet<NodePath> = dataset
         .arrays
         .keys()
         .map(|p| target_path(&options.to, p))
         .collect::<Result<_>>()?;
-    let mut groups: BTreeSet<NodePath> = dataset
+    let described: BTreeSet<NodePath> = dataset
         .groups
         .keys()
         .map(|p| target_path(&options.to, p))
         .collect::<Result<_>>()?;
-    groups.insert(options.to.clone());
-    let mut parents = Vec::new();
-    for path in groups.iter().chain(&arrays) {
+    let mut implied = BTreeSet::from([options.to.clone()]);
+    for path in described.iter().chain(&arrays).chain([&options.to]) {
         let mut parent = path.parent();
         while let Some(p) = parent {
             parent = p.parent();
-            parents.push(p);
+            implied.insert(p);
         }
     }
-    groups.extend(parents);
-    Ok((groups, arrays))
+    implied.retain(|p| !described.contains(p));
+    Ok(NodeTargets {
+        described,
+        implied,
+        arrays,
+    })
 }
 
 /// Creates the dataset's groups and the missing parents of everything; for appends, existing
@@ -296,14 +333,14 @@ async fn write_groups(
     options: &ImportOptions,
     summary: &mut ImportSummary,
 ) -> Result<()> {
-    let (targets, _) = node_targets(dataset, options)?;
+    let targets = node_targets(dataset, options)?;
     let mut attributes: BTreeMap<NodePath, Map<String, Value>> = BTreeMap::new();
     for (path, attrs) in &dataset.groups {
         attributes.insert(target_path(&options.to, path)?, attrs.clone());
     }
-    for path in targets {
-        let imported = attributes.remove(&path);
-        let existing = session.node(&path)?;
+    for path in targets.described.iter().chain(&targets.implied) {
+        let imported = attributes.remove(path);
+        let existing = session.node(path)?;
         if imported.is_none() && existing.is_some() {
             // A parent the dataset does not describe: left as it is.
             continue;
@@ -317,10 +354,10 @@ async fn write_groups(
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
-            report_kept(&path, &stored, &imported, summary);
+            report_kept(path, &stored, &imported, summary);
             continue;
         }
-        session.create_group(&path, imported).await?;
+        session.create_group(path, imported).await?;
         summary.groups += 1;
     }
     Ok(())
@@ -387,31 +424,16 @@ async fn write_array(
             }
             session.set_metadata(target, (**metadata).clone()).await?;
             summary.arrays_created += 1;
-            match &item.values {
-                Some(values) => {
-                    let origin = vec![0; values.shape.len()];
-                    values::write_region(session, target, metadata.document(), &origin, values)
-                        .await
-                }
-                None => {
-                    write_references(session, target, &array.chunks, 0, 0, sources, summary).await
-                }
+            store_chunks(session, target, &item.chunks).await?;
+            if matches!(plan.role, Role::Load(_)) {
+                return Ok(());
             }
+            write_references(session, target, &array.chunks, 0, 0, sources, summary).await
         }
-        Action::AppendLoaded {
-            dim,
-            offset,
-            metadata,
-            ..
-        } => {
+        Action::AppendLoaded { metadata, .. } => {
             session.set_metadata(target, (**metadata).clone()).await?;
             summary.arrays_appended += 1;
-            let Some(values) = &item.values else {
-                return Ok(());
-            };
-            let mut origin = vec![0; values.shape.len()];
-            origin[*dim] = *offset;
-            values::write_region(session, target, metadata.document(), &origin, values).await
+            store_chunks(session, target, &item.chunks).await
         }
         Action::AppendVirtual {
             dim,
@@ -424,10 +446,8 @@ async fn write_array(
                 session.set_metadata(target, (**truncated).clone()).await?;
             }
             session.set_metadata(target, (**metadata).clone()).await?;
-            for (coord, bytes) in &item.cut {
-                session.set_chunk(target, coord, bytes.clone()).await?;
-                summary.materialized_chunks += 1;
-            }
+            store_chunks(session, target, &item.chunks).await?;
+            summary.materialized_chunks += item.chunks.len() as u64;
             summary.arrays_appended += 1;
             write_references(
                 session,
@@ -443,6 +463,17 @@ async fn write_array(
     }
 }
 
+async fn store_chunks(
+    session: &Session,
+    path: &NodePath,
+    chunks: &[(ChunkCoord, bytes::Bytes)],
+) -> Result<()> {
+    for (coord, bytes) in chunks {
+        session.set_chunk(path, coord, bytes.clone()).await?;
+    }
+    Ok(())
+}
+
 /// The error for a partly filled chunk that cannot be read to be cut: the usual cause is a
 /// chunk of an earlier file this handle may not read.
 fn cut_refused(path: &NodePath, error: Error) -> Error {
@@ -451,8 +482,8 @@ fn cut_refused(path: &NodePath, error: Error) -> Error {
             location,
             hint: format!(
                 "{hint} (the import must read the partly filled last chunk of `{path}` from an \
-                 earlier file to cut it; authorize that file's location, e.g. with \
-                 --allow-virtual <its directory> or --allow-virtual-declared)"
+                 earlier file to cut or complete it; authorize that file's location, e.g. \
+                 with --allow-virtual <its directory> or --allow-virtual-declared)"
             ),
         },
         other => other,

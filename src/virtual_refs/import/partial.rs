@@ -9,8 +9,8 @@
 
 use bytes::Bytes;
 
+use super::chunks::ChunkCodec;
 use super::grid_edges::PartialChunk;
-use super::values::ChunkCodec;
 use crate::error::{Error, Result};
 use crate::format::manifest::ChunkCoord;
 use crate::format::path::NodePath;

@@ -117,7 +117,8 @@ fn referenced(dataset: &VirtualDataset) -> BTreeMap<String, LoadReason> {
                 continue;
             };
             for name in listed_names(attribute, value) {
-                if let Some(target) = resolve_reference(dataset, group, &name) {
+                let target = resolve_reference(dataset, group, &name).filter(|t| t != path);
+                if let Some(target) = target {
                     out.entry(target).or_insert_with(|| LoadReason::Referenced {
                         by: path.clone(),
                         attribute,

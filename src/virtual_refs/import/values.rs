@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Map, Value};
-use zarrs::array::ArraySubset;
 use zarrs::array::{ArrayBytes, CodecOptions};
 use zarrs::storage::store::MemoryStore;
 use zarrs::storage::WritableStorageTraits;
@@ -32,7 +31,10 @@ pub(crate) const MAX_DECODED_CHUNK_BYTES: u64 = 512 << 20;
 
 /// Checks that the array `document` can be decoded whole (`whole`) or chunk by chunk within
 /// the limits; the reason otherwise.
-fn check_decodable(document: &Map<String, Value>, whole: bool) -> std::result::Result<(), String> {
+pub(crate) fn check_decodable(
+    document: &Map<String, Value>,
+    whole: bool,
+) -> std::result::Result<(), String> {
     let metadata = crate::zarr::metadata::NodeMetadata::from_value(
         &NodePath::root(),
         Value::Object(document.clone()),
@@ -164,136 +166,8 @@ pub(crate) async fn read_stored(
     })
 }
 
-/// Writes `values` into the array at `path` of `session` (metadata `document`, already set in
-/// the session) starting at `origin`: chunks the region covers only in part are read, merged
-/// and rewritten, as native chunks encoded with the array's codecs.
-pub(crate) async fn write_region(
-    session: &Session,
-    path: &NodePath,
-    document: &Map<String, Value>,
-    origin: &[u64],
-    values: &Decoded,
-) -> Result<()> {
-    if values.shape.contains(&0) {
-        return Ok(());
-    }
-    let storage = Arc::new(AsyncZarrsStore::new(session.zarr()));
-    let what = format!("array `{path}`");
-    let zarrs = open_zarrs(storage, path.as_str(), document)
-        .map_err(|e| Error::import_refused(&what, e))?;
-    let region = ArraySubset::new_with_start_shape(origin.to_vec(), values.shape.clone())
-        .map_err(|e| Error::import_refused(&what, format!("bad region: {e}")))?;
-    zarrs
-        .async_store_array_subset_opt(
-            &region,
-            ArrayBytes::new_flen(values.bytes.clone()),
-            &CodecOptions::default(),
-        )
-        .await
-        .map_err(|e| Error::import_refused(&what, format!("cannot write its values: {e}")))
-}
-
-/// A zarrs array that decodes and encodes the chunks of the array `document` (its codec
-/// chain, data type and fill value; a rectilinear grid is replaced by the regular grid of its
-/// largest edges, since each chunk is handled with its own shape).
-pub(crate) struct ChunkCodec {
-    zarrs: zarrs::array::Array<dyn zarrs::storage::ReadableWritableListableStorageTraits>,
-    element: usize,
-}
-
-impl ChunkCodec {
-    /// The codec of the array `metadata`. Fails with the reason when zarrs cannot open it or
-    /// its data type has no fixed size.
-    pub(crate) fn new(
-        metadata: &crate::zarr::metadata::NodeMetadata,
-    ) -> std::result::Result<Self, String> {
-        let geometry = metadata.geometry().ok_or("not an array")?;
-        check_decodable(metadata.document(), false)?;
-        let mut document = metadata.document().clone();
-        document.insert(
-            "chunk_grid".into(),
-            serde_json::json!({"name": "regular",
-                "configuration": {"chunk_shape": geometry.max_chunk_shape()}}),
-        );
-        let zarrs = crate::zarr::zarrs_compat::detached_zarrs(&document)?;
-        let element = zarrs
-            .data_type()
-            .fixed_size()
-            .ok_or("its data type has no fixed size")?;
-        Ok(ChunkCodec { zarrs, element })
-    }
-
-    /// Size in bytes of one element.
-    pub(crate) fn element_size(&self) -> usize {
-        self.element
-    }
-
-    /// The decoded bytes of a chunk of `shape` (`None`: an absent chunk, all fill value).
-    pub(crate) fn decode(
-        &self,
-        encoded: Option<&[u8]>,
-        shape: &[u64],
-    ) -> std::result::Result<Vec<u8>, String> {
-        let elements = shape
-            .iter()
-            .try_fold(self.element as u64, |n, &d| n.checked_mul(d))
-            .filter(|&n| n <= MAX_DECODED_CHUNK_BYTES)
-            .ok_or_else(|| format!("a chunk of {shape:?} elements is too large to decode"))?
-            / self.element as u64;
-        let Some(encoded) = encoded else {
-            return Ok(self
-                .zarrs
-                .fill_value()
-                .as_ne_bytes()
-                .repeat(elements as usize));
-        };
-        let shape = non_zero(shape)?;
-        use zarrs::array::ArrayToBytesCodecTraits;
-        let decoded = self
-            .zarrs
-            .codecs()
-            .decode(
-                std::borrow::Cow::Borrowed(encoded),
-                &shape,
-                self.zarrs.data_type(),
-                self.zarrs.fill_value(),
-                &CodecOptions::default(),
-            )
-            .map_err(|e| format!("cannot decode with the array's codecs: {e}"))?
-            .into_fixed()
-            .map_err(|e| format!("decoded to variable-length data: {e}"))?;
-        Ok(decoded.into_owned())
-    }
-
-    /// `decoded` bytes of a chunk of `shape`, encoded with the array's codecs.
-    pub(crate) fn encode(
-        &self,
-        decoded: Vec<u8>,
-        shape: &[u64],
-    ) -> std::result::Result<bytes::Bytes, String> {
-        let shape = non_zero(shape)?;
-        use zarrs::array::ArrayToBytesCodecTraits;
-        let encoded = self
-            .zarrs
-            .codecs()
-            .encode(
-                ArrayBytes::new_flen(decoded),
-                &shape,
-                self.zarrs.data_type(),
-                self.zarrs.fill_value(),
-                &CodecOptions::default(),
-            )
-            .map_err(|e| format!("cannot encode with the array's codecs: {e}"))?;
-        Ok(bytes::Bytes::from(encoded.into_owned()))
-    }
-}
-
-fn non_zero(shape: &[u64]) -> std::result::Result<Vec<std::num::NonZeroU64>, String> {
-    shape
-        .iter()
-        .map(|&s| std::num::NonZeroU64::new(s).ok_or_else(|| "an empty chunk shape".to_string()))
-        .collect()
-}
+/// The largest rounding of a re-encoded time value (in stored units) a float type may make.
+const MAX_TIME_ROUNDING: f64 = 1e-3;
 
 /// The values an array's CF attributes mark as missing (`_FillValue` in xarray's Zarr v3
 /// encoding, `missing_value` as a number or a list), as `f64`.
@@ -338,7 +212,17 @@ pub(crate) fn convert_times(
                 let Some(c) = conversion.convert(v as f64)? else {
                     continue;
                 };
-                chunk.copy_from_slice(&(c as $t).to_ne_bytes());
+                let held = c as $t;
+                // The stored type must hold the re-encoded instant (float32 minutes since 1900
+                // round to 4 minutes).
+                if (held as f64 - c).abs() > MAX_TIME_ROUNDING {
+                    return Err(format!(
+                        "{v} becomes {c} in the stored encoding, which its data type holds only \
+                         as {held}: times would lose precision (store them as float64 or \
+                         integers)"
+                    ));
+                }
+                chunk.copy_from_slice(&held.to_ne_bytes());
                 converted += 1;
             }
         }};
@@ -417,6 +301,28 @@ mod tests {
         let err = convert_times(&mut small, &json!("int8"), &conversion, &[]).unwrap_err();
         assert!(err.contains("cannot hold"), "{err}");
         assert!(convert_times(&mut small, &json!("bool"), &conversion, &[]).is_err());
+        // float32 minutes since 1900 cannot hold a minute of 2026.
+        let minutes_1900 = TimeEncoding::parse("minutes since 1900-01-01", None)
+            .unwrap()
+            .unwrap();
+        let minutes_2026 = TimeEncoding::parse("minutes since 2026-01-01", None)
+            .unwrap()
+            .unwrap();
+        let far = TimeConversion::between(minutes_2026, minutes_1900).unwrap();
+        let mut f32_times = Decoded {
+            shape: vec![1],
+            bytes: 1.0f32.to_ne_bytes().to_vec(),
+        };
+        let err = convert_times(&mut f32_times, &json!("float32"), &far, &[]).unwrap_err();
+        assert!(err.contains("lose precision"), "{err}");
+        let mut f64_times = Decoded {
+            shape: vec![1],
+            bytes: 1.0f64.to_ne_bytes().to_vec(),
+        };
+        assert_eq!(
+            convert_times(&mut f64_times, &json!("float64"), &far, &[]),
+            Ok(1)
+        );
         let listed = json!({"missing_value": [1, 2.5]});
         assert_eq!(missing_values(listed.as_object().unwrap()), vec![1.0, 2.5]);
     }

@@ -15,7 +15,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::v2_types::{DataType, Kind};
+use super::v2_types::{fits_integer, DataType, Kind};
 use crate::zarr::base64;
 
 /// What the `fill_value`s of one reference set mean.
@@ -124,7 +124,8 @@ fn encode(dtype: &DataType, value: &Value) -> Option<Value> {
                 .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
                 .map(|f| json!(f as i64)),
             _ => None,
-        },
+        }
+        .filter(|v| fits_integer(dtype, v)),
         Kind::Float => float(value).map(encoded),
         Kind::Complex => match value {
             Value::Array(parts) if parts.len() == 2 => Some(json!([
@@ -273,5 +274,7 @@ mod tests {
             Some(json!("AAAAAICHw8A="))
         );
         assert!(fill_value_attribute(&dt("<i2"), 1, &json!(null), Some(&json!("x")), cf).is_err());
+        assert!(fill_value_attribute(&dt("|u1"), 1, &json!(null), Some(&json!(300)), cf).is_err());
+        assert!(fill_value_attribute(&dt("<u8"), 1, &json!(null), Some(&json!(-1)), cf).is_err());
     }
 }

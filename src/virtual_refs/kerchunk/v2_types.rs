@@ -145,7 +145,7 @@ pub(crate) fn data_type(dtype: &Value) -> Result<DataType, String> {
 }
 
 /// True when the integer `value` is in the range of the integer data type `dtype`.
-fn fits_integer(dtype: &DataType, value: &Value) -> bool {
+pub(crate) fn fits_integer(dtype: &DataType, value: &Value) -> bool {
     let bits = (dtype.size * 8) as u32;
     match dtype.kind {
         Kind::UInt => value

@@ -95,6 +95,12 @@ pub(crate) fn array_v3(
                 .filter_map(Value::as_str)
                 .map(|n| Value::from(n.rsplit('/').next().unwrap_or(n)))
                 .collect();
+            if names.iter().any(|n| n.as_str().is_none_or(str::is_empty)) {
+                return Err(format!(
+                    "`_ARRAY_DIMENSIONS` {} names a dimension with an empty name",
+                    attributes["_ARRAY_DIMENSIONS"]
+                ));
+            }
             document["dimension_names"] = Value::Array(names);
             attributes.remove("_ARRAY_DIMENSIONS");
         }
