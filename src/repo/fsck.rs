@@ -426,8 +426,10 @@ impl<'a> Checker<'a> {
                 jobs.extend(self.shard_jobs(key, &node.path, manifest, geometry.as_ref()));
             }
         }
-        stream::iter(jobs)
-            .map(|job| self.check_shard(job))
+        // The futures are built first: a closure inside the stream would make the whole
+        // future's `Send` unprovable for callers that spawn it (a rustc limitation).
+        let checks: Vec<_> = jobs.into_iter().map(|job| self.check_shard(job)).collect();
+        stream::iter(checks)
             .buffer_unordered(self.concurrency)
             .try_collect::<()>()
             .await

@@ -125,6 +125,11 @@ impl Session {
         self.inner.branch.is_some()
     }
 
+    /// True when `self` and `other` are handles of one session (clones share its changes).
+    pub fn same_as(&self, other: &Session) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Fails unless the session may take changes: it must be writable, and no commit of it
     /// may have an unknown outcome (see [`Session::commit`]).
     pub(crate) fn check_writable(&self) -> Result<()> {

@@ -34,10 +34,14 @@ impl Checker<'_> {
             .collect();
         objects.sort();
         objects.dedup();
-        let sizes: HashMap<ChunkObjectId, Option<u64>> = stream::iter(objects)
+        // Futures built first, so the caller's future stays provably `Send`.
+        let reads: Vec<_> = objects
+            .into_iter()
             .map(|object| async move {
                 Ok::<_, Error>((object, self.object_size(object, referrer).await?))
             })
+            .collect();
+        let sizes: HashMap<ChunkObjectId, Option<u64>> = stream::iter(reads)
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
@@ -105,8 +109,11 @@ impl Checker<'_> {
                 Some((*id, info.size?, info.referrer.clone()))
             })
             .collect();
-        stream::iter(objects)
+        let checks: Vec<_> = objects
+            .into_iter()
             .map(|(id, size, referrer)| self.verify_chunk_object(id, size, referrer))
+            .collect();
+        stream::iter(checks)
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await

@@ -115,10 +115,15 @@ pub(crate) async fn read_source(
     let store = Arc::new(MemoryStore::new());
     let zarrs =
         open_zarrs(store.clone(), "/", document).map_err(|e| Error::import_refused(what, e))?;
-    let fetched: Vec<(Vec<u64>, bytes::Bytes)> = futures::stream::iter(&array.chunks)
+    // Futures built first, so the caller's future stays provably `Send`.
+    let fetches: Vec<_> = array
+        .chunks
+        .iter()
         .map(|(coord, chunk)| async move {
             Ok::<_, Error>((coord.clone(), fetch_chunk(chunk, sources).await?))
         })
+        .collect();
+    let fetched: Vec<(Vec<u64>, bytes::Bytes)> = futures::stream::iter(fetches)
         .buffer_unordered(CONCURRENT_FETCHES)
         .try_collect()
         .await?;
