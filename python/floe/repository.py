@@ -3,6 +3,7 @@ read history, check and import."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -252,6 +253,32 @@ class Repository:
             return None, summary
         origin = references if isinstance(references, (str, os.PathLike)) else "references"
         return session.commit(message or f"import kerchunk {origin}"), summary
+
+    # ---- awaitable twins (the blocking calls release the GIL; these run them off the
+    # event loop) ---------------------------------------------------------------------------
+
+    @classmethod
+    async def open_async(cls, location: str, storage_options: Mapping[str, str] | None = None):
+        return await asyncio.to_thread(cls.open, location, storage_options)
+
+    @classmethod
+    async def init_async(cls, location: str, storage_options: Mapping[str, str] | None = None):
+        return await asyncio.to_thread(cls.init, location, storage_options)
+
+    @classmethod
+    async def open_or_init_async(
+        cls, location: str, storage_options: Mapping[str, str] | None = None
+    ):
+        return await asyncio.to_thread(cls.open_or_init, location, storage_options)
+
+    async def writable_session_async(self, branch: str = "main") -> Session:
+        return await asyncio.to_thread(self.writable_session, branch)
+
+    async def readonly_session_async(self, *args: Any, **kwargs: Any) -> Session:
+        return await asyncio.to_thread(self.readonly_session, *args, **kwargs)
+
+    async def log_async(self, version: str = "main", limit: int = 100) -> list[LogEntry]:
+        return await asyncio.to_thread(self.log, version, limit)
 
     # ---- pickling -----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -139,6 +140,15 @@ class Session:
             total["chunks"] += chunks
             total["already_present"] += present
         return total
+
+    async def import_kerchunk_async(self, *args: Any, **kwargs: Any) -> str:
+        return await asyncio.to_thread(self.import_kerchunk, *args, **kwargs)
+
+    async def fork_async(self) -> ForkSession:
+        return await asyncio.to_thread(self.fork)
+
+    async def merge_async(self, *forks: ForkSession) -> dict[str, int]:
+        return await asyncio.to_thread(self.merge, *forks)
 
     # ---- pickling -------------------------------------------------------------------------
 
