@@ -7,6 +7,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod errors;
+mod ready;
 mod repository;
 mod runtime;
 mod session;

@@ -10,11 +10,14 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
+use std::task::{Context, Poll, Waker};
 
 use pyo3::prelude::*;
+use pyo3::BoundObject;
 use tokio::runtime::Runtime;
 
 use crate::errors::{floe_error, forked_process_error};
+use crate::ready::Ready;
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 /// The process that created [`RUNTIME`] (0 until then).
@@ -69,4 +72,30 @@ where
 {
     runtime()?;
     pyo3_async_runtimes::tokio::future_into_py(py, future)
+}
+
+/// Like [`awaitable`], but tries `future` once at once (on the caller's thread, inside the
+/// runtime's context, with the GIL held): when it finishes without waiting for I/O, the result
+/// comes back as a [`Ready`] (or the error is raised now) instead of through an asyncio future
+/// and two thread hops. For short store operations only: the first step runs with the GIL held.
+pub(crate) fn awaitable_eager<'py, F, T>(py: Python<'py>, future: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    let runtime = runtime()?;
+    let mut future = Box::pin(future);
+    let first = {
+        let _context = runtime.enter();
+        let mut context = Context::from_waker(Waker::noop());
+        future.as_mut().poll(&mut context)
+    };
+    match first {
+        Poll::Ready(result) => {
+            let value = result?.into_pyobject(py).map_err(Into::into)?;
+            Bound::new(py, Ready::new(value.into_any().unbind())).map(Bound::into_any)
+        }
+        // The future registers the runtime's waker when the runtime polls it next.
+        Poll::Pending => pyo3_async_runtimes::tokio::future_into_py(py, future),
+    }
 }

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3_bytes::PyBytes;
 
 use crate::errors::{invalid_argument, IntoPy};
-use crate::runtime::{awaitable, block_on};
+use crate::runtime::{awaitable_eager, block_on};
 
 /// How a byte range is given from Python: `(kind, a, b)` with kind 0 = bytes `a..b`,
 /// 1 = from offset `a`, 2 = the last `a` bytes.
@@ -81,7 +81,7 @@ impl PyStore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let range = byte_range(range)?;
         let store = self.store.clone();
-        awaitable(py, async move {
+        awaitable_eager(py, async move {
             let value = get(&store, &key, range).await.py()?;
             Ok(value.map(PyBytes::new))
         })
@@ -98,7 +98,7 @@ impl PyStore {
             .map(|(key, range)| Ok((key, byte_range(range)?)))
             .collect::<PyResult<_>>()?;
         let store = self.store.clone();
-        awaitable(py, async move {
+        awaitable_eager(py, async move {
             let reads = requests.iter().map(|(key, range)| get(&store, key, *range));
             let values = join_all(reads).await;
             values
@@ -111,19 +111,19 @@ impl PyStore {
     /// The size of `key`'s value, `None` when absent.
     fn getsize<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
         let store = self.store.clone();
-        awaitable(py, async move { store.size(&key).await.py() })
+        awaitable_eager(py, async move { store.size(&key).await.py() })
     }
 
     /// The total size of the values of every key below `prefix`.
     fn getsize_prefix<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
         let store = self.store.clone();
-        awaitable(py, async move { store.size_prefix(&prefix).await.py() })
+        awaitable_eager(py, async move { store.size_prefix(&prefix).await.py() })
     }
 
     /// True when `key` has a value.
     fn exists<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
         let store = self.store.clone();
-        awaitable(py, async move { store.exists(&key).await.py() })
+        awaitable_eager(py, async move { store.exists(&key).await.py() })
     }
 
     /// Stores a copy of `value` at `key`.
@@ -136,37 +136,37 @@ impl PyStore {
         // Never keep the caller's buffer: it may change before the session commits.
         let value = Bytes::copy_from_slice(value.as_slice());
         let store = self.store.clone();
-        awaitable(py, async move { store.set(&key, value).await.py() })
+        awaitable_eager(py, async move { store.set(&key, value).await.py() })
     }
 
     /// Deletes `key` (absent keys are fine).
     fn delete<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
         let store = self.store.clone();
-        awaitable(py, async move { store.delete(&key).await.py() })
+        awaitable_eager(py, async move { store.delete(&key).await.py() })
     }
 
     /// Deletes every key below `prefix` (`""` or ending with `/`).
     fn delete_prefix<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
         let store = self.store.clone();
-        awaitable(py, async move { store.delete_prefix(&prefix).await.py() })
+        awaitable_eager(py, async move { store.delete_prefix(&prefix).await.py() })
     }
 
     /// True when no key starts with `prefix`.
     fn is_empty<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
         let store = self.store.clone();
-        awaitable(py, async move { store.is_empty(&prefix).await.py() })
+        awaitable_eager(py, async move { store.is_empty(&prefix).await.py() })
     }
 
     /// Every key.
     fn list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let store = self.store.clone();
-        awaitable(py, async move { store.list().await.py() })
+        awaitable_eager(py, async move { store.list().await.py() })
     }
 
     /// Every key below `prefix`.
     fn list_prefix<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
         let store = self.store.clone();
-        awaitable(py, async move { store.list_prefix(&prefix).await.py() })
+        awaitable_eager(py, async move { store.list_prefix(&prefix).await.py() })
     }
 
     /// [`PyStore::get`], blocking (with the GIL released).
@@ -196,6 +196,6 @@ impl PyStore {
     /// `(keys, prefixes)` directly inside `prefix` (full keys; prefixes end with `/`).
     fn list_dir<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
         let store = self.store.clone();
-        awaitable(py, async move { store.list_dir(&prefix).await.py() })
+        awaitable_eager(py, async move { store.list_dir(&prefix).await.py() })
     }
 }
