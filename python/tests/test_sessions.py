@@ -141,6 +141,8 @@ def _child_in_forked_process(location: str, queue) -> None:
         queue.put(f"other: {type(e).__name__}: {e}")
 
 
+# Forking a multi-threaded process is what this test is about (Python 3.12+ warns about it).
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_fails_at_once_and_spawn_works(repo: floe.Repository) -> None:
     repo.writable_session()  # floe's runtime is running in this process now
     for method, expected in (("fork", "refused: "), ("spawn", "worked")):

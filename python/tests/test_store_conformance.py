@@ -7,8 +7,9 @@ suite writes arbitrary bytes to keys such as `c/0`, `foo/c/0.0` and `foo/0/0` an
 overridden below, each saying why, with the same checks on the key forms floe serves: a chunk
 of a root array (`c/0`), of a nested array with the default encoding (`foo/c/0/0`), and of an
 array with the v2 encoding (`bar/0.0`); metadata documents are compared as parsed JSON. Every
-other test of the suite runs as zarr-python wrote it.
-"""
+other test of the suite runs as zarr-python wrote it. The suite differs between zarr-python
+releases (3.2 added sync/async parity laws, dropped `_get_bytes`): the overrides of tests a
+release lacks run as floe's own checks of the same laws."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import json
 import pickle
 
 import pytest
-from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+from zarr.abc.store import OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
 from zarr.core.buffer import Buffer, cpu, default_buffer_prototype
 from zarr.core.sync import _collect_aiterator
 from zarr.storage._utils import _normalize_byte_range_index
@@ -380,36 +381,39 @@ class TestFloeStore(StoreTests[floe.FloeStore, cpu.Buffer]):
         await store.set_if_not_exists("c/1", buf(b"1111"))
         assert await store.get("c/1", default_buffer_prototype()) == buf(b"1111")
 
-    async def test_get_bytes(self, store) -> None:
-        """Overridden: a chunk (floe refuses `hello world` as a `zarr.json`)."""
-        await make_valid(store, "c/0")
-        await self.set(store, "c/0", buf(b"hello world"))
-        assert await store._get_bytes("c/0", prototype=default_buffer_prototype()) == b"hello world"
-        with pytest.raises(FileNotFoundError):
-            await store._get_bytes("c/99", prototype=default_buffer_prototype())
+    if hasattr(Store, "_get_bytes"):
+        # zarr-python 3.1 only (3.2 dropped these helpers and the suite's tests of them).
 
-    def test_get_bytes_sync(self, store) -> None:
-        """Overridden: a chunk (floe refuses `hello world` as a `zarr.json`)."""
-        from zarr.core.sync import sync
+        async def test_get_bytes(self, store) -> None:
+            """Overridden: a chunk (floe refuses `hello world` as a `zarr.json`)."""
+            await make_valid(store, "c/0")
+            await self.set(store, "c/0", buf(b"hello world"))
+            assert await store._get_bytes("c/0", prototype=default_buffer_prototype()) == b"hello world"
+            with pytest.raises(FileNotFoundError):
+                await store._get_bytes("c/99", prototype=default_buffer_prototype())
 
-        sync(make_valid(store, "c/0"))
-        sync(self.set(store, "c/0", buf(b"hello world")))
-        assert store._get_bytes_sync("c/0", prototype=default_buffer_prototype()) == b"hello world"
+        def test_get_bytes_sync(self, store) -> None:
+            """Overridden: a chunk (floe refuses `hello world` as a `zarr.json`)."""
+            from zarr.core.sync import sync
 
-    async def test_get_json(self, store) -> None:
-        """Overridden: a valid document (floe refuses `{"foo": "bar"}` as a `zarr.json`)."""
-        document = {"zarr_format": 3, "node_type": "group", "attributes": {"foo": "bar"}}
-        await self.set(store, "zarr.json", buf(json.dumps(document).encode()))
-        assert await store._get_json("zarr.json", prototype=default_buffer_prototype()) == document
+            sync(make_valid(store, "c/0"))
+            sync(self.set(store, "c/0", buf(b"hello world")))
+            assert store._get_bytes_sync("c/0", prototype=default_buffer_prototype()) == b"hello world"
 
-    def test_get_json_sync(self, store) -> None:
-        """Overridden: a valid document (floe refuses `{"foo": "bar"}` as a `zarr.json`)."""
-        from zarr.core.sync import sync
+        async def test_get_json(self, store) -> None:
+            """Overridden: a valid document (floe refuses `{"foo": "bar"}` as a `zarr.json`)."""
+            document = {"zarr_format": 3, "node_type": "group", "attributes": {"foo": "bar"}}
+            await self.set(store, "zarr.json", buf(json.dumps(document).encode()))
+            assert await store._get_json("zarr.json", prototype=default_buffer_prototype()) == document
 
-        document = {"zarr_format": 3, "node_type": "group", "attributes": {"foo": "bar"}}
-        sync(self.set(store, "zarr.json", buf(json.dumps(document).encode())))
-        got = store._get_json_sync("zarr.json", prototype=default_buffer_prototype())
-        assert got == document
+        def test_get_json_sync(self, store) -> None:
+            """Overridden: a valid document (floe refuses `{"foo": "bar"}` as a `zarr.json`)."""
+            from zarr.core.sync import sync
+
+            document = {"zarr_format": 3, "node_type": "group", "attributes": {"foo": "bar"}}
+            sync(self.set(store, "zarr.json", buf(json.dumps(document).encode())))
+            got = store._get_json_sync("zarr.json", prototype=default_buffer_prototype())
+            assert got == document
 
 
     # ---- the synchronous protocol: the suite's keys are no Zarr keys ----------------------
@@ -440,6 +444,58 @@ class TestFloeStore(StoreTests[floe.FloeStore, cpu.Buffer]):
         store.set_sync("c/0", buf(b"\x01\x02\x03\x04"))
         store.delete_sync("c/0")
         assert store.get_sync("c/0") is None
+
+    # ---- sync/async parity laws (the suite has them from zarr-python 3.2 on; its keys are
+    # no Zarr keys): written through one protocol, observed through the other ---------------
+
+    @pytest.mark.parametrize("direction", ["set_async_get_sync", "set_sync_get_async"])
+    @pytest.mark.parametrize("key", KEYS)
+    async def test_sync_async_set_get_parity(self, store, direction: str, key: str) -> None:
+        """Overridden: valid keys of each form (the suite's `parity_set_get` is no Zarr key)."""
+        await make_valid(store, key)
+        value = buf(b"\x01\x02\x03\x04")
+        if direction == "set_async_get_sync":
+            await store.set(key, value)
+            got = store.get_sync(key)
+        else:
+            store.set_sync(key, value)
+            got = await store.get(key, prototype=default_buffer_prototype())
+        assert got is not None
+        assert_bytes_equal(got, value)
+
+    @pytest.mark.parametrize("key", KEYS)
+    async def test_delete_sync_visible_to_async_get(self, store, key: str) -> None:
+        """Overridden: valid keys of each form (the suite's `parity_delete` is no Zarr key)."""
+        await make_valid(store, key)
+        await store.set(key, buf(b"\x01\x02\x03\x04"))
+        store.delete_sync(key)
+        assert await store.get(key, prototype=default_buffer_prototype()) is None
+        assert not await store.exists(key)
+
+    @pytest.mark.parametrize(
+        "byte_range",
+        [
+            None,
+            RangeByteRequest(1, 4),
+            OffsetByteRequest(1),
+            SuffixByteRequest(1),
+            RangeByteRequest(10, 20),
+        ],
+        ids=["none", "range", "offset", "suffix", "range-past-eof"],
+    )
+    async def test_get_sync_byte_range_parity(self, store, byte_range) -> None:
+        """Overridden: a chunk key (the suite's `parity_byte_range` is no Zarr key)."""
+        await make_valid(store, "foo/c/0/0")
+        await store.set("foo/c/0/0", buf(b"\x01\x02\x03\x04"))
+        sync_result = store.get_sync("foo/c/0/0", byte_range=byte_range)
+        async_result = await store.get(
+            "foo/c/0/0", prototype=default_buffer_prototype(), byte_range=byte_range
+        )
+        if async_result is None:
+            assert sync_result is None
+        else:
+            assert sync_result is not None
+            assert_bytes_equal(sync_result, async_result)
 
 
 def _as_buffer(data: bytes) -> cpu.Buffer:
