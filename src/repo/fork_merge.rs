@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 
-use super::change_set::{NodeEdit, PendingChunk};
+use super::change_set::{ChangeSet, NodeEdit, PendingChunk};
 use super::fork::{check_version, fork_name, missing_header, node_edit, wire_chunk, FrameOrder};
+use super::fork_rules::{Coordinator, ForkRules};
 use super::identical::{describe_difference, same_document, same_edit};
 use super::loaded::lock;
 use super::session::Session;
@@ -59,9 +60,9 @@ impl Session {
         let _gate = self.inner.write_gate.write().await;
         self.check_writable()?;
         let mut frames = changes.frames()?;
-        let fork_id = self.check_header(&mut frames, &branch)?;
+        let (fork_id, ticket) = self.check_header(&mut frames, &branch)?;
         let fork = fork_name(fork_id);
-        let objects = self.check_changes(frames, &fork)?;
+        let objects = self.check_changes(frames, &fork, ticket)?;
         self.check_objects(objects, &fork).await?;
         let mut frames = changes.frames()?;
         frames.next_frame()?;
@@ -74,7 +75,7 @@ impl Session {
         &self,
         frames: &mut FrameReader<R>,
         branch: &str,
-    ) -> Result<u128> {
+    ) -> Result<(u128, Arc<ChangeSet>)> {
         let Some(Frame::Header {
             version,
             fork_id,
@@ -88,7 +89,7 @@ impl Session {
         check_version(version)?;
         let refuse = |reason: String| Err(Error::Fork { reason });
         let state = lock(&self.inner.state);
-        let Some(issued_base) = state.issued_forks.get(&fork_id) else {
+        let Some(issued) = state.issued_forks.get(&fork_id) else {
             return refuse(format!(
                 "fork {} was not taken from this session",
                 fork_name(fork_id)
@@ -99,23 +100,26 @@ impl Session {
                 "the fork writes to branch `{their_branch}`, this session to `{branch}`"
             ));
         }
-        if *issued_base != base || state.base.id != base {
+        if issued.base != base || state.base.id != base {
             return refuse(format!(
                 "the fork is based on snapshot {base} but this session has moved to {} since \
                  (it committed or discarded): fork again and redo the work",
                 state.base.id
             ));
         }
-        Ok(fork_id)
+        Ok((fork_id, issued.ticket.clone()))
     }
 
-    /// First pass: every change applies or is already present; returns the chunk objects
-    /// referenced, with the end offset each must reach.
+    /// First pass: every change applies or is already present, and the worker's changes
+    /// meet the rules of `fork_rules.rs` against what this session changed since `ticket`;
+    /// returns the chunk objects referenced, with the end offset each must reach.
     fn check_changes<R: std::io::Read>(
         &self,
         mut frames: FrameReader<R>,
         fork: &str,
+        ticket: Arc<ChangeSet>,
     ) -> Result<BTreeMap<ChunkObjectId, u64>> {
+        let mut rules = ForkRules::new(fork, ticket);
         let conflict = |detail: ConflictDetail| Error::ForkConflict {
             fork: fork.to_string(),
             detail: Box::new(detail),
@@ -145,12 +149,13 @@ impl Session {
                             reason: node_clash(current, after.as_ref()),
                         }));
                     }
-                    let metadata = match after {
-                        Some(NodeEdit::Put { metadata, .. }) => Some(metadata),
+                    let metadata = match &after {
+                        Some(NodeEdit::Put { metadata, .. }) => Some(metadata.clone()),
                         Some(NodeEdit::Deleted) => None,
                         None => state.base.node_metadata(&path)?,
                     };
-                    merged_nodes.insert(path, metadata);
+                    merged_nodes.insert(path.clone(), metadata);
+                    rules.worker_node(path, after);
                 }
                 Frame::Clip {
                     path,
@@ -164,6 +169,7 @@ impl Session {
                             reason: "the fork and this session both shrank the array".into(),
                         }));
                     }
+                    rules.worker_clip(path, after);
                 }
                 Frame::Chunks { path, changes } => {
                     let metadata = match merged_nodes.get(&path) {
@@ -176,8 +182,31 @@ impl Session {
                     };
                     let geometry = metadata.as_ref().and_then(|m| m.geometry());
                     let edits = state.changes.chunks.get(&path);
+                    // The coordinator's state of every chunk the frame changes. A chunk it
+                    // wrote after the fork is still packed: it equals no state of the fork's,
+                    // so a change of it is a clash.
+                    let mut currents = Vec::with_capacity(changes.len());
+                    let (mut pending, mut present) = (Vec::new(), Vec::new());
+                    for change in &changes {
+                        let current = match edits {
+                            Some(e) => e.get(&change.coord)?,
+                            None => None,
+                        };
+                        let current = wire_chunk(current.as_ref()).ok();
+                        if current.as_ref() == Some(&change.after) {
+                            present.push(change.coord.clone());
+                        } else {
+                            pending.push(change.coord.clone());
+                        }
+                        currents.push(current);
+                    }
+                    let now = Coordinator {
+                        base: &state.base,
+                        changes: &state.changes,
+                    };
+                    rules.check_chunks(now, &path, &pending, present)?;
                     let mut clashes = Vec::new();
-                    for change in changes {
+                    for (change, current) in changes.into_iter().zip(currents) {
                         if change.after != WireChunk::Unchanged {
                             match geometry {
                                 Some(g) if g.contains_chunk(&change.coord) => {}
@@ -191,13 +220,6 @@ impl Session {
                                 }
                             }
                         }
-                        // A chunk the coordinator wrote after the fork is still packed: it
-                        // equals no state of the fork's, so a change of it is a clash.
-                        let current = match edits {
-                            Some(e) => e.get(&change.coord)?,
-                            None => None,
-                        };
-                        let current = wire_chunk(current.as_ref()).ok();
                         if current.as_ref() != Some(&change.before)
                             && current.as_ref() != Some(&change.after)
                         {
@@ -227,6 +249,11 @@ impl Session {
                 }
             }
         }
+        let state = lock(&self.inner.state);
+        rules.finish(Coordinator {
+            base: &state.base,
+            changes: &state.changes,
+        })?;
         Ok(objects)
     }
 
