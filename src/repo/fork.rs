@@ -52,7 +52,9 @@ impl Session {
     /// come back through [`Session::merge_fork`], and only this session commits.
     ///
     /// Pending packs are written first, so the ticket refers only to stored chunks. Forks are
-    /// valid until this session commits or discards its changes (its base moves on).
+    /// valid until this session commits or discards its changes (its base moves on); until
+    /// then the session keeps each fork's ticket changes for the merge rules (their chunk
+    /// edits frozen first, so the copy shares them rather than duplicating them).
     pub async fn fork(&self) -> Result<ChangeStream> {
         let branch = self.inner.branch.clone().ok_or(Error::ReadOnlySession)?;
         let _gate = self.inner.write_gate.write().await;

@@ -3,10 +3,14 @@
 //! Every change arrives as a (before, after) pair, `before` being the state in the ticket. A
 //! change applies when the coordinator's state still equals `before`, is already applied when
 //! it equals `after`, and conflicts otherwise (another worker, or the coordinator itself,
-//! changed the same node, clip or chunk since the fork). The stream is read twice: a first
-//! pass checks every change, the chunk objects it refers to and the chunk coordinates against
-//! the merged metadata; only then does a second pass apply anything, so a refused merge
-//! leaves the coordinator untouched. Each pass holds one frame in memory at a time.
+//! changed the same node, clip or chunk since the fork). Beyond each change alone, the rules
+//! of `fork_rules.rs` compare the worker's node changes with what the coordinator did since
+//! the fork (a deleted, re-created or shrunk array against chunk changes of it, nodes below a
+//! deleted or replaced one), so that no chunk or node is lost and the merge order does not
+//! matter. The stream is read twice: a first pass checks every change, the chunk objects it
+//! refers to and the chunk coordinates against the merged metadata; only then does a second
+//! pass apply anything, so a refused merge leaves the coordinator untouched. Each pass holds
+//! one frame in memory at a time (and the worker's node and clip states).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,9 +48,12 @@ pub struct ForkMergeSummary {
 impl Session {
     /// Merges a worker's changes (from [`Session::finish_fork`] on a fork of this session)
     /// into this session's uncommitted changes. All or nothing: a conflict
-    /// ([`Error::ForkConflict`]), a chunk object missing from the repository, a chunk outside
-    /// its array, or a stream that is not a fork of this session on its current base
-    /// ([`Error::Fork`]) leaves the session unchanged. Merging the same changes twice is a
+    /// ([`Error::ForkConflict`]: a change of something this session changed since the fork,
+    /// directly or by merging another fork, that does not merge; spec/distributed.md §4.2,
+    /// whose rules make the outcome independent of the order in which forks are merged), a
+    /// chunk object missing from the repository, a chunk outside its array, or a stream that
+    /// is not a fork of this session on its current base ([`Error::Fork`]) leaves the session
+    /// unchanged. Merging the same changes twice is a
     /// no-op. Commit afterwards with [`Session::commit`].
     pub async fn merge_fork(&self, changes: &ChangeStream) -> Result<ForkMergeSummary> {
         let branch = self.inner.branch.clone().ok_or(Error::ReadOnlySession)?;
