@@ -372,6 +372,124 @@ async fn a_rebased_identical_put_is_not_a_change_for_later_writers() {
     assert!(older.node(&p("g")).unwrap().is_some());
 }
 
+/// A memory repository whose `main` holds the root group and array `t` ([4], chunks of 1)
+/// with chunks 0 to 3 written (`bytes(1)` to `bytes(4)`).
+async fn written_t() -> Repository {
+    let (repo, _) = memory_repo().await;
+    let setup = repo.writable_session("main").await.unwrap();
+    create_t(&setup, 0).await;
+    for chunk in 1..4 {
+        setup
+            .set_chunk(&p("t"), &[chunk], bytes(chunk as u8 + 1))
+            .await
+            .unwrap();
+    }
+    setup.commit("setup", None).await.unwrap();
+    repo
+}
+
+/// `t`'s setup document, with attribute `v` when given.
+fn t_doc(v: Option<u64>) -> Value {
+    let mut doc = uint8_array(&[4], &[1]);
+    if let Some(v) = v {
+        doc["attributes"] = json!({ "v": v });
+    }
+    doc
+}
+
+/// Deletes `t` in `s` and creates it again from `doc`: a new array without chunks.
+async fn recreate_t(s: &Session, doc: Value) {
+    s.delete_node(&p("t")).await.unwrap();
+    s.create_array(&p("t"), doc).await.unwrap();
+}
+
+/// The same final document is no agreement when the other side re-created a node this
+/// session only updated: this session's chunk writes must not land on the other side's new
+/// array (whose base chunks are gone).
+#[tokio::test]
+async fn an_update_does_not_agree_with_a_re_creation() {
+    for (ours_doc, theirs_doc) in [(Some(2), Some(2)), (None, None)] {
+        let repo = written_t().await;
+        let ours = repo.writable_session("main").await.unwrap();
+        let theirs = repo.writable_session("main").await.unwrap();
+        recreate_t(&theirs, t_doc(theirs_doc)).await;
+        theirs.set_chunk(&p("t"), &[0], bytes(10)).await.unwrap();
+        let recreated = theirs.commit("re-create", None).await.unwrap();
+        // An update to the re-created document (or a put of the unchanged one).
+        ours.create_array(&p("t"), t_doc(ours_doc)).await.unwrap();
+        ours.set_chunk(&p("t"), &[1], bytes(11)).await.unwrap();
+        let (their, detail) = conflict(ours.commit("update", None).await.unwrap_err());
+        assert_eq!(their, recreated.to_string());
+        let reason = node_reason(&detail, "/t");
+        assert!(reason.contains("re-created"), "{reason}");
+    }
+}
+
+/// A newer commit that leaves a node as this session does hides nothing older from this
+/// session's chunk writes: a shrink, a re-creation or a fill value change undone before the
+/// agreeing commit still conflicts, naming the older commit. Without chunk writes, the same
+/// session lands.
+#[tokio::test]
+async fn an_older_change_undone_before_an_agreeing_commit_still_conflicts() {
+    for (older, named) in [
+        ("shrink", "shrank"),
+        ("re-create", "Created"),
+        ("fill", "`fill_value`"),
+    ] {
+        for write in [true, false] {
+            let repo = written_t().await;
+            let ours = repo.writable_session("main").await.unwrap();
+            let c0 = repo.writable_session("main").await.unwrap();
+            match older {
+                "shrink" => c0.resize_array(&p("t"), &[2]).await.unwrap(),
+                "re-create" => recreate_t(&c0, t_doc(None)).await,
+                _ => set_t_fill(&c0, 9).await,
+            }
+            let c0 = c0.commit(older, None).await.unwrap();
+            // The next commit undoes it and sets `v`, as this session does.
+            let c1 = repo.writable_session("main").await.unwrap();
+            c1.create_array(&p("t"), t_doc(Some(2))).await.unwrap();
+            c1.commit("agree", None).await.unwrap();
+            ours.set_attributes(&p("t"), attrs(&[("v", json!(2))]))
+                .await
+                .unwrap();
+            if !write {
+                ours.commit("attribute", None).await.unwrap();
+                continue;
+            }
+            ours.set_chunk(&p("t"), &[3], bytes(200)).await.unwrap();
+            let (their, detail) = conflict(ours.commit("write", None).await.unwrap_err());
+            assert_eq!(their, c0.to_string(), "{older}");
+            let reason = node_reason(&detail, "/t");
+            assert!(reason.contains(named), "{older}: {reason}");
+        }
+    }
+}
+
+/// Chunks an older commit wrote and a newer, agreeing re-creation dropped do not conflict
+/// with this session's writes of the same chunks.
+#[tokio::test]
+async fn chunks_dropped_by_an_agreed_re_creation_do_not_conflict() {
+    let repo = written_t().await;
+    let ours = repo.writable_session("main").await.unwrap();
+    let c0 = repo.writable_session("main").await.unwrap();
+    c0.set_chunk(&p("t"), &[1], bytes(30)).await.unwrap();
+    c0.commit("write", None).await.unwrap();
+    let c1 = repo.writable_session("main").await.unwrap();
+    recreate_t(&c1, t_doc(None)).await;
+    c1.set_chunk(&p("t"), &[0], bytes(31)).await.unwrap();
+    c1.commit("re-create", None).await.unwrap();
+    recreate_t(&ours, t_doc(None)).await;
+    ours.set_chunk(&p("t"), &[1], bytes(32)).await.unwrap();
+    ours.commit("re-create too", None).await.unwrap();
+    let main = main_session(&repo).await;
+    let mut got = Vec::new();
+    for chunk in 0..4 {
+        got.push(main.get_chunk(&p("t"), &[chunk]).await.unwrap());
+    }
+    assert_eq!(got, vec![Some(bytes(31)), Some(bytes(32)), None, None]);
+}
+
 #[cfg(feature = "cli")]
 mod cli {
     //! Eight `floe import kerchunk` processes started at once on a freshly initialised

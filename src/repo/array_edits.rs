@@ -160,6 +160,13 @@ impl ArrayEdits {
         if self.recent.len() < FREEZE_AT.max(self.next_freeze) {
             return Ok(false);
         }
+        self.freeze(packs)
+    }
+
+    /// Freezes the settled edits of the ordered map into a run whatever their number (so
+    /// that clones share them rather than copy them), then merges runs of similar size.
+    /// Returns whether a run was frozen.
+    pub(crate) fn freeze(&mut self, packs: &Packs) -> Result<bool> {
         let mut frozen: Vec<ManifestEntry> = Vec::with_capacity(self.recent.len());
         let mut kept = 0usize;
         for (coord, edit) in &self.recent {
@@ -207,6 +214,51 @@ impl ArrayEdits {
             self.runs.push(Arc::new(merged));
         }
         Ok(true)
+    }
+
+    /// The first coordinate, in order, that `keep` accepts and where `self` and `other` hold
+    /// different edits (an edit or none, a write or a deletion, another chunk). Cheap when one
+    /// is a clone of the other that nothing changed since (they share their runs); otherwise
+    /// both are read in full.
+    pub(crate) fn first_difference(
+        &self,
+        other: &ArrayEdits,
+        keep: &dyn Fn(&[u64]) -> bool,
+    ) -> Result<Option<ChunkCoord>> {
+        let shared_runs = self.runs.len() == other.runs.len()
+            && self
+                .runs
+                .iter()
+                .zip(&other.runs)
+                .all(|(a, b)| Arc::ptr_eq(a, b));
+        if shared_runs && self.recent == other.recent && self.unset == other.unset {
+            return Ok(None);
+        }
+        let (mut mine, mut theirs) = (self.iter().peekable(), other.iter().peekable());
+        loop {
+            let order = match (mine.peek(), theirs.peek()) {
+                (None, None) => return Ok(None),
+                (Some(Err(_)), _) | (_, None) => std::cmp::Ordering::Less,
+                (_, Some(Err(_))) | (None, _) => std::cmp::Ordering::Greater,
+                (Some(Ok((a, _))), Some(Ok((b, _)))) => a.cmp(b),
+            };
+            let differing = match order {
+                std::cmp::Ordering::Less => mine.next().map(|e| e.map(|(c, _)| Some(c))),
+                std::cmp::Ordering::Greater => theirs.next().map(|e| e.map(|(c, _)| Some(c))),
+                std::cmp::Ordering::Equal => match (mine.next(), theirs.next()) {
+                    (Some(a), Some(b)) => {
+                        let ((c, ea), (_, eb)) = (a?, b?);
+                        Some(Ok((ea != eb).then_some(c)))
+                    }
+                    _ => None,
+                },
+            };
+            match differing.transpose()? {
+                Some(Some(c)) if keep(&c) => return Ok(Some(c)),
+                Some(_) => {}
+                None => return Ok(None),
+            }
+        }
     }
 
     /// Bytes of memory held by the frozen runs.
@@ -388,6 +440,40 @@ mod tests {
             "no rescan below the raised threshold"
         );
         assert_eq!(edits.iter().count(), FREEZE_AT + 1);
+    }
+
+    #[test]
+    fn first_difference_compares_clones_and_contents() {
+        let packs = Packs::default();
+        let mut edits = ArrayEdits::default();
+        for i in 0..10 {
+            edits.insert(vec![i], chunk(i));
+        }
+        edits.freeze(&packs).unwrap();
+        let ticket = edits.clone();
+        let all = |_: &[u64]| true;
+        assert_eq!(edits.first_difference(&ticket, &all).unwrap(), None);
+        edits.insert(vec![7], None);
+        edits.insert(vec![12], chunk(12));
+        assert_eq!(
+            edits.first_difference(&ticket, &all).unwrap(),
+            Some(vec![7])
+        );
+        assert_eq!(
+            ticket
+                .first_difference(&edits, &|c: &[u64]| c[0] > 7)
+                .unwrap(),
+            Some(vec![12])
+        );
+        // The same contents in another layout are no difference.
+        edits.insert(vec![7], chunk(7));
+        edits.remove(&[12]).unwrap();
+        assert_eq!(edits.first_difference(&ticket, &all).unwrap(), None);
+        edits.remove(&[3]).unwrap();
+        assert_eq!(
+            edits.first_difference(&ticket, &all).unwrap(),
+            Some(vec![3])
+        );
     }
 
     #[test]

@@ -76,6 +76,35 @@ impl ChangeSet {
         if !edits.maybe_freeze(packs)? {
             return Ok(());
         }
+        self.spill_if_over(memory_limit, spool_dir)
+    }
+
+    /// Freezes the settled chunk edits of every array into runs, so that a clone of the
+    /// change set shares them instead of copying them (a fork keeps its ticket's changes this
+    /// way), spilling runs as [`ChangeSet::maintain`] does.
+    pub(crate) fn freeze_all(
+        &mut self,
+        packs: &Packs,
+        memory_limit: u64,
+        spool_dir: Option<&std::path::Path>,
+    ) -> crate::error::Result<()> {
+        let mut frozen = false;
+        for edits in self.chunks.values_mut() {
+            frozen |= edits.freeze(packs)?;
+        }
+        if frozen {
+            self.spill_if_over(memory_limit, spool_dir)?;
+        }
+        Ok(())
+    }
+
+    /// Moves frozen runs of every array to the spill file once together they hold more than
+    /// `memory_limit` bytes.
+    fn spill_if_over(
+        &mut self,
+        memory_limit: u64,
+        spool_dir: Option<&std::path::Path>,
+    ) -> crate::error::Result<()> {
         let held: u64 = self.chunks.values().map(ArrayEdits::run_memory_bytes).sum();
         if held <= memory_limit {
             return Ok(());

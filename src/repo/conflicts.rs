@@ -37,23 +37,42 @@ struct TheirTouch {
 pub(crate) struct Agreements {
     /// Paths the session edits where this commit, or a newer one of the walk, left the node
     /// as the session leaves it (spec/algorithms.md §8, "agreed"). Their changes there are the
-    /// session's own and never conflict; older commits' changes there no longer matter.
+    /// session's own and never conflict.
     pub(crate) agreed: BTreeSet<NodePath>,
+    /// Agreed paths whose chunks the session writes, agreed at a newer commit, with no newer
+    /// commit creating or deleting the node: the chunks the session writes on are those this
+    /// commit left, so its creation or deletion of the node conflicts, and its update is
+    /// checked as a change of theirs (a shrink or a new fill value undone later still is one).
+    pub(crate) kept: BTreeSet<NodePath>,
+    /// Paths a newer commit of the walk created or deleted: whatever this commit wrote there
+    /// is gone from the tip, so its chunk writes there overlap nothing.
+    pub(crate) dropped: BTreeSet<NodePath>,
     /// Paths both changed to different states: what a conflict message adds about how.
     pub(crate) notes: BTreeMap<NodePath, String>,
 }
 
 impl Agreements {
     /// Compares the node changes of `log`, the transaction log of `their`, with the session's
-    /// edits; `settled` holds the paths agreed in newer commits of the walk.
+    /// edits (made on `parent`); `settled` holds the paths agreed in newer commits of the
+    /// walk, and `renewed` the paths they created or deleted.
     fn compare(
         log: &TxLog,
         their: &LoadedSnapshot,
+        parent: &LoadedSnapshot,
         ours: &ResolvedChanges,
         settled: BTreeSet<NodePath>,
+        renewed: &BTreeSet<NodePath>,
     ) -> Result<Agreements> {
+        let writes = |p: &NodePath| ours.chunks.get(p).is_some_and(|e| !e.is_empty());
+        let kept = settled
+            .iter()
+            .filter(|p| !renewed.contains(*p) && writes(p))
+            .cloned()
+            .collect();
         let mut out = Agreements {
             agreed: settled,
+            kept,
+            dropped: renewed.clone(),
             notes: BTreeMap::new(),
         };
         for (path, change) in &log.nodes {
@@ -65,7 +84,8 @@ impl Agreements {
             }
             let theirs = their.node_metadata(path)?;
             let clipped = ours.clips.contains_key(path);
-            match agreement(edit, clipped, *change, theirs.as_deref()) {
+            let in_base = parent.snapshot.node(path).is_some();
+            match agreement(edit, clipped, in_base, *change, theirs.as_deref()) {
                 Ok(()) => {
                     out.agreed.insert(path.clone());
                 }
@@ -112,8 +132,10 @@ pub(crate) async fn check_rebase(
     }
     let base = repo.load_snapshot(&parent).await?;
     let mut touched: BTreeMap<NodePath, TheirTouch> = BTreeMap::new();
-    // Paths agreed in the commits walked so far (newer than the current one).
+    // Paths agreed in the commits walked so far (newer than the current one), and paths
+    // those commits created or deleted.
     let mut settled: BTreeSet<NodePath> = BTreeSet::new();
+    let mut renewed: BTreeSet<NodePath> = BTreeSet::new();
     let mut current = tip;
     while current != parent {
         let loaded = repo.load_snapshot(&current).await?;
@@ -121,7 +143,7 @@ pub(crate) async fn check_rebase(
         // carries our own changes: re-applying them on top is harmless, not a conflict.
         if !ours.contains(&current) {
             let log = repo.load_txlog(&loaded.snapshot.txlog).await?;
-            let agreements = Agreements::compare(&log, &loaded, changes, settled)?;
+            let agreements = Agreements::compare(&log, &loaded, &base, changes, settled, &renewed)?;
             let shared =
                 find_conflict(&log, changes, &agreements).map_err(|d| conflict(current, d))?;
             for (path, touch) in shared {
@@ -140,6 +162,12 @@ pub(crate) async fn check_rebase(
                 }
             }
             settled = agreements.agreed;
+            renewed.extend(
+                log.nodes
+                    .iter()
+                    .filter(|(_, c)| *c != NodeChange::Updated)
+                    .map(|(p, _)| p.clone()),
+            );
         }
         current = loaded.snapshot.parent.ok_or_else(|| {
             Error::corrupt(
@@ -180,7 +208,9 @@ pub(crate) async fn check_rebase(
             ..SideFacts::default()
         };
         for version in &touch.versions {
-            their_facts.other_changed |= other_key_changed(&b, version);
+            if their_facts.other_key.is_none() {
+                their_facts.other_key = other_key_changed(&b, version);
+            }
             if let (Some(bg), Some(vg)) = (b.geometry(), version.geometry()) {
                 their_facts.shrank |= shrinks(&bg.shape, &vg.shape);
             }
@@ -190,7 +220,7 @@ pub(crate) async fn check_rebase(
             // Base chunks outside the session's clip are dropped when it lands: the other
             // side's chunks there would be lost.
             shrank: changes.clips.contains_key(&path),
-            other_changed: false,
+            other_key: None,
         };
         let doc = merge_node(&path, &b, &t, &o, their_facts, our_facts).map_err(node_conflict)?;
         if put.is_some() {
@@ -295,6 +325,23 @@ pub(crate) fn find_conflict(
         if edits.is_empty() {
             continue;
         }
+        if agreements.kept.contains(path) {
+            // Agreed at a newer commit, but the node this commit left is the one whose
+            // chunks the session writes on.
+            if let Some((_, change)) = theirs.nodes.iter().find(|(p, _)| p == path) {
+                if *change != NodeChange::Updated {
+                    return Err(node_conflict(
+                        path,
+                        format!(
+                            "it was {change:?} by the other commit while this session wrote \
+                             chunks (a newer commit left the node as this session does, but \
+                             not with the chunks this session wrote on)"
+                        ),
+                    ));
+                }
+                shared.entry(path.clone()).or_default().metadata = true;
+            }
+        }
         if !agreed(path) {
             if let Some(change) = their_nodes.get(path) {
                 if *change != NodeChange::Updated {
@@ -314,7 +361,11 @@ pub(crate) fn find_conflict(
                 ));
             }
         }
-        if let Some(their) = their_chunks.get(path) {
+        // Chunks this commit wrote where a newer commit created or deleted the node are gone.
+        let their = their_chunks
+            .get(path)
+            .filter(|_| !agreements.dropped.contains(path));
+        if let Some(their) = their {
             let mut overlap: Vec<ChunkCoord> = Vec::new();
             for c in their.iter() {
                 let checked = c.and_then(|c| edits.contains(&c).map(|hit| (c, hit)));
@@ -421,7 +472,7 @@ mod tests {
     fn agreed(paths: &[&str]) -> Agreements {
         Agreements {
             agreed: paths.iter().map(|s| p(s)).collect(),
-            notes: BTreeMap::new(),
+            ..Agreements::default()
         }
     }
 
@@ -462,6 +513,24 @@ mod tests {
             matches!(&err, ConflictDetail::Node { path, .. } if path == "/"),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn an_older_commit_below_an_agreement_still_meets_the_chunk_writes() {
+        // `/a` agreed at a newer commit, nobody re-created it since: this older commit's
+        // creation of it conflicts with the session's chunk writes.
+        let mut agreements = agreed(&["", "a"]);
+        agreements.kept.insert(p("a"));
+        let err = find_conflict(&theirs(&[]), &ours(), &agreements).unwrap_err();
+        assert!(
+            matches!(&err, ConflictDetail::Node { path, reason }
+                if path == "/a" && reason.starts_with("it was Created by the other commit")),
+            "{err:?}"
+        );
+        // Re-created by a newer commit: this commit's chunk writes are gone, no overlap.
+        let mut agreements = agreed(&["", "a"]);
+        agreements.dropped.insert(p("a"));
+        assert!(find_conflict(&theirs(&[&[1]]), &ours(), &agreements).is_ok());
     }
 
     #[test]

@@ -52,7 +52,9 @@ impl Session {
     /// come back through [`Session::merge_fork`], and only this session commits.
     ///
     /// Pending packs are written first, so the ticket refers only to stored chunks. Forks are
-    /// valid until this session commits or discards its changes (its base moves on).
+    /// valid until this session commits or discards its changes (its base moves on); until
+    /// then the session keeps each fork's ticket changes for the merge rules (their chunk
+    /// edits frozen first, so the copy shares them rather than duplicating them).
     pub async fn fork(&self) -> Result<ChangeStream> {
         let branch = self.inner.branch.clone().ok_or(Error::ReadOnlySession)?;
         let _gate = self.inner.write_gate.write().await;
@@ -62,7 +64,16 @@ impl Session {
         let settings = self.inner.repo.settings();
         let mut state = lock(&self.inner.state);
         let base = state.base.id;
-        state.issued_forks.insert(id, base);
+        // The merge compares the worker's changes with what this session changed since the
+        // fork, so it keeps the ticket's changes (frozen first: the copy shares their runs).
+        let state_ref = &mut *state;
+        state_ref.changes.freeze_all(
+            &state_ref.packs,
+            settings.spool_memory_bytes,
+            settings.spool_dir.as_deref(),
+        )?;
+        let ticket = std::sync::Arc::new(state.changes.clone());
+        state.issued_forks.insert(id, IssuedFork { base, ticket });
         let header = Frame::Header {
             version: CHANGE_STREAM_VERSION,
             kind: StreamKind::Ticket,
@@ -380,5 +391,14 @@ impl FrameOrder {
     }
 }
 
-/// Fork ids this session issued, with the base they were issued on.
-pub(crate) type IssuedForks = BTreeMap<u128, crate::id::SnapshotId>;
+/// A fork a session issued.
+#[derive(Clone, Debug)]
+pub(crate) struct IssuedFork {
+    /// The session's base snapshot when it issued the fork.
+    pub(crate) base: crate::id::SnapshotId,
+    /// The session's changes when it issued the fork: the ticket's states.
+    pub(crate) ticket: std::sync::Arc<ChangeSet>,
+}
+
+/// The forks a session issued since its last commit or discard, by fork id.
+pub(crate) type IssuedForks = BTreeMap<u128, IssuedFork>;

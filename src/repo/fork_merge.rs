@@ -3,18 +3,23 @@
 //! Every change arrives as a (before, after) pair, `before` being the state in the ticket. A
 //! change applies when the coordinator's state still equals `before`, is already applied when
 //! it equals `after`, and conflicts otherwise (another worker, or the coordinator itself,
-//! changed the same node, clip or chunk since the fork). The stream is read twice: a first
-//! pass checks every change, the chunk objects it refers to and the chunk coordinates against
-//! the merged metadata; only then does a second pass apply anything, so a refused merge
-//! leaves the coordinator untouched. Each pass holds one frame in memory at a time.
+//! changed the same node, clip or chunk since the fork). Beyond each change alone, the rules
+//! of `fork_rules.rs` compare the worker's node changes with what the coordinator did since
+//! the fork (a deleted, re-created or shrunk array against chunk changes of it, nodes below a
+//! deleted or replaced one), so that no chunk or node is lost and the merge order does not
+//! matter. The stream is read twice: a first pass checks every change, the chunk objects it
+//! refers to and the chunk coordinates against the merged metadata; only then does a second
+//! pass apply anything, so a refused merge leaves the coordinator untouched. Each pass holds
+//! one frame in memory at a time (and the worker's node and clip states).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 
-use super::change_set::{NodeEdit, PendingChunk};
+use super::change_set::{ChangeSet, NodeEdit, PendingChunk};
 use super::fork::{check_version, fork_name, missing_header, node_edit, wire_chunk, FrameOrder};
+use super::fork_rules::{Coordinator, ForkRules};
 use super::identical::{describe_difference, same_document, same_edit};
 use super::loaded::lock;
 use super::session::Session;
@@ -43,9 +48,12 @@ pub struct ForkMergeSummary {
 impl Session {
     /// Merges a worker's changes (from [`Session::finish_fork`] on a fork of this session)
     /// into this session's uncommitted changes. All or nothing: a conflict
-    /// ([`Error::ForkConflict`]), a chunk object missing from the repository, a chunk outside
-    /// its array, or a stream that is not a fork of this session on its current base
-    /// ([`Error::Fork`]) leaves the session unchanged. Merging the same changes twice is a
+    /// ([`Error::ForkConflict`]: a change of something this session changed since the fork,
+    /// directly or by merging another fork, that does not merge; spec/distributed.md §4.2,
+    /// whose rules make the outcome independent of the order in which forks are merged), a
+    /// chunk object missing from the repository, a chunk outside its array, or a stream that
+    /// is not a fork of this session on its current base ([`Error::Fork`]) leaves the session
+    /// unchanged. Merging the same changes twice is a
     /// no-op. Commit afterwards with [`Session::commit`].
     pub async fn merge_fork(&self, changes: &ChangeStream) -> Result<ForkMergeSummary> {
         let branch = self.inner.branch.clone().ok_or(Error::ReadOnlySession)?;
@@ -59,9 +67,9 @@ impl Session {
         let _gate = self.inner.write_gate.write().await;
         self.check_writable()?;
         let mut frames = changes.frames()?;
-        let fork_id = self.check_header(&mut frames, &branch)?;
+        let (fork_id, ticket) = self.check_header(&mut frames, &branch)?;
         let fork = fork_name(fork_id);
-        let objects = self.check_changes(frames, &fork)?;
+        let objects = self.check_changes(frames, &fork, ticket)?;
         self.check_objects(objects, &fork).await?;
         let mut frames = changes.frames()?;
         frames.next_frame()?;
@@ -74,7 +82,7 @@ impl Session {
         &self,
         frames: &mut FrameReader<R>,
         branch: &str,
-    ) -> Result<u128> {
+    ) -> Result<(u128, Arc<ChangeSet>)> {
         let Some(Frame::Header {
             version,
             fork_id,
@@ -88,7 +96,7 @@ impl Session {
         check_version(version)?;
         let refuse = |reason: String| Err(Error::Fork { reason });
         let state = lock(&self.inner.state);
-        let Some(issued_base) = state.issued_forks.get(&fork_id) else {
+        let Some(issued) = state.issued_forks.get(&fork_id) else {
             return refuse(format!(
                 "fork {} was not taken from this session",
                 fork_name(fork_id)
@@ -99,23 +107,26 @@ impl Session {
                 "the fork writes to branch `{their_branch}`, this session to `{branch}`"
             ));
         }
-        if *issued_base != base || state.base.id != base {
+        if issued.base != base || state.base.id != base {
             return refuse(format!(
                 "the fork is based on snapshot {base} but this session has moved to {} since \
                  (it committed or discarded): fork again and redo the work",
                 state.base.id
             ));
         }
-        Ok(fork_id)
+        Ok((fork_id, issued.ticket.clone()))
     }
 
-    /// First pass: every change applies or is already present; returns the chunk objects
-    /// referenced, with the end offset each must reach.
+    /// First pass: every change applies or is already present, and the worker's changes
+    /// meet the rules of `fork_rules.rs` against what this session changed since `ticket`;
+    /// returns the chunk objects referenced, with the end offset each must reach.
     fn check_changes<R: std::io::Read>(
         &self,
         mut frames: FrameReader<R>,
         fork: &str,
+        ticket: Arc<ChangeSet>,
     ) -> Result<BTreeMap<ChunkObjectId, u64>> {
+        let mut rules = ForkRules::new(fork, ticket);
         let conflict = |detail: ConflictDetail| Error::ForkConflict {
             fork: fork.to_string(),
             detail: Box::new(detail),
@@ -145,12 +156,13 @@ impl Session {
                             reason: node_clash(current, after.as_ref()),
                         }));
                     }
-                    let metadata = match after {
-                        Some(NodeEdit::Put { metadata, .. }) => Some(metadata),
+                    let metadata = match &after {
+                        Some(NodeEdit::Put { metadata, .. }) => Some(metadata.clone()),
                         Some(NodeEdit::Deleted) => None,
                         None => state.base.node_metadata(&path)?,
                     };
-                    merged_nodes.insert(path, metadata);
+                    merged_nodes.insert(path.clone(), metadata);
+                    rules.worker_node(path, after);
                 }
                 Frame::Clip {
                     path,
@@ -164,6 +176,7 @@ impl Session {
                             reason: "the fork and this session both shrank the array".into(),
                         }));
                     }
+                    rules.worker_clip(path, after);
                 }
                 Frame::Chunks { path, changes } => {
                     let metadata = match merged_nodes.get(&path) {
@@ -176,8 +189,31 @@ impl Session {
                     };
                     let geometry = metadata.as_ref().and_then(|m| m.geometry());
                     let edits = state.changes.chunks.get(&path);
+                    // The coordinator's state of every chunk the frame changes. A chunk it
+                    // wrote after the fork is still packed: it equals no state of the fork's,
+                    // so a change of it is a clash.
+                    let mut currents = Vec::with_capacity(changes.len());
+                    let (mut pending, mut present) = (Vec::new(), Vec::new());
+                    for change in &changes {
+                        let current = match edits {
+                            Some(e) => e.get(&change.coord)?,
+                            None => None,
+                        };
+                        let current = wire_chunk(current.as_ref()).ok();
+                        if current.as_ref() == Some(&change.after) {
+                            present.push(change.coord.clone());
+                        } else {
+                            pending.push(change.coord.clone());
+                        }
+                        currents.push(current);
+                    }
+                    let now = Coordinator {
+                        base: &state.base,
+                        changes: &state.changes,
+                    };
+                    rules.check_chunks(now, &path, &pending, present)?;
                     let mut clashes = Vec::new();
-                    for change in changes {
+                    for (change, current) in changes.into_iter().zip(currents) {
                         if change.after != WireChunk::Unchanged {
                             match geometry {
                                 Some(g) if g.contains_chunk(&change.coord) => {}
@@ -191,13 +227,6 @@ impl Session {
                                 }
                             }
                         }
-                        // A chunk the coordinator wrote after the fork is still packed: it
-                        // equals no state of the fork's, so a change of it is a clash.
-                        let current = match edits {
-                            Some(e) => e.get(&change.coord)?,
-                            None => None,
-                        };
-                        let current = wire_chunk(current.as_ref()).ok();
                         if current.as_ref() != Some(&change.before)
                             && current.as_ref() != Some(&change.after)
                         {
@@ -227,6 +256,11 @@ impl Session {
                 }
             }
         }
+        let state = lock(&self.inner.state);
+        rules.finish(Coordinator {
+            base: &state.base,
+            changes: &state.changes,
+        })?;
         Ok(objects)
     }
 

@@ -48,17 +48,21 @@ pub(crate) fn same_edit(a: Option<&NodeEdit>, b: Option<&NodeEdit>) -> bool {
 
 /// Whether another commit, which recorded `change` for a node the session edits, left that
 /// node as the session's edit `ours` leaves it (`theirs`: the commit's document, `None` when
-/// the node is absent after it; `clipped`: the session keeps a clip for the node).
+/// the node is absent after it; `clipped`: the session keeps a clip for the node; `in_base`:
+/// the session's parent has a node at the path).
 ///
-/// `Ok(())` when they agree: both deleted it, or both leave the same document, and the
-/// session neither shrank the array (its clip would drop the other side's chunks) nor
-/// re-created a node of the base (`fresh`) unless the other commit created it as well (else
-/// the other side kept chunks the session drops). Otherwise `Err` with what a conflict
-/// message should add, or an empty string when the states plainly differ (one side deleted
-/// the node).
+/// `Ok(())` when they agree: both deleted it, or both leave the same document with the same
+/// chunks. So the session must not have shrunk the array (its clip would drop the other
+/// side's chunks); if it re-created a node of the base (`fresh`), the other commit must have
+/// created it as well (else the other side kept chunks the session drops); and if it updated
+/// a node of its parent (kept its chunks), the other commit must have updated it too (else
+/// the other side dropped the chunks the session writes on). Otherwise `Err` with what a
+/// conflict message should add, or an empty string when the states plainly differ (one side
+/// deleted the node).
 pub(crate) fn agreement(
     ours: &NodeEdit,
     clipped: bool,
+    in_base: bool,
     change: NodeChange,
     theirs: Option<&NodeMetadata>,
 ) -> Result<(), String> {
@@ -81,6 +85,11 @@ pub(crate) fn agreement(
     if fresh && change != NodeChange::Created {
         let why = "this session re-created the node (dropping its chunks) while the other \
                    commit kept them";
+        return Err(format!("to the same metadata, but {why}"));
+    }
+    if !fresh && in_base && change != NodeChange::Updated {
+        let why = "the other commit re-created the node (dropping its chunks) while this \
+                   session kept them";
         return Err(format!("to the same metadata, but {why}"));
     }
     Ok(())
@@ -198,36 +207,46 @@ mod tests {
         let doc = array("uint8", json!({"u": "K"}));
         let ours = put(doc.clone(), false);
         assert_eq!(
-            agreement(&ours, false, NodeChange::Created, Some(&doc)),
+            agreement(&ours, false, false, NodeChange::Created, Some(&doc)),
             Ok(())
         );
         assert_eq!(
-            agreement(&ours, false, NodeChange::Updated, Some(&doc)),
+            agreement(&ours, false, true, NodeChange::Updated, Some(&doc)),
             Ok(())
         );
         assert_eq!(
-            agreement(&NodeEdit::Deleted, false, NodeChange::Deleted, None),
+            agreement(&NodeEdit::Deleted, false, true, NodeChange::Deleted, None),
             Ok(())
         );
         assert_eq!(
-            agreement(&ours, false, NodeChange::Deleted, None),
+            agreement(&ours, false, true, NodeChange::Deleted, None),
             Err(String::new())
         );
         assert_eq!(
-            agreement(&NodeEdit::Deleted, false, NodeChange::Updated, Some(&doc)),
+            agreement(
+                &NodeEdit::Deleted,
+                false,
+                true,
+                NodeChange::Updated,
+                Some(&doc)
+            ),
             Err(String::new())
         );
-        let clip = agreement(&ours, true, NodeChange::Created, Some(&doc)).unwrap_err();
+        let clip = agreement(&ours, true, false, NodeChange::Created, Some(&doc)).unwrap_err();
         assert!(clip.contains("shrank"), "{clip}");
         let fresh = put(doc.clone(), true);
         assert_eq!(
-            agreement(&fresh, false, NodeChange::Created, Some(&doc)),
+            agreement(&fresh, false, true, NodeChange::Created, Some(&doc)),
             Ok(())
         );
-        let kept = agreement(&fresh, false, NodeChange::Updated, Some(&doc)).unwrap_err();
-        assert!(kept.contains("re-created"), "{kept}");
+        let kept = agreement(&fresh, false, true, NodeChange::Updated, Some(&doc)).unwrap_err();
+        assert!(kept.contains("this session re-created"), "{kept}");
+        // An update of the parent's node does not agree with a re-creation of it.
+        let dropped = agreement(&ours, false, true, NodeChange::Created, Some(&doc)).unwrap_err();
+        assert!(dropped.contains("the other commit re-created"), "{dropped}");
         let other = array("int16", json!({"u": "K"}));
-        let differs = agreement(&ours, false, NodeChange::Created, Some(&other)).unwrap_err();
+        let differs =
+            agreement(&ours, false, false, NodeChange::Created, Some(&other)).unwrap_err();
         assert!(
             differs
                 .contains(r#"`data_type` is "uint8" in this session, "int16" in the other commit"#),

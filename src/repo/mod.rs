@@ -7,6 +7,7 @@ mod conflicts;
 mod edit_runs;
 mod fork;
 mod fork_merge;
+mod fork_rules;
 mod fsck;
 mod history;
 mod identical;

@@ -12,15 +12,15 @@ use crate::format::path::NodePath;
 use crate::zarr::metadata::NodeMetadata;
 
 /// What one side did to a node besides its final document.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SideFacts {
     /// It wrote or deleted chunks of the node.
     pub(crate) wrote_chunks: bool,
     /// Some intermediate version (or a clip of the session) had a smaller shape than the base.
     pub(crate) shrank: bool,
-    /// Some intermediate version differed from the base in a key other than `shape` and
-    /// `attributes`.
-    pub(crate) other_changed: bool,
+    /// The first key other than `shape` and `attributes` in which some intermediate version
+    /// differed from the base.
+    pub(crate) other_key: Option<String>,
 }
 
 /// How one document differs from the base.
@@ -75,9 +75,9 @@ fn diff(base: &Map<String, Value>, doc: &Map<String, Value>) -> DocDiff {
     out
 }
 
-/// True when `doc` differs from `base` in a key other than `shape` and `attributes`.
-pub(crate) fn other_key_changed(base: &NodeMetadata, doc: &NodeMetadata) -> bool {
-    diff(base.document(), doc.document()).other_key.is_some()
+/// The first key other than `shape` and `attributes` in which `doc` differs from `base`.
+pub(crate) fn other_key_changed(base: &NodeMetadata, doc: &NodeMetadata) -> Option<String> {
+    diff(base.document(), doc.document()).other_key
 }
 
 /// Merges `theirs` and `ours`, both derived from `base`, for the node at `path`.
@@ -96,11 +96,7 @@ pub(crate) fn merge_node(
     let (b, t, o) = (base.document(), theirs.document(), ours.document());
     let their_diff = diff(b, t);
     let our_diff = diff(b, o);
-    let other = |d: &DocDiff, f: &SideFacts| {
-        d.other_key
-            .clone()
-            .or_else(|| f.other_changed.then(|| "metadata".to_string()))
-    };
+    let other = |d: &DocDiff, f: &SideFacts| d.other_key.clone().or_else(|| f.other_key.clone());
     let their_other = other(&their_diff, &their_facts);
     let our_other = other(&our_diff, &our_facts);
     let their_shrank = their_diff.shrank || their_facts.shrank;
@@ -187,7 +183,7 @@ enum Side {
 
 /// Why a change of `key` (not `shape` or `attributes`) by `side` conflicts with the other
 /// side's change of the array, with the values involved when the documents show them (`docs`:
-/// base, theirs, ours); a key only an intermediate version changed is named `metadata`.
+/// base, theirs, ours); a key only an intermediate version changed is named, with no values.
 fn other_change_clash(key: &str, docs: [&Map<String, Value>; 3], side: Side) -> String {
     let [bv, tv, ov] = docs.map(|d| d.get(key));
     if tv != bv && ov != bv && tv != ov {
@@ -309,7 +305,14 @@ mod tests {
             wrote_chunks: true,
             ..SideFacts::default()
         };
-        merge_node(&NodePath::new("a").unwrap(), b, t, o, chunks, chunks)
+        merge_node(
+            &NodePath::new("a").unwrap(),
+            b,
+            t,
+            o,
+            chunks.clone(),
+            chunks,
+        )
     }
 
     #[test]

@@ -23,14 +23,16 @@ pub struct State {
     pub chunks: BTreeMap<(String, Vec<u64>), Vec<u8>>,
 }
 
-/// What one session changed relative to the base: the documents it put (groups it created
-/// listed in `created` too), its chunk edits (`None` deletes) and, for arrays that shrank in
-/// the session, the smallest extent of dimension 0 they had (the clip). What its transaction
-/// log tells later commits once landed is [`Changes::as_logged`].
+/// What one session changed relative to its base: the documents it put (groups it created
+/// listed in `created` too, arrays it deleted and created again, without their chunks, in
+/// `fresh`), its chunk edits (`None` deletes) and, for arrays that shrank in the session, the
+/// smallest extent of dimension 0 they had (the clip). What its transaction log tells later
+/// commits once landed is [`Changes::as_logged`].
 #[derive(Clone, Debug, Default)]
 pub struct Changes {
     pub puts: BTreeMap<String, Doc>,
     pub created: BTreeSet<String>,
+    pub fresh: BTreeSet<String>,
     pub chunks: BTreeMap<String, BTreeMap<Vec<u64>, Option<Vec<u8>>>>,
     pub clips: BTreeMap<String, u64>,
 }
@@ -41,27 +43,43 @@ impl Changes {
     }
 
     /// What the transaction log of these changes says once they landed on `tip` and made
-    /// `next`: a put that leaves the node as `tip` had it (without a clip) is no change at
-    /// all, and a put is a creation only where `tip` had no node.
-    pub fn as_logged(&self, tip: &State, next: &State) -> Changes {
+    /// `landed`: a put that leaves the node as `tip` had it (without a clip, and not landing
+    /// afresh) is no change at all, and a put is a creation where `tip` had no node or where
+    /// it landed afresh.
+    pub fn as_logged(&self, tip: &State, landed: &Landed) -> Changes {
+        let next = &landed.state;
+        let logged = |p: &String| {
+            landed.fresh.contains(p)
+                || self.clips.contains_key(p)
+                || tip.nodes.get(p) != next.nodes.get(p)
+        };
         let puts: BTreeMap<String, Doc> = self
             .puts
-            .iter()
-            .filter(|(p, _)| self.clips.contains_key(*p) || tip.nodes.get(*p) != next.nodes.get(*p))
-            .map(|(p, _)| (p.clone(), next.nodes[p].clone()))
+            .keys()
+            .filter(|p| logged(p))
+            .map(|p| (p.clone(), next.nodes[p].clone()))
             .collect();
         let created = puts
             .keys()
-            .filter(|p| !tip.nodes.contains_key(*p))
+            .filter(|p| landed.fresh.contains(*p) || !tip.nodes.contains_key(*p))
             .cloned()
             .collect();
         Changes {
             puts,
             created,
+            fresh: BTreeSet::new(),
             chunks: self.chunks.clone(),
             clips: self.clips.clone(),
         }
     }
+}
+
+/// A landed commit: the state after it, and the nodes it re-created (`fresh` puts that were
+/// not agreed, so they land afresh, without the tip's chunks of the node).
+#[derive(Clone, Debug)]
+pub struct Landed {
+    pub state: State,
+    pub fresh: BTreeSet<String>,
 }
 
 /// The conflict the model expects: the index (in landing order) of the landed commit it
@@ -76,8 +94,10 @@ pub struct Expected {
 pub enum Named {
     /// Both wrote or deleted these chunks of the array (in theirs' coordinate order).
     Chunks { path: String, coords: Vec<Vec<u64>> },
-    /// Both created the node, with different documents.
-    Created { path: String },
+    /// Both changed the node in ways that do not merge: both created it differently, one
+    /// re-created it while the other changed it or wrote its chunks, or one created or
+    /// re-created it while the other wrote its chunks.
+    Node { path: String },
     /// Both changed these attribute keys of the node to different values.
     Attributes { path: String, keys: Vec<String> },
     /// One side changed the fill value while the other changed more than attributes.
@@ -209,22 +229,33 @@ fn merge_doc(base: &Doc, theirs: (&Doc, Facts), ours: (&Doc, Facts)) -> Result<D
 /// first): the state after it lands, or the conflict it must fail with.
 ///
 /// The rules: the landed commits are walked newest first. A node `ours` puts is *agreed* at
-/// the newest landed commit that put it and left exactly `ours`' document there (unless
-/// `ours` shrank it); what older commits did to its metadata no longer matters. The first
-/// commit that created a node `ours` puts and that is not agreed there or at a newer commit,
-/// or wrote or deleted a chunk `ours` wrote or deleted, is the conflict. A landed commit
-/// *marks* a node that `ours` puts or writes chunks of when it put that node, or wrote chunks
-/// of it while `ours` puts it, and is newer than the commit the node is agreed at. Every
-/// marked node is then merged (`merge_doc`) in path order, against the agreed document (or
-/// the base's), with theirs = the node in the tip; a failed merge names the newest landed
-/// commit that marked the node.
+/// the newest landed commit that put it and left exactly `ours`' document there, with the
+/// same chunks: `ours` did not shrink it, and the commit created it if `ours` re-created it,
+/// updated it if `ours` updated a node of `base`. What older commits did to its metadata no
+/// longer matters, but where `ours` writes its chunks the node is *kept* at an older commit
+/// unless a commit between them created it: that commit's creation of it conflicts, and its
+/// put of it *marks* it. Chunks a commit wrote of a node that a newer commit created are gone.
+///
+/// At each commit, in this order (the first match is the conflict): a node `ours` puts that
+/// is not agreed and that the commit put, when the commit created it or `ours` re-created
+/// it; then, in path order, an array `ours` writes chunks of that the commit created (unless
+/// agreed and not kept), or whose chunks both wrote or deleted (unless gone); then an array
+/// `ours` re-created and the commit wrote chunks of (unless agreed).
+///
+/// A landed commit newer than the agreement *marks* a node that `ours` puts or writes chunks
+/// of when it put that node, or wrote chunks of it while `ours` puts it. Every marked node is
+/// then merged (`merge_doc`) in path order, against the agreed document (or the base's),
+/// with theirs = the node in the tip; a failed merge names the newest landed commit that
+/// marked the node. A node `ours` re-created and nobody agreed with lands afresh.
 pub fn decide(
     base: &State,
     landed: &[(&Changes, &State)],
     ours: &Changes,
-) -> Result<State, Expected> {
+) -> Result<Landed, Expected> {
     // The newest landed commit each agreed node is agreed at.
     let mut agreed: BTreeMap<&String, usize> = BTreeMap::new();
+    // Nodes the commits walked so far (newer than the current one) created.
+    let mut renewed: BTreeSet<&String> = BTreeSet::new();
     for (k, (theirs, state)) in landed.iter().enumerate().rev() {
         let conflict = |what| {
             Err(Expected {
@@ -232,20 +263,42 @@ pub fn decide(
                 what,
             })
         };
+        let node = |path: &String| Named::Node { path: path.clone() };
+        let kept: BTreeSet<&String> = agreed
+            .keys()
+            .filter(|p| !renewed.contains(*p) && ours.chunks.contains_key(**p))
+            .copied()
+            .collect();
         for (path, doc) in &ours.puts {
-            let same = state.nodes.get(path) == Some(doc);
+            let same_chunks = if ours.fresh.contains(path) {
+                theirs.created.contains(path)
+            } else {
+                !base.nodes.contains_key(path) || !theirs.created.contains(path)
+            };
+            let same = state.nodes.get(path) == Some(doc) && same_chunks;
             if theirs.puts.contains_key(path) && same && !ours.clips.contains_key(path) {
                 agreed.entry(path).or_insert(k);
             }
         }
-        let created = |p: &String| theirs.created.contains(p) && !agreed.contains_key(p);
-        if let Some(path) = ours.puts.keys().find(|p| created(p)) {
-            return conflict(Named::Created { path: path.clone() });
+        let is_agreed = |p: &String| agreed.contains_key(p);
+        let replaced = |p: &String| theirs.created.contains(p) || ours.fresh.contains(p);
+        if let Some(path) = ours
+            .puts
+            .keys()
+            .find(|p| !is_agreed(p) && theirs.puts.contains_key(*p) && replaced(p))
+        {
+            return conflict(node(path));
         }
         for (path, edits) in &ours.chunks {
+            if (kept.contains(path) || !is_agreed(path)) && theirs.created.contains(path) {
+                return conflict(node(path));
+            }
             let Some(their_edits) = theirs.chunks.get(path) else {
                 continue;
             };
+            if renewed.contains(path) {
+                continue;
+            }
             let coords: Vec<Vec<u64>> = their_edits
                 .keys()
                 .filter(|c| edits.contains_key(*c))
@@ -258,12 +311,28 @@ pub fn decide(
                 });
             }
         }
+        if let Some(path) = theirs
+            .chunks
+            .keys()
+            .find(|p| !is_agreed(p) && ours.fresh.contains(*p))
+        {
+            return conflict(node(path));
+        }
+        renewed.extend(theirs.created.iter());
     }
     let tip = landed.last().map_or(base, |(_, state)| state);
     let mut next = tip.clone();
+    let mut fresh = BTreeSet::new();
     let touched: BTreeSet<&String> = ours.puts.keys().chain(ours.chunks.keys()).collect();
     for path in touched {
         let agreed_at = agreed.get(path).copied();
+        if ours.fresh.contains(path) && agreed_at.is_none() {
+            // Nobody touched it since (that was a conflict above): it starts afresh.
+            next.nodes.insert(path.clone(), ours.puts[path].clone());
+            next.chunks.retain(|(p, _), _| p != path);
+            fresh.insert(path.clone());
+            continue;
+        }
         let b = match agreed_at {
             Some(_) => &ours.puts[path],
             None => match base.nodes.get(path) {
@@ -277,12 +346,24 @@ pub fn decide(
             },
         };
         let ours_puts = ours.puts.contains_key(path);
-        let marks =
-            |c: &Changes| c.puts.contains_key(path) || (ours_puts && c.chunks.contains_key(path));
+        let created_after = |k: usize| {
+            landed[k + 1..]
+                .iter()
+                .any(|(c, _)| c.created.contains(path))
+        };
+        // Newer than the agreement: a put, or a chunk write while `ours` puts the node. Older
+        // (where `ours` writes chunks and nothing created the node since): a put.
+        let marks = |k: usize, c: &Changes| match agreed_at {
+            Some(a) if k == a => false,
+            Some(a) if k < a => {
+                ours.chunks.contains_key(path) && !created_after(k) && c.puts.contains_key(path)
+            }
+            _ => c.puts.contains_key(path) || (ours_puts && c.chunks.contains_key(path)),
+        };
         let mut their_facts = Facts::default();
         let mut newest_mark = None;
         for (k, (theirs, state)) in landed.iter().enumerate() {
-            if agreed_at.is_some_and(|a| k <= a) || !marks(theirs) {
+            if !marks(k, theirs) {
                 continue;
             }
             newest_mark = Some(k);
@@ -327,5 +408,5 @@ pub fn decide(
             };
         }
     }
-    Ok(next)
+    Ok(Landed { state: next, fresh })
 }
