@@ -512,3 +512,14 @@ async def test_invalid_keys_are_refused_naming_the_key(tmp_path) -> None:
         await store.set("zarr.json", buf(b"\x01\x02"))
     assert await store.get("c/0", default_buffer_prototype()) is None
     assert not await store.exists("foo")
+
+
+def test_zarr_v2_writes_are_refused_saying_why(tmp_path) -> None:
+    """floe holds Zarr v3 hierarchies: writing with zarr_format=2 fails at the first v2
+    document, naming the way out, and leaves nothing behind."""
+    import zarr
+
+    session = floe.Repository.init(str(tmp_path / "r")).writable_session()
+    with pytest.raises(floe.InvalidKeyError, match=r"`\.zgroup` is Zarr v2 metadata.*zarr_format=3"):
+        zarr.open_group(session.store, mode="w", zarr_format=2)
+    assert not session.has_changes

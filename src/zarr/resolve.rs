@@ -175,10 +175,22 @@ pub fn resolve_key(
             coords,
         }));
     }
+    if let Some(name) = segments
+        .last()
+        .filter(|name| ZARR_V2_METADATA.contains(name))
+    {
+        return Ok(Err(Unresolved::nothing(format!(
+            "`{name}` is Zarr v2 metadata, and floe stores Zarr v3 only: write with \
+             zarr_format=3 (zarr-python's default)"
+        ))));
+    }
     Ok(Err(Unresolved::nothing(
         "not a `zarr.json` key and no array contains it (write the array's zarr.json first)",
     )))
 }
+
+/// The metadata documents of Zarr v2, which a Zarr v3 hierarchy never holds.
+const ZARR_V2_METADATA: [&str; 4] = [".zgroup", ".zarray", ".zattrs", ".zmetadata"];
 
 #[cfg(test)]
 mod tests {
