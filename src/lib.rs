@@ -25,6 +25,7 @@ pub use repo::{
     FsckReport, LogEntry, NodeInfo, Repository, RepositoryInfo, RepositorySettings, Session,
     SessionStatus, ShardCounts, TagInfo, VersionSpec, DEFAULT_BRANCH, REPOSITORY_FORMAT,
 };
+pub use storage::with_inline_io;
 pub use storage::{
     create_storage, open_storage, DirListing, DynStorage, Fault, FaultCounts, FaultRule,
     FaultyStorage, ListedObject, ObjectStoreStorage, PutOutcome, Storage, StorageOp,

@@ -61,7 +61,9 @@ where
     F::Output: Send,
 {
     let runtime = runtime()?;
-    Ok(py.detach(|| runtime.block_on(future)))
+    // This thread waits anyway (with the GIL released): local file reads run on it instead
+    // of being handed to the runtime's blocking pool and back.
+    Ok(py.detach(|| runtime.block_on(floe::with_inline_io(future))))
 }
 
 /// `future` as an asyncio awaitable driven by the runtime.

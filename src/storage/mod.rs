@@ -99,8 +99,9 @@ tokio::task_local! {
 
 /// Runs `future` with blocking file reads done on the thread that polls it rather than on
 /// tokio's blocking pool. Only for futures driven by a thread that may block anyway (one
-/// inside `Handle::block_on`): it saves a thread hand-off per read.
-pub(crate) async fn with_inline_io<F: std::future::Future>(future: F) -> F::Output {
+/// inside `Runtime::block_on` or `Handle::block_on`, never a runtime worker): it saves a
+/// thread hand-off per read of a local file. Other backends are unaffected.
+pub async fn with_inline_io<F: std::future::Future>(future: F) -> F::Output {
     INLINE_IO.scope(true, future).await
 }
 
