@@ -426,8 +426,19 @@ fn file_refs(dir: &Path, name: &str, values: &[i16], len: u64) -> KerchunkRefs {
     KerchunkRefs::from_json(name, refs.to_string().as_bytes()).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chunk_that_cannot_be_read_to_be_cut_refuses_before_anything_changes() {
+/// Day 0 of `d/v` (three values in a chunk of 4, in a file in `day0/`) imported
+/// and committed through a handle that trusts declared containers, and day 1 written in
+/// another directory, with a handle that may read only day 1's directory (as the CLI
+/// authorizes the imported files' directories).
+struct DayInAnotherDir {
+    _dir: tempfile::TempDir,
+    repo: floe::Repository,
+    trusting: floe::Repository,
+    narrow: floe::Repository,
+    day1: KerchunkRefs,
+}
+
+async fn day0_committed_day1_elsewhere() -> DayInAnotherDir {
     let dir = tempfile::tempdir().unwrap();
     let repo = new_repo(dir.path()).await;
     let trusting = repo
@@ -440,10 +451,6 @@ async fn a_chunk_that_cannot_be_read_to_be_cut_refuses_before_anything_changes()
         .unwrap();
     session.commit("day 0", None).await.unwrap();
     assert_eq!(repo.virtual_containers().await.unwrap().len(), 1);
-
-    // Day 1 lives in another directory; this handle may read only that one (as the CLI
-    // authorizes the imported files' directories), so day 0's partly filled chunk cannot be
-    // read to be cut.
     let day1_dir = dir.path().join("day1");
     let day1 = file_refs(&day1_dir, "f.bin", &[4, 5, 6], 3);
     let prefix = url::Url::from_directory_path(&day1_dir)
@@ -454,8 +461,32 @@ async fn a_chunk_that_cannot_be_read_to_be_cut_refuses_before_anything_changes()
             .allow_undeclared(&prefix)
             .unwrap(),
     );
-    let session = narrow.writable_session("main").await.unwrap();
-    let err = import_kerchunk(&session, &day1, &append_options("d"))
+    DayInAnotherDir {
+        _dir: dir,
+        repo,
+        trusting,
+        narrow,
+        day1,
+    }
+}
+
+/// The values of `/d/v` as the session sees them.
+fn values_of_v(session: &floe::Session) -> Vec<i16> {
+    let store = Arc::new(SyncZarrsStore::new(
+        session.zarr(),
+        tokio::runtime::Handle::current(),
+    ));
+    let array = Array::open(store, "/d/v").unwrap();
+    array.retrieve_array_subset(&array.subset_all()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_that_cannot_be_read_to_be_cut_refuses_before_anything_changes() {
+    let setup = day0_committed_day1_elsewhere().await;
+    // Day 0's partly filled chunk lies outside what the narrow handle may read: it cannot be
+    // read to be cut.
+    let session = setup.narrow.writable_session("main").await.unwrap();
+    let err = import_kerchunk(&session, &setup.day1, &append_options("d"))
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -467,24 +498,18 @@ async fn a_chunk_that_cannot_be_read_to_be_cut_refuses_before_anything_changes()
     );
     assert!(!session.has_changes());
     assert_eq!(
-        repo.virtual_containers().await.unwrap().len(),
+        setup.repo.virtual_containers().await.unwrap().len(),
         1,
         "the refused import declared a container"
     );
 
     // Authorized, the chunk is cut and day 1 follows it.
-    let session = trusting.writable_session("main").await.unwrap();
-    let summary = import_kerchunk(&session, &day1, &append_options("d"))
+    let session = setup.trusting.writable_session("main").await.unwrap();
+    let summary = import_kerchunk(&session, &setup.day1, &append_options("d"))
         .await
         .unwrap();
     assert_eq!(summary.materialized_chunks, 1, "{summary}");
-    let store = Arc::new(SyncZarrsStore::new(
-        session.zarr(),
-        tokio::runtime::Handle::current(),
-    ));
-    let array = Array::open(store, "/d/v").unwrap();
-    let values: Vec<i16> = array.retrieve_array_subset(&array.subset_all()).unwrap();
-    assert_eq!(values, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(values_of_v(&session), vec![1, 2, 3, 4, 5, 6]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -560,34 +585,14 @@ async fn arrays_found_unchanged_are_compared_by_value_however_encoded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loading_onto_an_unreadable_chunk_or_below_an_array_refuses_before_anything_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = new_repo(dir.path()).await;
-    let trusting = repo
-        .clone()
-        .with_virtual_access(floe::VirtualAccess::deny_all().allow_declared());
-    let day0 = file_refs(&dir.path().join("day0"), "f.bin", &[1, 2, 3], 3);
-    let session = trusting.writable_session("main").await.unwrap();
-    import_kerchunk(&session, &day0, &append_options("d"))
-        .await
-        .unwrap();
-    session.commit("day 0", None).await.unwrap();
-
+    let setup = day0_committed_day1_elsewhere().await;
+    let repo = &setup.repo;
     // Loading day 1 onto `v` completes its partly filled chunk, stored virtually in day 0's
     // file, which this handle may not read: refused before any write or declaration.
-    let day1_dir = dir.path().join("day1");
-    let day1 = file_refs(&day1_dir, "f.bin", &[4, 5, 6], 3);
-    let prefix = url::Url::from_directory_path(&day1_dir)
-        .unwrap()
-        .to_string();
-    let narrow = repo.clone().with_virtual_access(
-        floe::VirtualAccess::deny_all()
-            .allow_undeclared(&prefix)
-            .unwrap(),
-    );
-    let session = narrow.writable_session("main").await.unwrap();
+    let session = setup.narrow.writable_session("main").await.unwrap();
     let mut load = append_options("d");
     load.load = vec!["v".into()];
-    let err = import_kerchunk(&session, &day1, &load)
+    let err = import_kerchunk(&session, &setup.day1, &load)
         .await
         .unwrap_err()
         .to_string();
@@ -596,7 +601,7 @@ async fn loading_onto_an_unreadable_chunk_or_below_an_array_refuses_before_anyth
     assert_eq!(repo.virtual_containers().await.unwrap().len(), 1);
 
     // `--to` below an existing array: refused before declaring day 1's directory.
-    let err = import_kerchunk(&session, &day1, &ImportOptions::new(p("d/v/x")))
+    let err = import_kerchunk(&session, &setup.day1, &ImportOptions::new(p("d/v/x")))
         .await
         .unwrap_err()
         .to_string();
@@ -608,14 +613,8 @@ async fn loading_onto_an_unreadable_chunk_or_below_an_array_refuses_before_anyth
     assert_eq!(repo.virtual_containers().await.unwrap().len(), 1);
 
     // Trusted, the loaded values complete the chunk: one loaded array of six values.
-    let session = trusting.writable_session("main").await.unwrap();
-    let summary = import_kerchunk(&session, &day1, &load).await.unwrap();
+    let session = setup.trusting.writable_session("main").await.unwrap();
+    let summary = import_kerchunk(&session, &setup.day1, &load).await.unwrap();
     assert_eq!(summary.loaded.len(), 1, "{summary}");
-    let store = Arc::new(SyncZarrsStore::new(
-        session.zarr(),
-        tokio::runtime::Handle::current(),
-    ));
-    let array = Array::open(store, "/d/v").unwrap();
-    let values: Vec<i16> = array.retrieve_array_subset(&array.subset_all()).unwrap();
-    assert_eq!(values, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(values_of_v(&session), vec![1, 2, 3, 4, 5, 6]);
 }
