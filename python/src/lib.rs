@@ -8,6 +8,7 @@
 
 mod errors;
 mod ready;
+mod references;
 mod repository;
 mod runtime;
 mod session;

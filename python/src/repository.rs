@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 
 use floe::{
-    ChangeStream, FsckOptions, KerchunkRefs, Repository, SnapshotId, StorageOptions, VersionSpec,
-    VirtualAccess,
+    ChangeStream, FsckOptions, Repository, SnapshotId, StorageOptions, VersionSpec, VirtualAccess,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::{invalid_argument, IntoPy};
+use crate::references::read_refs;
 use crate::runtime::block_on;
 use crate::session::PySession;
 
@@ -290,20 +290,5 @@ impl PyRepository {
         origin: String,
     ) -> PyResult<usize> {
         Ok(read_refs(path, json, &origin)?.len())
-    }
-}
-
-/// Kerchunk references from a path or JSON text.
-pub(crate) fn read_refs(
-    path: Option<String>,
-    json: Option<String>,
-    origin: &str,
-) -> PyResult<KerchunkRefs> {
-    match (path, json) {
-        (Some(path), None) => KerchunkRefs::read(std::path::Path::new(&path)).py(),
-        (None, Some(json)) => KerchunkRefs::from_json(origin, json.as_bytes()).py(),
-        _ => Err(invalid_argument(
-            "give the references as a path or as JSON text, not both".into(),
-        )),
     }
 }

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::{invalid_argument, IntoPy};
-use crate::repository::read_refs;
+use crate::references::read_refs;
 use crate::runtime::{awaitable, block_on};
 use crate::store::PyStore;
 

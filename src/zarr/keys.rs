@@ -1,6 +1,8 @@
 //! Chunk keys: from chunk coordinates to key suffixes and back, for every supported encoding.
 
-use super::metadata::ChunkKeyEncoding;
+use crate::format::path::NodePath;
+
+use super::metadata::{ArrayGeometry, ChunkKeyEncoding};
 
 /// The key suffix (after `path/`) of the chunk at `coords`.
 pub fn chunk_key_suffix(encoding: ChunkKeyEncoding, coords: &[u64]) -> String {
@@ -67,6 +69,15 @@ pub fn parse_chunk_key_suffix(
         })
         .collect();
     coords.filter(|c| c.len() == ndim)
+}
+
+/// The full key of chunk `coords` of the array at `path`.
+pub(crate) fn chunk_key(path: &NodePath, geometry: &ArrayGeometry, coords: &[u64]) -> String {
+    format!(
+        "{}{}",
+        path.key_prefix(),
+        chunk_key_suffix(geometry.key_encoding, coords)
+    )
 }
 
 #[cfg(test)]

@@ -2,34 +2,18 @@
 //!
 //! Every node contributes its `zarr.json`; every array contributes the key of each stored
 //! chunk inside its current grid, in the array's chunk key encoding. Prefixes are `""` (the
-//! whole hierarchy, also spelled `"/"`, see [`canonical_prefix`]) or end with `/`. Results
+//! whole hierarchy, also spelled `"/"`, see [`check_prefix`]) or end with `/`. Results
 //! are sorted.
 
 use std::collections::BTreeSet;
 
-use crate::error::{Error, Result};
-use crate::format::path::NodePath;
+use crate::error::Result;
 use crate::repo::NodeInfo;
 
-use super::keys::chunk_key_suffix;
+use super::keys::chunk_key;
 use super::metadata::ArrayGeometry;
-use super::resolve::canonical_prefix;
+use super::resolve::check_prefix;
 use super::store::ZarrStore;
-
-/// The canonical form of a listing prefix (`"/"` becomes `""`); [`Error::InvalidKey`] for
-/// prefixes that are neither `""`, `"/"` nor a valid key followed by `/`.
-pub(crate) fn check_prefix(prefix: &str) -> Result<&str> {
-    canonical_prefix(prefix).map_err(|reason| Error::invalid_key(prefix, reason))
-}
-
-/// The full key of chunk `coords` of the array at `path`.
-pub(crate) fn chunk_key(path: &NodePath, geometry: &ArrayGeometry, coords: &[u64]) -> String {
-    format!(
-        "{}{}",
-        path.key_prefix(),
-        chunk_key_suffix(geometry.key_encoding, coords)
-    )
-}
 
 /// How a node's key space relates to a listing prefix.
 enum Overlap<'a> {
@@ -73,7 +57,7 @@ impl ZarrStore {
     /// Every key starting with `prefix` (`""` or ending with `/`; `"/"` is `""`, the root as
     /// zarr-python's stateful test spells it), sorted.
     ///
-    /// Errors with [`Error::InvalidKey`] for other prefixes, longer ones starting with `/`
+    /// Errors with [`Error::InvalidKey`](crate::Error::InvalidKey) for other prefixes, longer ones starting with `/`
     /// (`"/a/"`) included: keys never start with `/`, and zarr-python's stores disagree on
     /// what such a prefix means (spec/zarr.md §2).
     pub async fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
@@ -102,7 +86,7 @@ impl ZarrStore {
     /// is `""`) and its child prefixes (each ending with `/`), both sorted.
     ///
     /// Nodes below the prefix are reported as child prefixes without listing their chunks.
-    /// Errors with [`Error::InvalidKey`] for other prefixes.
+    /// Errors with [`Error::InvalidKey`](crate::Error::InvalidKey) for other prefixes.
     pub async fn list_dir(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>)> {
         let prefix = check_prefix(prefix)?;
         let mut keys = BTreeSet::new();
@@ -151,7 +135,7 @@ impl ZarrStore {
     /// zarr-python's `Store.is_empty` asks. Stops at the first key found: a node inside the
     /// prefix answers without listing any chunk.
     ///
-    /// Errors with [`Error::InvalidKey`] for other prefixes.
+    /// Errors with [`Error::InvalidKey`](crate::Error::InvalidKey) for other prefixes.
     pub async fn is_empty(&self, prefix: &str) -> Result<bool> {
         let prefix = check_prefix(prefix)?;
         for node in self.session().list_nodes()? {

@@ -6,7 +6,7 @@
 //! key: the array whose path is a prefix of the key (arrays cannot contain nodes, so at most one
 //! array qualifies) parses the remainder with its chunk key encoding.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::path::NodePath;
 use crate::repo::Session;
 
@@ -191,6 +191,12 @@ pub fn resolve_key(
 
 /// The metadata documents of Zarr v2, which a Zarr v3 hierarchy never holds.
 const ZARR_V2_METADATA: [&str; 4] = [".zgroup", ".zarray", ".zattrs", ".zmetadata"];
+
+/// The canonical form of a listing prefix (`"/"` becomes `""`); [`Error::InvalidKey`] for
+/// prefixes that are neither `""`, `"/"` nor a valid key followed by `/`.
+pub(crate) fn check_prefix(prefix: &str) -> Result<&str> {
+    canonical_prefix(prefix).map_err(|reason| Error::invalid_key(prefix, reason))
+}
 
 #[cfg(test)]
 mod tests {

@@ -337,7 +337,7 @@ impl ZarrStore {
     /// other prefixes.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         self.session.check_writable()?;
-        let prefix = super::listing::check_prefix(prefix)?;
+        let prefix = super::resolve::check_prefix(prefix)?;
         for node in self.session.list_nodes()? {
             let node_prefix = node.path.key_prefix();
             if node_prefix.starts_with(prefix) {
@@ -348,7 +348,7 @@ impl ZarrStore {
             } else if prefix.starts_with(&node_prefix) {
                 if let Some(geometry) = node.metadata.geometry() {
                     for coords in self.session.list_chunks(&node.path).await? {
-                        let key = super::listing::chunk_key(&node.path, geometry, &coords);
+                        let key = super::keys::chunk_key(&node.path, geometry, &coords);
                         if key.starts_with(prefix) {
                             self.session.delete_chunk(&node.path, &coords).await?;
                         }

@@ -16,7 +16,7 @@ use crate::format::path::NodePath;
 use crate::id::SnapshotId;
 use crate::repo::NodeInfo;
 use crate::zarr::chunk_grid::ChunkGrid;
-use crate::zarr::listing::chunk_key;
+use crate::zarr::keys::chunk_key;
 use crate::zarr::metadata::{ArrayGeometry, NodeMetadata};
 use crate::zarr::store::ZarrStore;
 use crate::zarr::zarrs_adapter::AsyncZarrsStore;

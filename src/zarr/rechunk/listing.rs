@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 
 use crate::error::Result;
-use crate::zarr::listing::{check_prefix, chunk_key};
+use crate::zarr::keys::chunk_key;
+use crate::zarr::resolve::check_prefix;
 use crate::zarr::resolve::METADATA_FILE;
 
 use super::RechunkedStore;
