@@ -28,8 +28,8 @@ pub use repo::{
 pub use storage::with_inline_io;
 pub use storage::{
     create_storage, open_storage, DirListing, DynStorage, Fault, FaultCounts, FaultRule,
-    FaultyStorage, ListedObject, ObjectStoreStorage, PutOutcome, Storage, StorageOp,
-    StorageOptions,
+    FaultyStorage, ListedObject, Meter, MeterReading, MeteredCall, MeteredStorage,
+    ObjectStoreStorage, PutOutcome, Storage, StorageOp, StorageOptions,
 };
 pub use storage::{
     with_cache, CacheCounters, CacheStats, CachedStorage, LocalCache, DEFAULT_CACHE_BUDGET,

@@ -73,9 +73,16 @@ async fn damaged_snapshot() {
             log.iter().map(|e| e.message.as_str()).collect::<Vec<_>>()[..3],
             ["c3", "c2", "c1"]
         );
-        // Walking to c2 fails cleanly.
+        // As-of finds c2 in c3's history index without reading it; opening c2 fails cleanly.
         let time = log[1].committed_at;
-        let err = repo.snapshot_as_of(f.c3, time).await.unwrap_err();
+        assert_eq!(repo.snapshot_as_of(f.c3, time).await.unwrap(), Some(f.c2));
+        let err = repo
+            .readonly_session(&VersionSpec::AsOf {
+                branch: "main".into(),
+                time,
+            })
+            .await
+            .unwrap_err();
         assert!(is_integrity_error(&err, &c2_key), "{how:?}: {err:?}");
         // Committing on top of c3 does not need c2 either.
         let s = repo.writable_session("main").await.unwrap();

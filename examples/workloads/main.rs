@@ -1,11 +1,11 @@
 //! The workload runner of WORKLOADS.md:
 //!
 //! ```text
-//! cargo run --release --example workloads -- --workload <w1|w2|w3|w4|w5|w6|all> \
+//! cargo run --release --example workloads -- --workload <w1|w2|w3|w4|w5|w6|w7|all> \
 //!     --dir <empty scratch dir> --out <result.json> [--days N] [--commits N]
 //! ```
 //!
-//! `all` runs every workload. `--days` (W1/W2, default 365), `--refs` (W4, default 1000000)
+//! `all` runs W1-W6; W7 needs the S3 test server and a latency proxy and runs through `scripts/w7`. `--days` (W1/W2, default 365), `--refs` (W4, default 1000000)
 //! and `--commits` (W6, default 10000) change the sizes for quick checks or bigger runs; reference figures
 //! that depend on the full size are then left out. Every workload verifies what it reads and
 //! the runner exits with status 1 on any error or mismatch (the JSON is not written then).
@@ -25,6 +25,7 @@ mod w3;
 mod w4;
 mod w5;
 mod w6;
+mod w7;
 mod zarr_io;
 
 use std::path::{Path, PathBuf};
@@ -70,7 +71,7 @@ struct Args {
     refs: u64,
 }
 
-const USAGE: &str = "usage: workloads --workload <w1|w2|w3|w4|w5|w6|all> --dir <empty scratch dir> --out <result.json> [--days N] [--commits N] [--refs N]";
+const USAGE: &str = "usage: workloads --workload <w1|w2|w3|w4|w5|w6|w7|all> --dir <empty scratch dir> --out <result.json> [--days N] [--commits N] [--refs N]";
 
 fn parse_args() -> Res<Args> {
     let mut workload = None;
@@ -126,7 +127,7 @@ fn prepare_scratch(dir: &Path) -> Res<()> {
 fn run(args: &Args) -> Res<Map<String, Value>> {
     let selected: Vec<&str> = match args.workload.as_str() {
         "all" => vec!["w1", "w2", "w3", "w4", "w5", "w6"],
-        w @ ("w1" | "w2" | "w3" | "w4" | "w5" | "w6") => vec![w],
+        w @ ("w1" | "w2" | "w3" | "w4" | "w5" | "w6" | "w7") => vec![w],
         other => return Err(format!("unknown workload `{other}`\n{USAGE}").into()),
     };
     prepare_scratch(&args.dir)?;
@@ -169,6 +170,7 @@ fn run(args: &Args) -> Res<Map<String, Value>> {
             "w4" => w4::run(&ctx, &args.dir.join("w4"), args.refs)?,
             "w5" => w5::run(&ctx, &args.dir.join("w5"))?,
             "w6" => w6::run(&ctx, &args.dir.join("w6"))?,
+            "w7" => w7::run(&ctx, &args.dir.join("w7"))?,
             _ => unreachable!("filtered above"),
         };
         report.print();

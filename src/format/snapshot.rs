@@ -12,6 +12,9 @@ use crate::id::{ManifestId, SnapshotId, TxLogId};
 pub const RECENT_LOG_LEN: usize = 32;
 /// Log entries whose message plus metadata exceed this many bytes are carried without them.
 pub const RECENT_ENTRY_MAX_TEXT: usize = 512;
+/// The base of the history pages: a snapshot whose generation is a multiple of `32^k` (k ≥ 1)
+/// is a page of level k (history.md §1).
+pub const HISTORY_PAGE_BASE: u64 = 32;
 
 /// One version of the repository.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,6 +37,12 @@ pub struct Snapshot {
     pub skips: Vec<AncestorRef>,
     /// Log entries of the ancestors at distances 1..=RECENT_LOG_LEN, nearest first.
     pub recent: Vec<LogRecord>,
+    /// The history pages of its block at every level (history.md §1): ancestors whose
+    /// generation is a multiple of 32, so that whole-history queries fetch them together
+    /// instead of one after another. Empty in snapshots written before pages existed (readers then
+    /// fall back to walking `recent`, one snapshot after another).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pages: Vec<AncestorRef>,
 }
 
 impl Snapshot {
@@ -197,6 +206,11 @@ mod tests {
                 id: SnapshotId::of_bytes(b"p"),
                 generation: 6,
                 committed_at_us: 1,
+            }],
+            pages: vec![AncestorRef {
+                id: SnapshotId::of_bytes(b"page"),
+                generation: 32,
+                committed_at_us: 0,
             }],
             recent: vec![LogRecord {
                 id: SnapshotId::of_bytes(b"p"),

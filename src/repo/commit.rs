@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::change_set::{NodeEdit, PendingChunk, ResolvedChanges};
 use super::conflicts::check_rebase;
-use super::history::child_history;
+use super::history_index::child_history;
 use super::identical::same_document;
 use super::loaded::{lock, LoadedSnapshot};
 use super::manifest_update::update_array_manifest;
@@ -359,7 +359,7 @@ pub(crate) async fn build_snapshot(
             }
         }
     }
-    let (generation, skips, recent) = child_history(parent.id, &parent.snapshot);
+    let history = child_history(parent.id, &parent.snapshot);
     let txlog_size = rmp_serde::to_vec_named(&txlog)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
@@ -370,14 +370,15 @@ pub(crate) async fn build_snapshot(
     };
     let snapshot = Snapshot {
         parent: Some(parent.id),
-        generation,
+        generation: history.generation,
         committed_at_us: now_us().max(parent.snapshot.committed_at_us + 1),
         message: message.to_string(),
         metadata_json: metadata_json.to_string(),
         nodes: nodes.into_values().collect(),
         txlog,
-        skips,
-        recent,
+        skips: history.skips,
+        recent: history.recent,
+        pages: history.pages,
     };
     let id = repo.write_snapshot(&snapshot).await?;
     Ok((id, snapshot))

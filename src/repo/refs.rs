@@ -11,6 +11,7 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use super::record_seq::{RecordSeq, Window};
 use super::repository::{Repository, DEFAULT_BRANCH};
 use crate::error::{Error, Result};
 use crate::format::envelope::{self, ObjectKind};
@@ -63,14 +64,6 @@ pub(crate) enum AdvanceOutcome {
 }
 
 impl Repository {
-    async fn record_exists(&self, name: &str, seq: u64) -> Result<bool> {
-        Ok(self
-            .storage()
-            .head(&layout::branch_record_key(name, seq))
-            .await?
-            .is_some())
-    }
-
     pub(crate) async fn read_branch_record(
         &self,
         name: &str,
@@ -79,77 +72,68 @@ impl Repository {
         let key = layout::branch_record_key(name, seq);
         match get_optional(self.storage().as_ref(), &key).await? {
             None => Ok(None),
-            Some(bytes) => {
-                let record: BranchRecord = envelope::decode(&key, &bytes, ObjectKind::Ref)?;
-                if record.seq != seq {
-                    return Err(Error::corrupt(
-                        key,
-                        format!("record claims sequence {}", record.seq),
-                    ));
-                }
-                Ok(Some(record))
-            }
+            Some(bytes) => decode_branch_record(&key, seq, &bytes).map(Some),
         }
     }
 
-    async fn read_hint(&self, name: &str) -> Option<u64> {
+    pub(crate) async fn read_hint(&self, name: &str) -> Option<u64> {
         let bytes = get_optional(self.storage().as_ref(), &layout::branch_hint_key(name))
             .await
             .ok()??;
         std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
     }
 
-    /// The newest record of a branch (possibly a deletion), `None` if it never existed.
+    /// The newest record of a branch (possibly a deletion), `None` if it never existed
+    /// (algorithms.md §3). Starts from the newest record this handle has seen of the branch,
+    /// fetching the records after it and the hint together, or from the hint (read when the
+    /// handle opened, for the default branch): one or two round trips when the hint is
+    /// current.
     pub(crate) async fn branch_head_record(&self, name: &str) -> Result<Option<BranchHead>> {
         validate_ref_name("branch", name)?;
-        let mut known = None;
-        if let Some(hint) = self.read_hint(name).await {
-            if let Some(record) = self.read_branch_record(name, hint).await? {
-                known = Some((hint, record));
+        let key_of = |seq: u64| layout::branch_record_key(name, seq);
+        let records = RecordSeq::new(self.storage().as_ref(), &key_of);
+        let prefetched = self.inner.take_prefetched_hint(name);
+        let newest = match self.inner.known_head(name) {
+            Some(known) => {
+                let hint = async {
+                    match prefetched {
+                        Some(hint) => Some(hint),
+                        None => self.read_hint(name).await,
+                    }
+                };
+                let (hint, window) = tokio::join!(hint, records.window(known));
+                match window? {
+                    Window::Newest(found) => Some(found),
+                    Window::Full { last } => match hint
+                        .filter(|&h| h > last && h.checked_add(super::record_seq::WINDOW).is_some())
+                    {
+                        Some(hint) => match records.window(hint).await? {
+                            Window::Newest(found) => Some(found),
+                            Window::Full { last } => Some(records.newest_from(last).await?),
+                            Window::StartMissing => Some(records.newest_from(last).await?),
+                        },
+                        None => Some(records.newest_from(last).await?),
+                    },
+                    // A record this handle saw is gone: the storage was replaced under it.
+                    Window::StartMissing => records.newest(hint.unwrap_or(0)).await?,
+                }
             }
-        }
-        let (mut lo, mut record) = match known {
-            Some(found) => found,
-            None => match self.read_branch_record(name, 0).await? {
-                Some(r) => (0, r),
-                None => return Ok(None),
-            },
-        };
-        // Gallop forward: records are never deleted, so existence is monotone in seq.
-        let beyond = |lo: u64, step: u64| {
-            lo.checked_add(step).ok_or_else(|| {
-                Error::corrupt(
-                    layout::branch_record_key(name, lo),
-                    "the branch claims 2^64 records: the storage answers existence checks wrongly",
-                )
-            })
-        };
-        let mut step = 1u64;
-        while self.record_exists(name, beyond(lo, step)?).await? {
-            lo += step;
-            step = step.saturating_mul(2);
-        }
-        let mut hi = beyond(lo, step)?;
-        let mut moved = false;
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if self.record_exists(name, mid).await? {
-                lo = mid;
-                moved = true;
-            } else {
-                hi = mid;
+            None => {
+                let hint = match prefetched {
+                    Some(hint) => Some(hint),
+                    None => self.read_hint(name).await,
+                };
+                records.newest(hint.unwrap_or(0)).await?
             }
-        }
-        if moved || record.seq != lo {
-            record =
-                self.read_branch_record(name, lo)
-                    .await?
-                    .ok_or_else(|| Error::ObjectMissing {
-                        key: layout::branch_record_key(name, lo),
-                    })?;
-        }
+        };
+        let Some(newest) = newest else {
+            return Ok(None);
+        };
+        let key = layout::branch_record_key(name, newest.seq);
+        let record = decode_branch_record(&key, newest.seq, &newest.bytes)?;
+        self.inner.saw_record(name, newest.seq);
         Ok(Some(BranchHead {
-            seq: lo,
+            seq: newest.seq,
             snapshot: record.snapshot,
         }))
     }
@@ -209,6 +193,8 @@ impl Repository {
                 }
             }
         };
+        // Either way record `seq` exists now.
+        self.inner.saw_record(name, seq);
         if matches!(outcome, AdvanceOutcome::Landed) && seq % HINT_INTERVAL == 0 {
             // Advisory only: a failed or stale hint costs a few extra probes, never correctness.
             // Refreshed every HINT_INTERVAL records: overwriting an object on every commit costs
@@ -429,4 +415,16 @@ impl Repository {
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
+}
+
+/// Decodes branch record `seq` read from `key`, checking that it says it is record `seq`.
+fn decode_branch_record(key: &str, seq: u64, bytes: &Bytes) -> Result<BranchRecord> {
+    let record: BranchRecord = envelope::decode(key, bytes, ObjectKind::Ref)?;
+    if record.seq != seq {
+        return Err(Error::corrupt(
+            key,
+            format!("record claims sequence {}", record.seq),
+        ));
+    }
+    Ok(record)
 }

@@ -1,11 +1,12 @@
 //! The repository handle: opening, object I/O and in-memory caches.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::loaded::{LoadedSnapshot, ShardIndex};
+use super::loaded::{lock, LoadedSnapshot, ShardIndex};
 use super::settings::RepositorySettings;
 use crate::error::{Error, Result};
 use crate::format::envelope::{self, ObjectKind};
@@ -47,6 +48,28 @@ pub(crate) struct RepoInner {
     pub(crate) settings: RepositorySettings,
     snapshots: quick_cache::sync::Cache<SnapshotId, Arc<LoadedSnapshot>>,
     manifests: quick_cache::sync::Cache<ManifestId, Arc<ShardIndex>, ShardWeighter>,
+    /// Per branch, the newest record this handle has seen exist (records are never deleted,
+    /// so it stays a lower bound of the head).
+    known_heads: Mutex<HashMap<String, u64>>,
+    /// Branch hints read ahead when the handle opened (the default branch's), used once.
+    prefetched_hints: Mutex<HashMap<String, u64>>,
+}
+
+impl RepoInner {
+    pub(crate) fn known_head(&self, branch: &str) -> Option<u64> {
+        lock(&self.known_heads).get(branch).copied()
+    }
+
+    /// Notes that record `seq` of `branch` exists.
+    pub(crate) fn saw_record(&self, branch: &str, seq: u64) {
+        let mut heads = lock(&self.known_heads);
+        let known = heads.entry(branch.to_string()).or_insert(seq);
+        *known = (*known).max(seq);
+    }
+
+    pub(crate) fn take_prefetched_hint(&self, branch: &str) -> Option<u64> {
+        lock(&self.prefetched_hints).remove(branch)
+    }
 }
 
 impl std::fmt::Debug for RepoInner {
@@ -79,6 +102,8 @@ impl Repository {
                 snapshots: quick_cache::sync::Cache::new(settings.snapshot_cache_entries.max(1)),
                 manifests,
                 settings,
+                known_heads: Mutex::default(),
+                prefetched_hints: Mutex::default(),
             }),
             virtual_reader: Arc::default(),
         }
@@ -105,6 +130,7 @@ impl Repository {
             txlog: TxLogRef::Inline(TxLog::default()),
             skips: Vec::new(),
             recent: Vec::new(),
+            pages: Vec::new(),
         };
         let root_id = repo.write_snapshot(&root).await?;
         match repo
@@ -135,9 +161,15 @@ impl Repository {
         }
     }
 
-    /// Opens an existing repository, checking its format version.
+    /// Opens an existing repository, checking its format version. The default branch's hint
+    /// is read at the same time, so finding its head later costs one round trip less.
     pub async fn open(storage: DynStorage, settings: RepositorySettings) -> Result<Self> {
-        let Some(bytes) = get_optional(storage.as_ref(), layout::REPO_INFO_KEY).await? else {
+        let repo = Self::with_storage(storage.clone(), settings);
+        let (info, hint) = tokio::join!(
+            get_optional(storage.as_ref(), layout::REPO_INFO_KEY),
+            repo.read_hint(DEFAULT_BRANCH)
+        );
+        let Some(bytes) = info? else {
             return Err(Error::RepositoryNotFound {
                 location: storage.location().to_string(),
             });
@@ -154,7 +186,10 @@ impl Repository {
                 supported: REPOSITORY_FORMAT,
             });
         }
-        Ok(Self::with_storage(storage, settings))
+        if let Some(hint) = hint {
+            lock(&repo.inner.prefetched_hints).insert(DEFAULT_BRANCH.to_string(), hint);
+        }
+        Ok(repo)
     }
 
     /// Opens the repository at a path or URL (see [`open_storage`]) with default settings.

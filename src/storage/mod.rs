@@ -10,6 +10,7 @@ mod cache;
 mod cached;
 mod faulty;
 pub mod layout;
+mod metered;
 
 use std::fmt::Debug;
 use std::ops::Range;
@@ -25,6 +26,7 @@ pub(crate) use cache::SharedCache;
 pub use cache::{CacheCounters, CacheStats, LocalCache, DEFAULT_CACHE_BUDGET};
 pub use cached::{with_cache, CachedStorage};
 pub use faulty::{Fault, FaultCounts, FaultRule, FaultyStorage, StorageOp};
+pub use metered::{Meter, MeterReading, MeteredCall, MeteredStorage};
 
 /// What [`Storage::put_if_absent`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use crate::format::path::NodePath;
 use crate::format::snapshot::{ArrayManifest, NodeKind, NodeRecord, Snapshot, TxLogRef};
 use crate::format::txlog::TxLog;
 use crate::id::{ChunkObjectId, ManifestId, SnapshotId, TxLogId};
-use crate::repo::history::child_history;
+use crate::repo::history_index::child_history;
 use crate::repo::{Repository, RepositorySettings};
 use crate::storage::{layout, open_storage};
 use crate::zarr::metadata::tests::array_json;
@@ -55,17 +55,18 @@ async fn sound_repo() -> Repository {
 async fn forge(repo: &Repository, edit: impl FnOnce(&mut Snapshot)) -> (SnapshotId, String) {
     let tip = repo.branch_tip("main").await.unwrap();
     let parent = repo.load_snapshot(&tip).await.unwrap();
-    let (generation, skips, recent) = child_history(tip, &parent.snapshot);
+    let history = child_history(tip, &parent.snapshot);
     let mut child = Snapshot {
         parent: Some(tip),
-        generation,
+        generation: history.generation,
         committed_at_us: parent.snapshot.committed_at_us + 1,
         message: "forged".into(),
         metadata_json: "{}".into(),
         nodes: parent.snapshot.nodes.clone(),
         txlog: TxLogRef::Inline(TxLog::default()),
-        skips,
-        recent,
+        skips: history.skips,
+        recent: history.recent,
+        pages: history.pages,
     };
     edit(&mut child);
     let id = repo.write_snapshot(&child).await.unwrap();

@@ -9,7 +9,7 @@ use super::{Checker, FsckProblem};
 use crate::error::Result;
 use crate::format::snapshot::{AncestorRef, LogRecord, Snapshot, RECENT_LOG_LEN};
 use crate::id::SnapshotId;
-use crate::repo::history::child_history;
+use crate::repo::history_index::{child_history, required_page_generations};
 use crate::storage::layout;
 
 /// What the walk keeps of a checked snapshot to check its children against.
@@ -102,7 +102,8 @@ impl Checker<'_> {
             ));
         } else if child.own_digest != parent.child_digest {
             problem(
-                "skips or recent log differ from what its parent implies (history.md §2)".into(),
+                "skips, recent log or pages differ from what its parent implies (history.md §2)"
+                    .into(),
             );
         }
         if child.committed_at_us <= parent.committed_at_us {
@@ -168,13 +169,32 @@ pub(super) fn history_findings(s: &Snapshot) -> Vec<String> {
     if s.recent.first().map(|r| r.id) != Some(parent) {
         out.push("recent[0] is not the parent".into());
     }
+    // Snapshots written before pages existed have none (readers then walk `recent`).
+    let pages: Vec<u64> = s.pages.iter().map(|a| a.generation).collect();
+    let required = required_page_generations(g);
+    if !pages.is_empty() && pages != required {
+        out.push(format!(
+            "pages name generations {pages:?}, history.md §1 requires {required:?}"
+        ));
+    }
     out
 }
 
 /// A digest of the fields a child derives from its parent (history.md §2).
-fn history_digest(generation: u64, skips: &[AncestorRef], recent: &[LogRecord]) -> [u8; 32] {
+fn history_digest(
+    generation: u64,
+    skips: &[AncestorRef],
+    recent: &[LogRecord],
+    pages: &[AncestorRef],
+) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(&generation.to_le_bytes());
+    h.update(&(pages.len() as u64).to_le_bytes());
+    for a in pages {
+        h.update(a.id.as_bytes());
+        h.update(&a.generation.to_le_bytes());
+        h.update(&a.committed_at_us.to_le_bytes());
+    }
     h.update(&(skips.len() as u64).to_le_bytes());
     for a in skips {
         h.update(a.id.as_bytes());
@@ -203,20 +223,26 @@ fn history_digest(generation: u64, skips: &[AncestorRef], recent: &[LogRecord]) 
 }
 
 pub(super) fn visit_of(id: SnapshotId, s: &Snapshot) -> Visit {
-    let (child_generation, child_skips, child_recent) = child_history(id, s);
+    let child = child_history(id, s);
     let mut refs: Vec<SnapshotId> = s.parent.into_iter().collect();
     // The recent log names the nearest ancestors: reading them now keeps the walk concurrent,
     // and it goes on past a missing snapshot.
     refs.extend(s.recent.iter().map(|r| r.id));
     refs.extend(s.skips.iter().map(|a| a.id));
+    refs.extend(s.pages.iter().map(|a| a.id));
     Visit {
         parent: s.parent,
         known: Known {
             generation: s.generation,
             committed_at_us: s.committed_at_us,
-            child_digest: history_digest(child_generation, &child_skips, &child_recent),
+            child_digest: history_digest(
+                child.generation,
+                &child.skips,
+                &child.recent,
+                &child.pages,
+            ),
         },
-        own_digest: history_digest(s.generation, &s.skips, &s.recent),
+        own_digest: history_digest(s.generation, &s.skips, &s.recent, &s.pages),
         refs,
     }
 }
