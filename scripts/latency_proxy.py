@@ -121,11 +121,11 @@ class Proxy:
                     body = json.dumps(self.meter.take()).encode()
                     client_writer.write(
                         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                        + f"content-length: {len(body)}\r\n\r\n".encode()
+                        + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
                         + body
                     )
                     await client_writer.drain()
-                    continue
+                    break
                 token = self.meter.start(method)
                 try:
                     buffer = _Collect()

@@ -7,6 +7,11 @@ PORT_FILE (its appearance means "ready") and serves until terminated. Requests a
 one at a time: moto checks a conditional write's precondition and then stores the object
 as two steps, so serving requests concurrently would let two create-if-absent writes of one
 key both succeed, which real S3 never allows.
+
+With FLOE_S3_SERVER_THREADED=1 requests are served concurrently, as real S3 does, for
+measurements with a single writer (W7), where that race cannot happen; a latency
+measurement against a server that answers one request at a time would charge requests sent
+together as if they were sent one after another.
 """
 
 import os
@@ -26,7 +31,11 @@ def main() -> None:
     port_file, buckets = sys.argv[1], sys.argv[2:]
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(
-        "127.0.0.1", 0, app, threaded=False, request_handler=MotoRequestHandler
+        "127.0.0.1",
+        0,
+        app,
+        threaded=os.environ.get("FLOE_S3_SERVER_THREADED") == "1",
+        request_handler=MotoRequestHandler,
     )
     port = server.server_port
     os.environ["MOTO_PORT"] = str(port)

@@ -1,5 +1,6 @@
 //! Measuring and reporting: percentiles, directory sizes, peak RSS, and the human table with
-//! the Icechunk 1.1.21 reference figures of WORKLOADS.md next to floe's.
+//! the Icechunk reference figures of WORKLOADS.md (1.1.21 and 2.3.0) next to floe's, with the
+//! ratios.
 
 use std::path::Path;
 use std::time::Instant;
@@ -81,6 +82,8 @@ pub struct Row {
     key: &'static str,
     value: f64,
     reference: Option<f64>,
+    /// Icechunk 2.3.0's figure (WORKLOADS.md, or measured in the same run for W7).
+    newest: Option<f64>,
     unit: &'static str,
 }
 
@@ -118,9 +121,26 @@ impl Report {
             key,
             value,
             reference,
+            newest: None,
             unit,
         });
         self.json.insert(key.to_string(), json_number(value));
+    }
+
+    /// Icechunk 2.3.0's figure for the row `key` (added before with [`Report::figure`]),
+    /// printed in its own column with its ratio and written to the JSON under
+    /// `icechunk_2_3_0`.
+    pub fn newest(&mut self, key: &str, value: f64) {
+        if let Some(row) = self.rows.iter_mut().find(|r| r.key == key) {
+            row.newest = Some(value);
+        }
+        let references = self
+            .json
+            .entry("icechunk_2_3_0")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(map) = references {
+            map.insert(key.to_string(), json_number(value));
+        }
     }
 
     /// An extra JSON value that is not shown in the table.
@@ -143,20 +163,24 @@ impl Report {
         println!();
         println!("== {} ==", self.name);
         println!(
-            "{:<28} {:>14} {:>14} {:>9}  unit",
-            "key", "floe", "icechunk", "ratio"
+            "{:<28} {:>12} {:>12} {:>7} {:>12} {:>7}  unit",
+            "key", "floe", "ic 1.1.21", "ratio", "ic 2.3.0", "ratio"
         );
+        let column = |reference: Option<f64>, value: f64| match reference {
+            Some(r) => (fmt_num(r), format!("{:.3}", value / r)),
+            None => ("-".to_string(), "-".to_string()),
+        };
         for row in &self.rows {
-            let (reference, ratio) = match row.reference {
-                Some(r) => (fmt_num(r), format!("{:.3}", row.value / r)),
-                None => ("-".to_string(), "-".to_string()),
-            };
+            let (reference, ratio) = column(row.reference, row.value);
+            let (newest, newest_ratio) = column(row.newest, row.value);
             println!(
-                "{:<28} {:>14} {:>14} {:>9}  {}",
+                "{:<28} {:>12} {:>12} {:>7} {:>12} {:>7}  {}",
                 row.key,
                 fmt_num(row.value),
                 reference,
                 ratio,
+                newest,
+                newest_ratio,
                 row.unit
             );
         }

@@ -106,6 +106,16 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<(Report, Forecast)> {
         full_year.then_some(1829.0),
         "objects",
     );
+    // Icechunk 2.3.0 (WORKLOADS.md).
+    report.newest("append_ms_p50", 13.8);
+    report.newest("append_ms_p90", 16.9);
+    report.newest("commit_ms_p50", 4.2);
+    report.newest("commit_ms_first10", 2.0);
+    report.newest("commit_ms_last10", 5.7);
+    if full_year {
+        report.newest("repo_bytes", 83.5e6);
+        report.newest("repo_objects", 2196.0);
+    }
     let per_append = (repo_objects - objects_before) as f64 / days.max(1) as f64;
     report.extra("days", days.into());
     // Mean commit time per fifth of the run: shows whether commits get dearer with history.

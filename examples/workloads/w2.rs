@@ -148,6 +148,14 @@ pub fn run(ctx: &Ctx, forecast: &Forecast) -> Res<Report> {
     );
     report.figure("read_as_of_ms", read_as_of_ms, None, "ms");
     report.figure("log_all_ms", log_all_ms, full.then_some(114.0), "ms");
+    // Icechunk 2.3.0 (WORKLOADS.md).
+    report.newest("open_main_ms", 1.64);
+    report.newest("open_snapshot_ms", 1.85);
+    report.newest("open_as_of_ms", 1.51);
+    if full {
+        report.newest("read_all_main_ms", 370.0);
+        report.newest("log_all_ms", 1.69);
+    }
     let bytes = days as f64 * data::DAY_ELEMENTS as f64 * 4.0;
     report.extra(
         "read_all_main_mbps",

@@ -245,6 +245,12 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<Report> {
     );
     let vs_plain = plain_read / raw.read_ms;
     report.figure("read_raw_vs_plain_files", vs_plain, Some(0.39), "ratio");
+    // Icechunk 2.3.0 (WORKLOADS.md; plain files with 10 threads in its window: 2,218 MB/s
+    // write, 3,331 read).
+    report.newest("write_mbps_raw_codec", 2233.0);
+    report.newest("read_mbps_raw_codec", 499.0);
+    report.newest("write_mbps_zstd", 859.0);
+    report.newest("read_mbps_zstd", 453.0);
     let stored_mb = |ms| mbps(raw.stored, ms);
     report.figure(
         "floe_chunk_read_mbps_raw",

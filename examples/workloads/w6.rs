@@ -179,6 +179,16 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<Report> {
         Some(1.73e9 / 1048576.0),
         "MiB",
     );
+    // Icechunk 2.3.0 (WORKLOADS.md).
+    report.newest("commit_ms_first100", 2.9);
+    report.newest("log_50_ms", 8.9);
+    if full {
+        report.newest("commit_ms_last100", 15.3);
+        report.newest("open_as_of_ms", 10.1);
+        report.newest("log_all_ms", 18.5);
+        report.newest("repo_bytes", 2.24e9);
+        report.newest("writer_peak_rss_mib", 1.41e9 / 1048576.0);
+    }
     report.extra("commits", commits.into());
     report.extra("repo_objects", repo_objects.into());
     report.extra(

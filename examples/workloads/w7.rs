@@ -241,6 +241,15 @@ pub fn run(ctx: &Ctx, _dir: &Path) -> Res<Report> {
         }
         Ok(None)
     })?;
+    measure("log_50", "open + newest 50 log entries", &mut || {
+        let repo = open()?;
+        let tip = ctx.rt.block_on(repo.branch_tip("main"))?;
+        let log = ctx.rt.block_on(repo.log_from(tip, 50))?;
+        if log.len() != 50 || log[0].id != tip {
+            return Err(mismatch("W7: the newest 50 log entries are wrong"));
+        }
+        Ok(None)
+    })?;
     let wanted = COMMITS / 3;
     measure("chunk_read", "open + cold chunk read", &mut || {
         let repo = open()?;
@@ -295,7 +304,8 @@ pub fn run(ctx: &Ctx, _dir: &Path) -> Res<Report> {
     let reference = |key: &str, field: &str| -> Option<f64> {
         icechunk.get(key).and_then(|v| v[field].as_f64())
     };
-    let names: [(&str, [&'static str; 3]); 6] = [
+    let names: [(&str, [&'static str; 3]); 7] = [
+        ("log_50", ["log_50_ms", "log_50_requests", "log_50_waves"]),
         (
             "open_tip",
             ["open_tip_ms", "open_tip_requests", "open_tip_waves"],
@@ -326,14 +336,23 @@ pub fn run(ctx: &Ctx, _dir: &Path) -> Res<Report> {
         };
         let ms = median(&measured.ms);
         let waves = Measured::median_of(&measured.waves);
-        report.figure(ms_key, ms, reference(key, "ms"), "ms");
+        report.figure(ms_key, ms, None, "ms");
         report.figure(
             requests_key,
             Measured::median_of(&measured.requests),
-            reference(key, "requests"),
+            None,
             "requests",
         );
-        report.figure(waves_key, waves, reference(key, "waves"), "waves");
+        report.figure(waves_key, waves, None, "waves");
+        for (row, field) in [
+            (ms_key, "ms"),
+            (requests_key, "requests"),
+            (waves_key, "waves"),
+        ] {
+            if let Some(theirs) = reference(key, field) {
+                report.newest(row, theirs);
+            }
+        }
         if let Some(theirs) = reference(key, "ms") {
             report.target(
                 format!("{key}: floe at most Icechunk 2.3.0's time ({ms:.0} vs {theirs:.0} ms)"),

@@ -121,6 +121,14 @@ def main():
         log = list(open_repo().ancestry(branch="main"))
         assert len(log) == COMMITS + 2, len(log)
 
+    def log_50():
+        log = []
+        for entry in open_repo().ancestry(branch="main"):
+            log.append(entry)
+            if len(log) == 50:
+                break
+        assert len(log) == 50
+
     wanted = COMMITS // 3
 
     def chunk_read():
@@ -153,6 +161,7 @@ def main():
     measure("open_tip", "open + tip of main", open_tip)
     measure("as_of", "open + as-of a time", as_of)
     measure("log_all", "open + whole log", log_all)
+    measure("log_50", "open + newest 50 log entries", log_50)
     measure("chunk_read", "open + cold chunk read", chunk_read)
     measure("small_commit", "open + session + rewrite one chunk + commit", small_commit)
     measure("append", "open + session + append a row (as W1) + commit", append)

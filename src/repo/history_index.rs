@@ -85,6 +85,20 @@ pub(crate) fn required_page_generations(g: u64) -> Vec<u64> {
     out
 }
 
+/// How many `recent` entries a snapshot of generation `g` carries (history.md §1): its
+/// ancestors down to the newest page below it (or the root), or, in a history written before
+/// pages existed (`paged` false), the 32 nearest.
+pub(crate) fn required_recent_len(g: u64, paged: bool) -> u64 {
+    let Some(p) = g.checked_sub(1) else {
+        return 0;
+    };
+    if paged {
+        p - p / HISTORY_PAGE_BASE * HISTORY_PAGE_BASE + 1
+    } else {
+        g.min(RECENT_LOG_LEN as u64)
+    }
+}
+
 /// The history fields of a new child of `parent` (history.md §2).
 pub(crate) fn child_history(parent_id: SnapshotId, parent: &Snapshot) -> ChildHistory {
     let p = parent.generation;
@@ -117,13 +131,28 @@ pub(crate) fn child_history(parent_id: SnapshotId, parent: &Snapshot) -> ChildHi
         text: (text_len <= RECENT_ENTRY_MAX_TEXT)
             .then(|| (parent.message.clone(), parent.metadata_json.clone())),
     };
+    // A history written before pages existed stays in its form: the 32 nearest ancestors,
+    // no pages (below generation 33 both forms agree).
+    let paged = p <= HISTORY_PAGE_BASE || !parent.pages.is_empty();
+    let oldest = if paged {
+        p / HISTORY_PAGE_BASE * HISTORY_PAGE_BASE
+    } else {
+        p.saturating_sub(RECENT_LOG_LEN as u64 - 1)
+    };
     let mut recent = Vec::with_capacity(RECENT_LOG_LEN);
     recent.push(parent_log);
-    recent.extend(parent.recent.iter().take(RECENT_LOG_LEN - 1).cloned());
+    recent.extend(
+        parent
+            .recent
+            .iter()
+            .take(RECENT_LOG_LEN - 1)
+            .take_while(|r| r.generation >= oldest)
+            .cloned(),
+    );
     // The parent's pages still in their blocks, and the parent itself if it is a page. Every
     // page the child needs is among them (history.md §2).
     let mut pages: Vec<AncestorRef> = Vec::new();
-    if page_belongs(p, p) {
+    if paged && page_belongs(p, p) {
         pages.push(parent_ref);
     }
     pages.extend(
@@ -195,7 +224,15 @@ mod tests {
             let mut expected: Vec<u64> = (0..64).map(|k| ((g - 1) >> k) << k).collect();
             expected.dedup();
             assert_eq!(gens, expected, "skips of generation {g}");
-            assert_eq!(child_fields.recent.len(), (g as usize).min(RECENT_LOG_LEN));
+            assert_eq!(
+                child_fields.recent.len() as u64,
+                required_recent_len(g, true),
+                "recent of generation {g}"
+            );
+            assert!(child_fields.recent.len() <= RECENT_LOG_LEN);
+            let gens: Vec<u64> = child_fields.recent.iter().map(|r| r.generation).collect();
+            let lowest = (g - 1) / 32 * 32;
+            assert_eq!(gens, (lowest..g).rev().collect::<Vec<_>>());
             assert_eq!(child_fields.recent[0].generation, g - 1);
             let pages: Vec<u64> = child_fields.pages.iter().map(|a| a.generation).collect();
             assert_eq!(
@@ -230,7 +267,7 @@ mod tests {
                 if !seen.insert(s) {
                     continue;
                 }
-                for x in s.saturating_sub(RECENT_LOG_LEN as u64)..s {
+                for x in s - required_recent_len(s, true)..s {
                     covered[x as usize] = true;
                 }
                 pending.extend(required_page_generations(s));

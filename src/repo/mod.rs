@@ -17,7 +17,6 @@ mod loaded;
 mod manifest_update;
 mod node_merge;
 mod packs;
-mod record_seq;
 mod refs;
 mod repository;
 mod session;

@@ -11,7 +11,6 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::record_seq::{RecordSeq, Window};
 use super::repository::{Repository, DEFAULT_BRANCH};
 use crate::error::{Error, Result};
 use crate::format::envelope::{self, ObjectKind};
@@ -19,6 +18,7 @@ use crate::format::now_us;
 use crate::format::refs::{validate_ref_name, BranchRecord, TagRecord, TagTombstone};
 use crate::format::snapshot::micros_to_time;
 use crate::id::SnapshotId;
+use crate::storage::record_seq::{RecordSeq, Window};
 use crate::storage::{get_optional, layout, PutOutcome};
 
 /// The branch hint is rewritten when the record number is a multiple of this, so a reader
@@ -104,9 +104,9 @@ impl Repository {
                 let (hint, window) = tokio::join!(hint, records.window(known));
                 match window? {
                     Window::Newest(found) => Some(found),
-                    Window::Full { last } => match hint
-                        .filter(|&h| h > last && h.checked_add(super::record_seq::WINDOW).is_some())
-                    {
+                    Window::Full { last } => match hint.filter(|&h| {
+                        h > last && h.checked_add(crate::storage::record_seq::WINDOW).is_some()
+                    }) {
                         Some(hint) => match records.window(hint).await? {
                             Window::Newest(found) => Some(found),
                             Window::Full { last } => Some(records.newest_from(last).await?),

@@ -11,6 +11,7 @@ mod cached;
 mod faulty;
 pub mod layout;
 mod metered;
+pub(crate) mod record_seq;
 
 use std::fmt::Debug;
 use std::ops::Range;

@@ -17,6 +17,7 @@ use super::location::check_prefix;
 use crate::error::{Error, Result};
 use crate::format::now_us;
 use crate::repo::Repository;
+use crate::storage::record_seq::RecordSeq;
 use crate::storage::{get_optional, layout, PutOutcome};
 
 /// How many times a declaration is retried when other writers keep taking the next record.
@@ -109,67 +110,26 @@ struct ContainerRecord {
 }
 
 impl Repository {
-    async fn container_record_exists(&self, seq: u64) -> Result<bool> {
-        Ok(self
-            .storage()
-            .head(&layout::container_record_key(seq))
-            .await?
-            .is_some())
-    }
-
-    async fn read_container_record(&self, seq: u64) -> Result<Option<Vec<VirtualContainer>>> {
-        let key = layout::container_record_key(seq);
-        let Some(bytes) = get_optional(self.storage().as_ref(), &key).await? else {
+    /// The newest declaration record: its sequence number and containers (`None` when
+    /// nothing was ever declared). Declarations are few: the window of records from 0 fetched
+    /// together usually holds the newest (one round trip); longer sequences are probed as
+    /// branch records are (algorithms.md §3).
+    async fn newest_container_record(&self) -> Result<Option<(u64, Vec<VirtualContainer>)>> {
+        let key_of = |seq: u64| layout::container_record_key(seq);
+        let records = RecordSeq::new(self.storage().as_ref(), &key_of);
+        let Some(newest) = records.newest(0).await? else {
             return Ok(None);
         };
-        let record: ContainerRecord = serde_json::from_slice(&bytes)
+        let key = layout::container_record_key(newest.seq);
+        let record: ContainerRecord = serde_json::from_slice(&newest.bytes)
             .map_err(|e| Error::corrupt(&key, format!("not a container record: {e}")))?;
-        if record.seq != seq {
+        if record.seq != newest.seq {
             return Err(Error::corrupt(
                 key,
                 format!("record claims sequence {}", record.seq),
             ));
         }
-        Ok(Some(record.containers))
-    }
-
-    /// The newest declaration record: its sequence number and containers (`None` when
-    /// nothing was ever declared).
-    async fn newest_container_record(&self) -> Result<Option<(u64, Vec<VirtualContainer>)>> {
-        if !self.container_record_exists(0).await? {
-            return Ok(None);
-        }
-        // Records are never deleted, so existence is monotone in seq: gallop, then bisect.
-        let (mut lo, mut step) = (0u64, 1u64);
-        loop {
-            let Some(probe) = lo.checked_add(step) else {
-                return Err(Error::corrupt(
-                    layout::container_record_key(lo),
-                    "the container declarations claim 2^64 records",
-                ));
-            };
-            if !self.container_record_exists(probe).await? {
-                let mut hi = probe;
-                while hi - lo > 1 {
-                    let mid = lo + (hi - lo) / 2;
-                    if self.container_record_exists(mid).await? {
-                        lo = mid;
-                    } else {
-                        hi = mid;
-                    }
-                }
-                break;
-            }
-            lo = probe;
-            step = step.saturating_mul(2);
-        }
-        let containers =
-            self.read_container_record(lo)
-                .await?
-                .ok_or_else(|| Error::ObjectMissing {
-                    key: layout::container_record_key(lo),
-                })?;
-        Ok(Some((lo, containers)))
+        Ok(Some((newest.seq, record.containers)))
     }
 
     /// The virtual chunk containers declared in the repository, sorted by prefix.

@@ -7,9 +7,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::{Checker, FsckProblem};
 use crate::error::Result;
-use crate::format::snapshot::{AncestorRef, LogRecord, Snapshot, RECENT_LOG_LEN};
+use crate::format::snapshot::{AncestorRef, LogRecord, Snapshot, HISTORY_PAGE_BASE};
 use crate::id::SnapshotId;
-use crate::repo::history_index::{child_history, required_page_generations};
+use crate::repo::history_index::{child_history, required_page_generations, required_recent_len};
 use crate::storage::layout;
 
 /// What the walk keeps of a checked snapshot to check its children against.
@@ -154,7 +154,10 @@ pub(super) fn history_findings(s: &Snapshot) -> Vec<String> {
     if s.skips.first().map(|a| a.id) != Some(parent) {
         out.push("skips[0] is not the parent".into());
     }
-    let want = usize::try_from(g).unwrap_or(usize::MAX).min(RECENT_LOG_LEN);
+    // A history written before pages existed: no pages past generation 32, and the 32
+    // nearest ancestors in `recent`.
+    let paged = g <= HISTORY_PAGE_BASE + 1 || !s.pages.is_empty();
+    let want = usize::try_from(required_recent_len(g, paged)).unwrap_or(usize::MAX);
     let gapless = s
         .recent
         .iter()
@@ -162,7 +165,7 @@ pub(super) fn history_findings(s: &Snapshot) -> Vec<String> {
         .all(|(i, r)| Some(r.generation) == (g - 1).checked_sub(i as u64));
     if s.recent.len() != want || !gapless {
         out.push(format!(
-            "recent must hold the {want} nearest ancestors, nearest first; it holds {} entries",
+            "recent must hold the {want} nearest ancestors (history.md §1), nearest first; it holds {} entries",
             s.recent.len()
         ));
     }

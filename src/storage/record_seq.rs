@@ -1,5 +1,5 @@
 //! Finding the newest record of a gap-free sequence (branch records, container declarations)
-//! in few round trips (algorithms.md §3).
+//! in few round trips (spec/algorithms.md §3).
 //!
 //! Records `0 ..= m` exist and none after them: record `n + 1` is written only by a writer that
 //! saw record `n`, and records are never deleted, so existence is monotone in the sequence
@@ -10,8 +10,8 @@
 use bytes::Bytes;
 use futures::future::{join_all, try_join_all};
 
+use super::{get_optional, Storage};
 use crate::error::{Error, Result};
-use crate::storage::{get_optional, Storage};
 
 /// Records fetched together from a lower bound: the bound and the 8 after it. floe rewrites a
 /// branch hint at every 8th record (refs.rs), so a current hint is at most 7 records behind and
