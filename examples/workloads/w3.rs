@@ -12,6 +12,12 @@ use super::{data, zarr_io, Ctx};
 
 const READ_RUNS: usize = 3;
 
+/// Writes dirty pages back (`sync`) before a timed write, so that every write starts from the
+/// same state instead of paying for the previous one's writeback.
+fn settle_disk() {
+    let _ = std::process::Command::new("sync").status();
+}
+
 fn mbps(bytes: u64, ms: f64) -> f64 {
     bytes as f64 / 1e6 / (ms / 1e3)
 }
@@ -26,6 +32,7 @@ fn repository_round_trip(ctx: &Ctx, dir: &Path, cube: &[f32], zstd: bool) -> Res
     let store = zarr_io::store_of(&session, &ctx.rt)?;
     zarr_io::create_root_group(&store, Default::default())?;
     let array = zarr_io::create_bulk_array(&store, zstd)?;
+    settle_disk();
     let start = Instant::now();
     zarr_io::write_bulk(&array, cube)?;
     ctx.rt.block_on(session.commit("bulk write", None))?;
@@ -54,6 +61,29 @@ fn repository_round_trip(ctx: &Ctx, dir: &Path, cube: &[f32], zstd: bool) -> Res
         chunk_read_ms: floe_chunk_reads(ctx, location)?,
         stored,
     })
+}
+
+/// Write + commit time (ms) of the uncompressed cube in a new repository at `dir` whose
+/// sessions keep at most `in_flight` chunk uploads running (`io_concurrency`).
+fn write_with_in_flight(ctx: &Ctx, dir: &Path, cube: &[f32], in_flight: usize) -> Res<f64> {
+    let location = dir.to_str().ok_or("scratch path is not UTF-8")?;
+    let settings = floe::RepositorySettings {
+        io_concurrency: in_flight,
+        ..floe::RepositorySettings::default()
+    };
+    let storage = floe::create_storage(location, &StorageOptions::default())?;
+    let repo = ctx.rt.block_on(Repository::init(storage, settings))?;
+    let session = ctx
+        .rt
+        .block_on(repo.writable_session(floe::DEFAULT_BRANCH))?;
+    let store = zarr_io::store_of(&session, &ctx.rt)?;
+    zarr_io::create_root_group(&store, Default::default())?;
+    let array = zarr_io::create_bulk_array(&store, false)?;
+    settle_disk();
+    let start = Instant::now();
+    zarr_io::write_bulk(&array, cube)?;
+    ctx.rt.block_on(session.commit("bulk write", None))?;
+    Ok(ms_since(start))
 }
 
 /// Diagnostic: median time to fetch the 64 stored (encoded) chunks straight from a fresh
@@ -105,6 +135,7 @@ fn zarrs_filesystem_round_trip(dir: &Path, cube: &[f32]) -> Res<(f64, f64)> {
         std::sync::Arc::new(zarrs::filesystem::FilesystemStore::new(dir)?);
     zarr_io::create_root_group(&store, Default::default())?;
     let array = zarr_io::create_bulk_array(&store, false)?;
+    settle_disk();
     let start = Instant::now();
     zarr_io::write_bulk(&array, cube)?;
     let write_ms = ms_since(start);
@@ -159,6 +190,7 @@ fn chunk_bytes(cube: &[f32]) -> Vec<Vec<u8>> {
 fn plain_files(dir: &Path, chunks: &[Vec<u8>], threads: usize) -> Res<(f64, f64)> {
     std::fs::create_dir_all(dir)?;
     let path = |i: usize| dir.join(format!("chunk-{i:02}"));
+    settle_disk();
     let start = Instant::now();
     std::thread::scope(|scope| -> Res<()> {
         let workers: Vec<_> = (0..threads)
@@ -216,6 +248,17 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<Report> {
     let raw = repository_round_trip(ctx, &dir.join("raw"), &cube, false)?;
     println!("W3: zstd round trip");
     let zstd = repository_round_trip(ctx, &dir.join("zstd"), &cube, true)?;
+    println!("W3: uncompressed writes with 1, 2, 4, 8 and 16 uploads in flight");
+    let mut in_flight_mbps = Vec::new();
+    for in_flight in [1usize, 2, 4, 8, 16] {
+        let ms = write_with_in_flight(
+            ctx,
+            &dir.join(format!("in-flight-{in_flight}")),
+            &cube,
+            in_flight,
+        )?;
+        in_flight_mbps.push((in_flight, mbps(bytes, ms)));
+    }
     println!("W3: zarrs on its own filesystem store (reference)");
     let (zarrs_fs_write, zarrs_fs_read) =
         zarrs_filesystem_round_trip(&dir.join("zarrs-fs"), &cube)?;
@@ -223,7 +266,7 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<Report> {
     let chunks = chunk_bytes(&cube);
     drop(cube);
     let (plain_write, plain_read) = plain_files(&dir.join("plain"), &chunks, threads)?;
-    let (_, plain_read_10) = plain_files(&dir.join("plain-10-threads"), &chunks, 10)?;
+    let (plain_write_10, plain_read_10) = plain_files(&dir.join("plain-10-threads"), &chunks, 10)?;
 
     let mut report = Report::new("w3");
     let mb = |ms| mbps(bytes, ms);
@@ -245,6 +288,25 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<Report> {
     );
     let vs_plain = plain_read / raw.read_ms;
     report.figure("read_raw_vs_plain_files", vs_plain, Some(0.39), "ratio");
+    report.figure(
+        "plain_files_write_mbps_10_threads",
+        mb(plain_write_10),
+        None,
+        "MB/s",
+    );
+    let in_flight: serde_json::Map<String, serde_json::Value> = in_flight_mbps
+        .iter()
+        .map(|(n, rate)| (n.to_string(), serde_json::Value::from(rate.round())))
+        .collect();
+    report.note(format!(
+        "uncompressed write + commit MB/s by uploads in flight: {}",
+        in_flight_mbps
+            .iter()
+            .map(|(n, rate)| format!("{n}: {rate:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    report.extra("write_mbps_raw_by_uploads_in_flight", in_flight.into());
     // Icechunk 2.3.0 (WORKLOADS.md; plain files with 10 threads in its window: 2,218 MB/s
     // write, 3,331 read).
     report.newest("write_mbps_raw_codec", 2233.0);

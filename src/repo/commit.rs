@@ -218,8 +218,8 @@ impl Session {
         })
     }
 
-    /// Writes every pack of the session (sealing the open one) and rewrites packed chunk
-    /// edits to their final locations, so every chunk edit is [`PendingChunk::Ready`] or a
+    /// Writes every pack of the session (sealing the open one), waits for the chunk objects
+    /// stored in the background, and rewrites packed chunk edits to their final locations, so every chunk edit is [`PendingChunk::Ready`] or a
     /// deletion. Callers hold the write gate exclusively.
     pub(crate) async fn settle_packs(&self) -> Result<()> {
         {
@@ -228,6 +228,7 @@ impl Session {
             state.packs.seal_open();
         }
         self.write_sealed_packs().await?;
+        self.inner.uploads.flush(&self.inner.repo).await?;
         let mut state = lock(&self.inner.state);
         let state = &mut *state;
         for edits in state.changes.chunks.values_mut() {

@@ -25,6 +25,7 @@ mod settings;
 mod shard_index;
 mod spool;
 mod stats;
+mod uploads;
 mod version;
 
 pub(crate) use change_set::PendingChunk;

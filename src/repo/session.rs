@@ -40,6 +40,8 @@ pub(crate) struct SessionInner {
     pub(crate) state: Mutex<SessionState>,
     /// Writes hold it shared; a commit holds it exclusively, so no write straddles a commit.
     pub(crate) write_gate: tokio::sync::RwLock<()>,
+    /// Chunk objects being stored in the background (flushed by commits and forks).
+    pub(crate) uploads: super::uploads::Uploads,
 }
 
 #[derive(Debug)]
@@ -99,6 +101,7 @@ impl Repository {
                     issued_forks: Default::default(),
                 }),
                 write_gate: tokio::sync::RwLock::new(()),
+                uploads: super::uploads::Uploads::new(self.settings().io_concurrency),
             }),
         })
     }

@@ -45,7 +45,9 @@ impl Session {
     }
 
     /// Stores the encoded bytes of one chunk. Tiny chunks go inline, small ones into a pack,
-    /// large ones into an object of their own (written before this returns).
+    /// large ones into an object of their own, stored in the background (up to
+    /// `io_concurrency` at once; reads in the session see it at once, and the commit waits
+    /// for it and reports a failed upload).
     ///
     /// A full pack is written by the call that fills it. If that write fails the error is
     /// returned, but the chunk stays recorded in its pack, which is written again by a later
@@ -63,9 +65,10 @@ impl Session {
             object.extend_from_slice(&data);
             let object = object.freeze();
             let id = ChunkObjectId::of_bytes(&object);
+            // Stored in the background; commits and forks wait for it (uploads.rs).
             self.inner
-                .repo
-                .put_immutable(&layout::chunk_object_key(&id), object)
+                .uploads
+                .start(&self.inner.repo, id, object)
                 .await?;
             PendingChunk::Ready(ChunkRef::Native {
                 object: id,
@@ -249,6 +252,14 @@ impl Session {
                 None => return Ok(None),
             },
         };
+        if let Some(stored) = self.inner.uploads.pending_bytes(&object) {
+            // Not confirmed stored yet: served from the bytes being uploaded.
+            let start = usize::try_from(offset.saturating_add(range.start)).unwrap_or(usize::MAX);
+            let end = usize::try_from(offset.saturating_add(range.end)).unwrap_or(usize::MAX);
+            if end <= stored.len() && start <= end {
+                return Ok(Some(stored.slice(start..end)));
+            }
+        }
         let key = layout::chunk_object_key(&object);
         let start = offset.checked_add(range.start);
         let end = offset.checked_add(range.end);

@@ -1,0 +1,190 @@
+//! Large chunks are stored in the background (write-behind, `src/repo/uploads.rs`): the session
+//! reads them back at once, many uploads run together, and a commit waits for all of them,
+//! retrying a failed upload and refusing to publish while one keeps failing, without losing
+//! anything.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{int32_array, p};
+use floe::{
+    Error, Fault, FaultRule, FaultyStorage, Repository, RepositorySettings, StorageOp, VersionSpec,
+};
+
+/// A chunk of `len` bytes that says which one it is.
+fn chunk(i: u64, len: usize) -> Bytes {
+    let mut out = vec![(i % 251) as u8; len];
+    out[..8].copy_from_slice(&i.to_le_bytes());
+    Bytes::from(out)
+}
+
+const BIG: usize = 2 << 20;
+
+async fn repo_over(faulty: &Arc<FaultyStorage>) -> Repository {
+    Repository::init(faulty.clone(), RepositorySettings::default())
+        .await
+        .unwrap()
+}
+
+fn faulty() -> Arc<FaultyStorage> {
+    Arc::new(FaultyStorage::new(
+        floe::open_storage("memory://", &vec![]).unwrap(),
+        7,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_chunks_upload_together_and_read_back_before_and_after_commit() {
+    let storage = faulty();
+    let repo = repo_over(&storage).await;
+    // Every chunk upload takes 50 ms: one after another, 16 would take 800 ms.
+    storage.add_rule(
+        FaultRule::new(Fault::Latency(Duration::from_millis(50)))
+            .ops(&[StorageOp::Put])
+            .prefix("chunks/"),
+    );
+    let session = repo.writable_session("main").await.unwrap();
+    session
+        .create_array(
+            &p("a"),
+            int32_array(&[16 * (BIG as u64 / 4)], &[BIG as u64 / 4]),
+        )
+        .await
+        .unwrap();
+    let start = Instant::now();
+    for i in 0..16u64 {
+        session
+            .set_chunk(&p("a"), &[i], chunk(i, BIG))
+            .await
+            .unwrap();
+        // Read back at once, whether or not its upload finished.
+        assert_eq!(
+            session.get_chunk(&p("a"), &[i]).await.unwrap(),
+            Some(chunk(i, BIG))
+        );
+        let range = session
+            .get_chunk_range(&p("a"), &[i], 4..12)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(range, chunk(i, BIG).slice(4..12));
+    }
+    session.commit("sixteen large chunks", None).await.unwrap();
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(600),
+        "16 uploads of 50 ms each took {elapsed:?}: they did not overlap"
+    );
+    storage.clear_rules();
+    let fresh = Repository::open(storage.clone(), RepositorySettings::default())
+        .await
+        .unwrap();
+    let reader = fresh
+        .readonly_session(&VersionSpec::Branch("main".into()))
+        .await
+        .unwrap();
+    for i in 0..16u64 {
+        assert_eq!(
+            reader.get_chunk(&p("a"), &[i]).await.unwrap(),
+            Some(chunk(i, BIG))
+        );
+    }
+    assert!(fresh
+        .fsck(Default::default())
+        .await
+        .unwrap()
+        .problems
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upload_is_retried_by_the_commit_or_blocks_it_without_loss() {
+    let storage = faulty();
+    let repo = repo_over(&storage).await;
+    let session = repo.writable_session("main").await.unwrap();
+    session
+        .create_array(
+            &p("a"),
+            int32_array(&[8 * (BIG as u64 / 4)], &[BIG as u64 / 4]),
+        )
+        .await
+        .unwrap();
+    session.commit("array", None).await.unwrap();
+    let tip = repo.branch_tip("main").await.unwrap();
+
+    // The first background upload fails once: the commit stores it again and lands.
+    storage.add_rule(
+        FaultRule::new(Fault::ErrorBefore)
+            .ops(&[StorageOp::Put])
+            .prefix("chunks/")
+            .nth(1),
+    );
+    session
+        .set_chunk(&p("a"), &[0], chunk(0, BIG))
+        .await
+        .unwrap();
+    session
+        .set_chunk(&p("a"), &[1], chunk(1, BIG))
+        .await
+        .unwrap();
+    session.commit("retried", None).await.unwrap();
+    storage.clear_rules();
+    let fresh = Repository::open(storage.clone(), RepositorySettings::default())
+        .await
+        .unwrap();
+    let reader = fresh
+        .readonly_session(&VersionSpec::Branch("main".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.get_chunk(&p("a"), &[0]).await.unwrap(),
+        Some(chunk(0, BIG))
+    );
+    assert_eq!(
+        reader.get_chunk(&p("a"), &[1]).await.unwrap(),
+        Some(chunk(1, BIG))
+    );
+
+    // Uploads that keep failing: the commit is refused, main does not move, the session
+    // still reads its chunk, and commits once the store recovers.
+    let before = repo.branch_tip("main").await.unwrap();
+    assert_ne!(before, tip);
+    storage.add_rule(
+        FaultRule::new(Fault::ErrorBefore)
+            .ops(&[StorageOp::Put])
+            .prefix("chunks/"),
+    );
+    session
+        .set_chunk(&p("a"), &[2], chunk(2, BIG))
+        .await
+        .unwrap();
+    let err = session.commit("blocked", None).await.unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    assert_eq!(repo.branch_tip("main").await.unwrap(), before);
+    assert_eq!(
+        session.get_chunk(&p("a"), &[2]).await.unwrap(),
+        Some(chunk(2, BIG))
+    );
+    storage.clear_rules();
+    session.commit("recovered", None).await.unwrap();
+    let fresh = Repository::open(storage.clone(), RepositorySettings::default())
+        .await
+        .unwrap();
+    let reader = fresh
+        .readonly_session(&VersionSpec::Branch("main".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.get_chunk(&p("a"), &[2]).await.unwrap(),
+        Some(chunk(2, BIG))
+    );
+    assert!(fresh
+        .fsck(Default::default())
+        .await
+        .unwrap()
+        .problems
+        .is_empty());
+}
