@@ -150,7 +150,7 @@ async fn each_operation_waits_for_few_round_trips() {
         .await
         .unwrap();
     session.commit("append", None).await.unwrap();
-    assert_waves("append commit", &f.take(), 4);
+    assert_waves("append commit", &f.take(), 2);
 }
 
 /// Past 1024 commits the history has pages of two levels: whole-history queries take one more

@@ -70,8 +70,14 @@ impl Session {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let (id, snapshot) =
-                build_snapshot(repo, &parent, &changes, message, &metadata_json).await?;
+            // The chunk objects still being stored and the snapshot's objects are written
+            // together; the branch moves only once both are stored.
+            let (built, stored) = tokio::join!(
+                build_snapshot(repo, &parent, &changes, message, &metadata_json),
+                self.inner.uploads.flush(repo)
+            );
+            stored?;
+            let (id, snapshot) = built?;
             let outcome = match repo
                 .try_advance_branch(&branch, parent_seq + 1, Some(id))
                 .await
@@ -206,8 +212,9 @@ impl Session {
         Ok(None)
     }
 
-    /// Writes pending packs and returns the change set with every chunk location resolved.
-    /// Cheap: the arrays' frozen edit runs are shared, not copied.
+    /// Hands pending packs to the uploads and returns the change set with every chunk location
+    /// resolved (the commit waits for the uploads). Cheap: the arrays' frozen edit runs are
+    /// shared, not copied.
     async fn resolved_changes(&self) -> Result<ResolvedChanges> {
         self.settle_packs().await?;
         let state = lock(&self.inner.state);
@@ -218,8 +225,9 @@ impl Session {
         })
     }
 
-    /// Writes every pack of the session (sealing the open one), waits for the chunk objects
-    /// stored in the background, and rewrites packed chunk edits to their final locations, so every chunk edit is [`PendingChunk::Ready`] or a
+    /// Hands every pack of the session (sealing the open one) to the background uploads and
+    /// rewrites packed chunk edits to their final locations (callers wait for the uploads,
+    /// [`super::uploads::Uploads::flush`], before anything refers to them from outside), so every chunk edit is [`PendingChunk::Ready`] or a
     /// deletion. Callers hold the write gate exclusively.
     pub(crate) async fn settle_packs(&self) -> Result<()> {
         {
@@ -228,7 +236,6 @@ impl Session {
             state.packs.seal_open();
         }
         self.write_sealed_packs().await?;
-        self.inner.uploads.flush(&self.inner.repo).await?;
         let mut state = lock(&self.inner.state);
         let state = &mut *state;
         for edits in state.changes.chunks.values_mut() {

@@ -60,6 +60,7 @@ impl Session {
         let _gate = self.inner.write_gate.write().await;
         self.check_writable()?;
         self.settle_packs().await?;
+        self.inner.uploads.flush(&self.inner.repo).await?;
         let id: u128 = rand::random();
         let settings = self.inner.repo.settings();
         let mut state = lock(&self.inner.state);
@@ -99,6 +100,7 @@ impl Session {
         let _gate = self.inner.write_gate.write().await;
         self.check_writable()?;
         self.settle_packs().await?;
+        self.inner.uploads.flush(&self.inner.repo).await?;
         let settings = self.inner.repo.settings();
         let state = lock(&self.inner.state);
         let Some(origin) = &state.fork else {

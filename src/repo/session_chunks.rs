@@ -141,8 +141,10 @@ impl Session {
         self.record_edit(path, coord, None)
     }
 
-    /// Writes every sealed pack that no other caller is writing. Called after writes and at
-    /// commit. A pack whose write fails goes back to the sealed state and is retried later.
+    /// Hands every sealed pack that no other caller claimed to the background uploads
+    /// (uploads.rs) and records its object id. Called after writes and at commit; the commit
+    /// and forks wait for the uploads. A pack that cannot be handed over goes back to the
+    /// sealed state and is retried later.
     pub(crate) async fn write_sealed_packs(&self) -> Result<()> {
         let claimed = lock(&self.inner.state).packs.claim_sealed();
         let mut result = Ok(());
@@ -152,12 +154,7 @@ impl Session {
                 continue;
             }
             let id = ChunkObjectId::of_bytes(&bytes);
-            match self
-                .inner
-                .repo
-                .put_immutable(&layout::chunk_object_key(&id), bytes)
-                .await
-            {
+            match self.inner.uploads.start(&self.inner.repo, id, bytes).await {
                 Ok(()) => lock(&self.inner.state).packs.mark_written(index, id),
                 Err(e) => {
                     lock(&self.inner.state).packs.release(index);

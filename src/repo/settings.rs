@@ -27,8 +27,12 @@ pub struct RepositorySettings {
     pub commit_backoff_base: Duration,
     /// Cap of the backoff delay.
     pub commit_backoff_max: Duration,
-    /// Maximum concurrent storage requests issued by one operation.
+    /// Maximum concurrent storage requests issued by one operation; also the most chunk
+    /// uploads a session keeps running in the background.
     pub io_concurrency: usize,
+    /// A background chunk upload still running this long when a commit or fork needs it is
+    /// sent again, and the first to finish wins (a stalled request cannot wedge a commit).
+    pub upload_hedge_after: Duration,
     /// Number of decoded snapshots kept in memory.
     pub snapshot_cache_entries: usize,
     /// Bytes of decoded manifest shards kept in memory.
@@ -54,6 +58,7 @@ impl Default for RepositorySettings {
             commit_backoff_base: Duration::from_millis(5),
             commit_backoff_max: Duration::from_millis(500),
             io_concurrency: 16,
+            upload_hedge_after: Duration::from_secs(10),
             snapshot_cache_entries: 256,
             manifest_cache_bytes: 256 << 20,
             spool_memory_bytes: 64 << 20,

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use futures::future::join_all;
+use futures::{StreamExt, TryStreamExt};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
@@ -88,24 +90,32 @@ impl Uploads {
         lock(&self.state).pending.get(id).cloned()
     }
 
-    /// Waits for every upload started so far and stores again, now, every object whose upload
-    /// failed. `Ok` means every object this session recorded is stored.
+    /// Waits for every upload started so far (for at most `hedge_after`; uploads still
+    /// running then are sent again, the first to finish winning) and stores again, now, every
+    /// object whose upload failed. `Ok` means every object this session recorded is stored.
     pub(crate) async fn flush(&self, repo: &Repository) -> Result<()> {
         let tasks = std::mem::take(&mut lock(&self.state).tasks);
-        for task in tasks {
-            // A panicked or cancelled task left its object pending: retried below.
-            let _ = task.await;
+        if !tasks.is_empty() {
+            let hedge_after = repo.settings().upload_hedge_after;
+            // On timeout the tasks are detached, not aborted: a late success still counts.
+            // A panicked or cancelled task left its object pending: stored again below.
+            let _ = tokio::time::timeout(hedge_after, join_all(tasks)).await;
         }
         let retry: Vec<(ChunkObjectId, Bytes)> = lock(&self.state)
             .pending
             .iter()
             .map(|(id, bytes)| (*id, bytes.clone()))
             .collect();
-        for (id, bytes) in retry {
+        let stores = retry.into_iter().map(|(id, bytes)| async move {
             repo.put_immutable(&layout::chunk_object_key(&id), bytes)
                 .await?;
             lock(&self.state).pending.remove(&id);
-        }
+            Ok::<(), crate::error::Error>(())
+        });
+        futures::stream::iter(stores)
+            .buffer_unordered(repo.settings().io_concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(())
     }
 }
