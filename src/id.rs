@@ -52,10 +52,7 @@ macro_rules! typed_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                for b in self.0 {
-                    write!(f, "{b:02x}")?;
-                }
-                Ok(())
+                f.write_str(&hex_of(&self.0))
             }
         }
 
@@ -94,6 +91,18 @@ typed_id!(
     TxLogId,
     "transaction log"
 );
+
+/// The lowercase hex form of a digest (formatting byte by byte through `fmt` costs more
+/// than decoding a small snapshot, and keys are built for every object read).
+fn hex_of(digest: &[u8; DIGEST_LEN]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * DIGEST_LEN);
+    for &b in digest {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
+}
 
 fn parse_hex(text: &str) -> Option<[u8; DIGEST_LEN]> {
     let raw = text.as_bytes();

@@ -91,7 +91,9 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<Report> {
         for _ in 0..RUNS {
             let start = Instant::now();
             let repo = fresh()?;
-            let session = ctx.rt.block_on(repo.readonly_session(&spec))?;
+            let session = ctx
+                .rt
+                .block_on(floe::with_inline_io(repo.readonly_session(&spec)))?;
             as_of_times.push(ms_since(start));
             if session.snapshot_id() != ids[early] {
                 return Err(mismatch(format!(
@@ -112,7 +114,9 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<Report> {
         let start = Instant::now();
         let repo = fresh()?;
         let tip = ctx.rt.block_on(repo.branch_tip(floe::DEFAULT_BRANCH))?;
-        let log = ctx.rt.block_on(repo.log_from(tip, 50))?;
+        let log = ctx
+            .rt
+            .block_on(floe::with_inline_io(repo.log_from(tip, 50)))?;
         log50_times.push(ms_since(start));
         let want = 50.min(commits as usize + 2);
         if log.len() != want || (commits > 0 && log[0].message != format!("set {}", commits - 1)) {
@@ -123,7 +127,9 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<Report> {
         let start = Instant::now();
         let repo = fresh()?;
         let tip = ctx.rt.block_on(repo.branch_tip(floe::DEFAULT_BRANCH))?;
-        let log = ctx.rt.block_on(repo.log_from(tip, usize::MAX))?;
+        let log = ctx
+            .rt
+            .block_on(floe::with_inline_io(repo.log_from(tip, usize::MAX)))?;
         log_all_times.push(ms_since(start));
         let listed: Vec<_> = log.iter().take(commits as usize).map(|e| e.id).collect();
         let mut written = ids.clone();
@@ -189,6 +195,10 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Res<Report> {
         report.newest("repo_bytes", 2.24e9);
         report.newest("writer_peak_rss_mib", 1.41e9 / 1048576.0);
     }
+    report.note(
+        "history queries run under floe::with_inline_io (this runner blocks on them, as the CLI \
+         and the Python package do): local reads skip tokio's blocking pool",
+    );
     report.extra("commits", commits.into());
     report.extra("repo_objects", repo_objects.into());
     report.extra(

@@ -151,7 +151,40 @@ pub fn check_header(key: &str, bytes: &[u8], expected: ObjectKind) -> Result<u8>
 /// would expand without bound; floe's own objects stay far below it).
 pub const MAX_PAYLOAD_BYTES: u64 = 1 << 30;
 
+/// Payloads whose frame states a content size up to this are decompressed in one call with
+/// a decompression context reused by the thread (creating one costs more than decompressing a
+/// small snapshot); others are streamed.
+const ONE_SHOT_MAX_BYTES: u64 = 16 << 20;
+
+thread_local! {
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 fn decompress_bounded(key: &str, body: &[u8]) -> Result<Vec<u8>> {
+    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(body) {
+        if size <= ONE_SHOT_MAX_BYTES {
+            let one_shot = DECOMPRESSOR.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                if slot.is_none() {
+                    *slot = zstd::bulk::Decompressor::new().ok();
+                }
+                slot.as_mut()
+                    .map(|decompressor| decompressor.decompress(body, size as usize))
+            });
+            if let Some(Ok(out)) = one_shot {
+                if out.len() as u64 == size {
+                    return Ok(out);
+                }
+            }
+            // Not one frame of the size it states (or no context could be made): streaming
+            // decides, within the bound.
+        }
+    }
+    decompress_streamed(key, body)
+}
+
+fn decompress_streamed(key: &str, body: &[u8]) -> Result<Vec<u8>> {
     use std::io::Read;
     let decoder = zstd::stream::read::Decoder::new(body)
         .map_err(|e| Error::corrupt(key, format!("payload does not decompress: {e}")))?;
