@@ -29,6 +29,18 @@ async fn repo_over(faulty: &Arc<FaultyStorage>) -> Repository {
         .unwrap()
 }
 
+/// A fresh handle on `storage` and a read-only session at `main`.
+async fn read_main(storage: &Arc<FaultyStorage>) -> (Repository, floe::Session) {
+    let fresh = Repository::open(storage.clone(), RepositorySettings::default())
+        .await
+        .unwrap();
+    let reader = fresh
+        .readonly_session(&VersionSpec::Branch("main".into()))
+        .await
+        .unwrap();
+    (fresh, reader)
+}
+
 fn faulty() -> Arc<FaultyStorage> {
     Arc::new(FaultyStorage::new(
         floe::open_storage("memory://", &vec![]).unwrap(),
@@ -79,13 +91,7 @@ async fn large_chunks_upload_together_and_read_back_before_and_after_commit() {
         "16 uploads of 50 ms each took {elapsed:?}: they did not overlap"
     );
     storage.clear_rules();
-    let fresh = Repository::open(storage.clone(), RepositorySettings::default())
-        .await
-        .unwrap();
-    let reader = fresh
-        .readonly_session(&VersionSpec::Branch("main".into()))
-        .await
-        .unwrap();
+    let (fresh, reader) = read_main(&storage).await;
     for i in 0..16u64 {
         assert_eq!(
             reader.get_chunk(&p("a"), &[i]).await.unwrap(),
@@ -132,13 +138,7 @@ async fn a_failed_upload_is_retried_by_the_commit_or_blocks_it_without_loss() {
         .unwrap();
     session.commit("retried", None).await.unwrap();
     storage.clear_rules();
-    let fresh = Repository::open(storage.clone(), RepositorySettings::default())
-        .await
-        .unwrap();
-    let reader = fresh
-        .readonly_session(&VersionSpec::Branch("main".into()))
-        .await
-        .unwrap();
+    let (_, reader) = read_main(&storage).await;
     assert_eq!(
         reader.get_chunk(&p("a"), &[0]).await.unwrap(),
         Some(chunk(0, BIG))
@@ -170,13 +170,7 @@ async fn a_failed_upload_is_retried_by_the_commit_or_blocks_it_without_loss() {
     );
     storage.clear_rules();
     session.commit("recovered", None).await.unwrap();
-    let fresh = Repository::open(storage.clone(), RepositorySettings::default())
-        .await
-        .unwrap();
-    let reader = fresh
-        .readonly_session(&VersionSpec::Branch("main".into()))
-        .await
-        .unwrap();
+    let (fresh, reader) = read_main(&storage).await;
     assert_eq!(
         reader.get_chunk(&p("a"), &[2]).await.unwrap(),
         Some(chunk(2, BIG))
