@@ -83,6 +83,16 @@ async fn large_chunks_upload_together_and_read_back_before_and_after_commit() {
             .unwrap()
             .unwrap();
         assert_eq!(range, chunk(i, BIG).slice(4..12));
+        // Several ranges at once (zarrs' partial reads, shard indexes).
+        let ranges = session
+            .get_chunk_ranges(&p("a"), &[i], |_| Ok(vec![0..8, 100..164]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ranges,
+            vec![chunk(i, BIG).slice(0..8), chunk(i, BIG).slice(100..164)]
+        );
     }
     session.commit("sixteen large chunks", None).await.unwrap();
     let elapsed = start.elapsed();
@@ -170,10 +180,49 @@ async fn a_failed_upload_is_retried_by_the_commit_or_blocks_it_without_loss() {
     );
     storage.clear_rules();
     session.commit("recovered", None).await.unwrap();
+
+    // Objects of discarded edits are neither waited for nor retried: a store that refuses
+    // them does not block the next commit.
+    storage.add_rule(
+        FaultRule::new(Fault::ErrorBefore)
+            .ops(&[StorageOp::Put])
+            .prefix("chunks/"),
+    );
+    storage.start_recording();
+    session
+        .set_chunk(&p("a"), &[3], chunk(3, BIG))
+        .await
+        .unwrap();
+    session.discard().await;
+    // Give the background upload of chunk 3 time to be attempted (and refused), to learn
+    // its key.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = storage.take_recording();
+    let (_, refused_key) = refused
+        .into_iter()
+        .find(|(op, key)| *op == StorageOp::Put && key.starts_with("chunks/"))
+        .expect("the upload of chunk 3 was attempted");
+    storage.clear_rules();
+    session
+        .set_chunk(&p("a"), &[4], chunk(4, BIG))
+        .await
+        .unwrap();
+    storage.start_recording();
+    session.commit("after a discard", None).await.unwrap();
+    let during_commit = storage.take_recording();
+    assert!(
+        !during_commit.iter().any(|(_, key)| *key == refused_key),
+        "the commit stored an object of discarded edits: {during_commit:?}"
+    );
     let (fresh, reader) = read_main(&storage).await;
     assert_eq!(
         reader.get_chunk(&p("a"), &[2]).await.unwrap(),
         Some(chunk(2, BIG))
+    );
+    assert_eq!(reader.get_chunk(&p("a"), &[3]).await.unwrap(), None);
+    assert_eq!(
+        reader.get_chunk(&p("a"), &[4]).await.unwrap(),
+        Some(chunk(4, BIG))
     );
     assert!(fresh
         .fsck(Default::default())

@@ -270,12 +270,13 @@ mod tests {
     use super::*;
     use crate::format::snapshot::{Snapshot, TxLogRef};
     use crate::format::txlog::TxLog;
-    use crate::repo::history_index::child_history;
+    use crate::repo::history_index::child_history_in;
     use crate::repo::RepositorySettings;
     use crate::storage::open_storage;
 
-    /// Snapshots written before history pages existed carry none: the log, as-of and
-    /// ancestry still find every ancestor, walking `recent` one snapshot after another.
+    /// Histories written before pages existed (32 `recent` entries, no pages, from generation
+    /// 33 on): the log, as-of and ancestry still find every ancestor, walking `recent` one
+    /// snapshot after another; writers continue them in their form and fsck accepts them.
     #[tokio::test]
     async fn histories_without_pages_still_read_whole() {
         let storage = open_storage("memory://", &vec![]).unwrap();
@@ -286,7 +287,7 @@ mod tests {
         let mut parent = repo.load_snapshot(&root).await.unwrap();
         let mut ids = vec![root];
         for g in 1..=150u64 {
-            let history = child_history(parent.id, &parent.snapshot);
+            let history = child_history_in(parent.id, &parent.snapshot, false);
             let child = Snapshot {
                 parent: Some(parent.id),
                 generation: history.generation,
@@ -308,6 +309,19 @@ mod tests {
             parent = repo.load_snapshot(&id).await.unwrap();
         }
         let tip = ids[150];
+        // A writer continues such a history in its form, and fsck finds it sound.
+        repo.reset_branch("main", tip).await.unwrap();
+        let session = repo.writable_session("main").await.unwrap();
+        session
+            .create_group(&crate::NodePath::root(), Default::default())
+            .await
+            .unwrap();
+        let next = session.commit("continued", None).await.unwrap();
+        let continued = repo.load_snapshot(&next).await.unwrap();
+        assert!(continued.snapshot.pages.is_empty());
+        assert_eq!(continued.snapshot.recent.len(), 32);
+        let report = repo.fsck(Default::default()).await.unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
         let log = repo.log_from(tip, usize::MAX).await.unwrap();
         let logged: Vec<SnapshotId> = log.iter().map(|e| e.id).collect();
         let expected: Vec<SnapshotId> = ids.iter().rev().copied().collect();

@@ -94,7 +94,11 @@ impl LogGather {
         let mut chosen = Vec::new();
         for (&generation, &id) in &self.pages {
             let span = page_span(page_level(generation)).max(RECENT_LOG_LEN as u64);
-            let (cover_lo, cover_hi) = (generation.saturating_sub(span), generation - 1);
+            // Pages are never generation 0 (a damaged index that says so is ignored).
+            let Some(cover_hi) = generation.checked_sub(1) else {
+                continue;
+            };
+            let cover_lo = generation.saturating_sub(span);
             let i = gaps.partition_point(|&(_, hi)| hi < cover_lo);
             if gaps.get(i).is_some_and(|&(lo, _)| lo <= cover_hi) {
                 chosen.push((generation, id));

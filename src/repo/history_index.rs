@@ -99,8 +99,22 @@ pub(crate) fn required_recent_len(g: u64, paged: bool) -> u64 {
     }
 }
 
-/// The history fields of a new child of `parent` (history.md §2).
+/// The history fields of a new child of `parent` (history.md §2), in the form of the
+/// parent's history.
 pub(crate) fn child_history(parent_id: SnapshotId, parent: &Snapshot) -> ChildHistory {
+    // A history written before pages existed stays in its form: the 32 nearest ancestors,
+    // no pages. A parent of generation 32 or less looks the same in both forms; its child
+    // takes the paged form.
+    let paged = parent.generation <= HISTORY_PAGE_BASE || !parent.pages.is_empty();
+    child_history_in(parent_id, parent, paged)
+}
+
+/// The history fields of a child of `parent` in the paged form or the older one.
+pub(crate) fn child_history_in(
+    parent_id: SnapshotId,
+    parent: &Snapshot,
+    paged: bool,
+) -> ChildHistory {
     let p = parent.generation;
     let parent_ref = AncestorRef {
         id: parent_id,
@@ -131,9 +145,6 @@ pub(crate) fn child_history(parent_id: SnapshotId, parent: &Snapshot) -> ChildHi
         text: (text_len <= RECENT_ENTRY_MAX_TEXT)
             .then(|| (parent.message.clone(), parent.metadata_json.clone())),
     };
-    // A history written before pages existed stays in its form: the 32 nearest ancestors,
-    // no pages (below generation 33 both forms agree).
-    let paged = p <= HISTORY_PAGE_BASE || !parent.pages.is_empty();
     let oldest = if paged {
         p / HISTORY_PAGE_BASE * HISTORY_PAGE_BASE
     } else {
@@ -155,13 +166,15 @@ pub(crate) fn child_history(parent_id: SnapshotId, parent: &Snapshot) -> ChildHi
     if paged && page_belongs(p, p) {
         pages.push(parent_ref);
     }
-    pages.extend(
-        parent
-            .pages
-            .iter()
-            .filter(|a| page_belongs(a.generation, p))
-            .cloned(),
-    );
+    if paged {
+        pages.extend(
+            parent
+                .pages
+                .iter()
+                .filter(|a| page_belongs(a.generation, p))
+                .cloned(),
+        );
+    }
     ChildHistory {
         generation: p + 1,
         skips,

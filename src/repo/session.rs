@@ -468,6 +468,8 @@ impl Session {
             None => ChangeSet::default(),
         };
         state.packs = Packs::default();
+        // The objects of the dropped edits need not be stored any more.
+        self.inner.uploads.forget_all();
         // Forks taken before were based on the changes just dropped: refuse their merges.
         state.issued_forks.clear();
         // Attempts with an unknown outcome stay known to rebase (they may still land), but no

@@ -353,11 +353,22 @@ impl Session {
                     None => continue,
                 },
             };
-            let key = layout::chunk_object_key(&object);
             let absolute: Vec<std::ops::Range<u64>> = ranges
                 .iter()
                 .map(|r| offset.saturating_add(r.start)..offset.saturating_add(r.end))
                 .collect();
+            if let Some(stored) = self.inner.uploads.pending_bytes(&object) {
+                // Not confirmed stored yet: served from the bytes being uploaded.
+                if absolute.iter().all(|r| r.end <= stored.len() as u64) {
+                    return Ok(Some(
+                        absolute
+                            .iter()
+                            .map(|r| stored.slice(r.start as usize..r.end as usize))
+                            .collect(),
+                    ));
+                }
+            }
+            let key = layout::chunk_object_key(&object);
             let parts = self
                 .inner
                 .repo

@@ -8,7 +8,8 @@
 //! by the flush. Commits and forks flush before anything can refer to the objects from outside
 //! the session. At most [`Uploads::new`]'s `in_flight` uploads run at once: a writer that gets
 //! ahead waits for one to finish (memory stays bounded by `in_flight` chunks plus the objects
-//! whose upload failed).
+//! whose upload failed), for at most `upload_hedge_after`, past which stalled uploads no
+//! longer hold it back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,10 +62,15 @@ impl Uploads {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return repo.put_immutable(&key, object).await;
         };
-        // The semaphore is never closed; if it were, store the object now.
-        let Ok(permit) = self.permits.clone().acquire_owned().await else {
-            return repo.put_immutable(&key, object).await;
-        };
+        // Waits for a free slot, but not past `upload_hedge_after`: uploads that stall hold
+        // their slots, and a writer (or a commit handing over its last pack) must not wait for
+        // them forever; it then goes over the limit. The semaphore is never closed.
+        let hedge_after = repo.settings().upload_hedge_after;
+        let permit =
+            match tokio::time::timeout(hedge_after, self.permits.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => Some(permit),
+                Ok(Err(_)) | Err(_) => None,
+            };
         let mut state = lock(&self.state);
         if state.pending.contains_key(&id) {
             // The same bytes are already on their way.
@@ -83,6 +89,14 @@ impl Uploads {
             // A failure leaves the bytes pending: the flush retries and reports it.
         }));
         Ok(())
+    }
+
+    /// Forgets every upload (a discard dropped the edits that named them): running ones go on
+    /// but are no longer waited for, and failed ones are not retried.
+    pub(crate) fn forget_all(&self) {
+        let mut state = lock(&self.state);
+        state.pending.clear();
+        state.tasks.clear();
     }
 
     /// The bytes of `id` when its upload has not been confirmed yet.

@@ -9,7 +9,9 @@ use super::{Checker, FsckProblem};
 use crate::error::Result;
 use crate::format::snapshot::{AncestorRef, LogRecord, Snapshot, HISTORY_PAGE_BASE};
 use crate::id::SnapshotId;
-use crate::repo::history_index::{child_history, required_page_generations, required_recent_len};
+use crate::repo::history_index::{
+    child_history, child_history_in, required_page_generations, required_recent_len,
+};
 use crate::storage::layout;
 
 /// What the walk keeps of a checked snapshot to check its children against.
@@ -17,6 +19,9 @@ struct Known {
     generation: u64,
     committed_at_us: i64,
     child_digest: [u8; 32],
+    /// For a snapshot of generation 32, which looks the same in both history forms: the
+    /// digest of a child in the older form (history.md §1), also acceptable.
+    older_form_child_digest: Option<[u8; 32]>,
 }
 
 /// What a checked snapshot claims about itself, to be checked against its parent.
@@ -100,7 +105,9 @@ impl Checker<'_> {
                 "generation {} does not follow its parent's generation {}",
                 child.generation, parent.generation
             ));
-        } else if child.own_digest != parent.child_digest {
+        } else if child.own_digest != parent.child_digest
+            && Some(child.own_digest) != parent.older_form_child_digest
+        {
             problem(
                 "skips, recent log or pages differ from what its parent implies (history.md §2)"
                     .into(),
@@ -156,7 +163,7 @@ pub(super) fn history_findings(s: &Snapshot) -> Vec<String> {
     }
     // A history written before pages existed: no pages past generation 32, and the 32
     // nearest ancestors in `recent`.
-    let paged = g <= HISTORY_PAGE_BASE + 1 || !s.pages.is_empty();
+    let paged = g <= HISTORY_PAGE_BASE || !s.pages.is_empty();
     let want = usize::try_from(required_recent_len(g, paged)).unwrap_or(usize::MAX);
     let gapless = s
         .recent
@@ -227,6 +234,10 @@ fn history_digest(
 
 pub(super) fn visit_of(id: SnapshotId, s: &Snapshot) -> Visit {
     let child = child_history(id, s);
+    let older_form_child_digest = (s.generation == HISTORY_PAGE_BASE).then(|| {
+        let older = child_history_in(id, s, false);
+        history_digest(older.generation, &older.skips, &older.recent, &older.pages)
+    });
     let mut refs: Vec<SnapshotId> = s.parent.into_iter().collect();
     // The recent log names the nearest ancestors: reading them now keeps the walk concurrent,
     // and it goes on past a missing snapshot.
@@ -244,6 +255,7 @@ pub(super) fn visit_of(id: SnapshotId, s: &Snapshot) -> Visit {
                 &child.recent,
                 &child.pages,
             ),
+            older_form_child_digest,
         },
         own_digest: history_digest(s.generation, &s.skips, &s.recent, &s.pages),
         refs,
