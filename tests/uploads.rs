@@ -41,6 +41,17 @@ async fn read_main(storage: &Arc<FaultyStorage>) -> (Repository, floe::Session) 
     (fresh, reader)
 }
 
+/// A writable session on `main` with array `a` of `chunks` chunks of `BIG` bytes.
+async fn session_with_array(repo: &Repository, chunks: u64) -> floe::Session {
+    let session = repo.writable_session("main").await.unwrap();
+    let chunk_len = BIG as u64 / 4;
+    session
+        .create_array(&p("a"), int32_array(&[chunks * chunk_len], &[chunk_len]))
+        .await
+        .unwrap();
+    session
+}
+
 fn faulty() -> Arc<FaultyStorage> {
     Arc::new(FaultyStorage::new(
         floe::open_storage("memory://", &vec![]).unwrap(),
@@ -58,14 +69,7 @@ async fn large_chunks_upload_together_and_read_back_before_and_after_commit() {
             .ops(&[StorageOp::Put])
             .prefix("chunks/"),
     );
-    let session = repo.writable_session("main").await.unwrap();
-    session
-        .create_array(
-            &p("a"),
-            int32_array(&[16 * (BIG as u64 / 4)], &[BIG as u64 / 4]),
-        )
-        .await
-        .unwrap();
+    let session = session_with_array(&repo, 16).await;
     let start = Instant::now();
     for i in 0..16u64 {
         session
@@ -120,14 +124,7 @@ async fn large_chunks_upload_together_and_read_back_before_and_after_commit() {
 async fn a_failed_upload_is_retried_by_the_commit_or_blocks_it_without_loss() {
     let storage = faulty();
     let repo = repo_over(&storage).await;
-    let session = repo.writable_session("main").await.unwrap();
-    session
-        .create_array(
-            &p("a"),
-            int32_array(&[8 * (BIG as u64 / 4)], &[BIG as u64 / 4]),
-        )
-        .await
-        .unwrap();
+    let session = session_with_array(&repo, 8).await;
     session.commit("array", None).await.unwrap();
     let tip = repo.branch_tip("main").await.unwrap();
 

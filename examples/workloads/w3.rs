@@ -26,18 +26,8 @@ fn mbps(bytes: u64, ms: f64) -> f64 {
 fn repository_round_trip(ctx: &Ctx, dir: &Path, cube: &[f32], zstd: bool) -> Res<RoundTrip> {
     let location = dir.to_str().ok_or("scratch path is not UTF-8")?;
     let repo = ctx.init(location)?;
-    let session = ctx
-        .rt
-        .block_on(repo.writable_session(floe::DEFAULT_BRANCH))?;
-    let store = zarr_io::store_of(&session, &ctx.rt)?;
-    zarr_io::create_root_group(&store, Default::default())?;
-    let array = zarr_io::create_bulk_array(&store, zstd)?;
-    settle_disk();
-    let start = Instant::now();
-    zarr_io::write_bulk(&array, cube)?;
-    ctx.rt.block_on(session.commit("bulk write", None))?;
-    let write_ms = ms_since(start);
-    drop((array, store, session, repo));
+    let write_ms = timed_write(ctx, &repo, cube, zstd)?;
+    drop(repo);
 
     let mut reads = Vec::with_capacity(READ_RUNS);
     for _ in 0..READ_RUNS {
@@ -73,12 +63,18 @@ fn write_with_in_flight(ctx: &Ctx, dir: &Path, cube: &[f32], in_flight: usize) -
     };
     let storage = floe::create_storage(location, &StorageOptions::default())?;
     let repo = ctx.rt.block_on(Repository::init(storage, settings))?;
+    timed_write(ctx, &repo, cube, false)
+}
+
+/// Creates the cube array in `repo` (a new repository), then times writing the cube through
+/// zarrs and committing it, after `sync`. Returns milliseconds.
+fn timed_write(ctx: &Ctx, repo: &Repository, cube: &[f32], zstd: bool) -> Res<f64> {
     let session = ctx
         .rt
         .block_on(repo.writable_session(floe::DEFAULT_BRANCH))?;
     let store = zarr_io::store_of(&session, &ctx.rt)?;
     zarr_io::create_root_group(&store, Default::default())?;
-    let array = zarr_io::create_bulk_array(&store, false)?;
+    let array = zarr_io::create_bulk_array(&store, zstd)?;
     settle_disk();
     let start = Instant::now();
     zarr_io::write_bulk(&array, cube)?;
