@@ -128,8 +128,54 @@ async fn damaged_branch_hint_is_ignored() {
         assert_eq!(hint.exists(), seq == 8, "record {seq}");
         assert_eq!(f.fresh().await.branch_tip("main").await.unwrap(), last);
     }
-    assert_eq!(std::fs::read_to_string(&hint).unwrap().trim(), "8");
+    let written = std::fs::read_to_string(&hint).unwrap();
+    let lines: Vec<&str> = written.lines().collect();
+    assert_eq!(lines[0], "8");
+    assert!(
+        lines[1].starts_with(&format!("snapshot {last} ")),
+        "{written}"
+    );
     assert_eq!(f.fresh().await.branch_tip("main").await.unwrap(), last);
+
+    // Hints whose snapshot lines name other snapshots, missing ones or snapshots that are no
+    // pages: history queries fetch them ahead for nothing and still answer from the tip.
+    let main = VersionSpec::Branch("main".into());
+    let expected: Vec<_> = f
+        .fresh()
+        .await
+        .log(&main, usize::MAX)
+        .await
+        .unwrap()
+        .1
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(expected.len(), 9);
+    assert_eq!(expected[0], last);
+    let missing = floe::SnapshotId::of_bytes(b"not a snapshot");
+    for bad in [
+        format!("8\nsnapshot {missing} 8\npage 3 {missing}\n"),
+        format!("8\nsnapshot {} 1\npage 1 {}\n", f.c1, f.c2),
+        format!(
+            "3\nsnapshot {} 99\npage 96 {}\npage 64 {missing}\n",
+            f.c3, f.c1
+        ),
+        format!("8\nsnapshot {last} 8\nextra"),
+    ] {
+        std::fs::write(&hint, &bad).unwrap();
+        let repo = f.fresh().await;
+        let (tip, log) = repo.log(&main, usize::MAX).await.unwrap();
+        assert_eq!(tip, last, "hint {bad:?}");
+        let ids: Vec<_> = log.iter().map(|e| e.id).collect();
+        assert_eq!(ids, expected, "hint {bad:?}");
+        let newest_two = f.fresh().await.log(&main, 2).await.unwrap().1;
+        assert_eq!(newest_two, log[..2].to_vec(), "hint {bad:?}");
+        let as_of = VersionSpec::AsOf {
+            branch: "main".into(),
+            time: log[4].committed_at,
+        };
+        assert_eq!(f.fresh().await.resolve(&as_of).await.unwrap(), log[4].id);
+    }
 }
 
 #[tokio::test]

@@ -114,13 +114,34 @@ async fn each_operation_waits_for_few_round_trips() {
         .await
         .unwrap();
     assert_eq!(found, f.ids[50]);
-    assert_waves("open + as-of", &f.take(), 4);
+    // floe.json and the hint; the head window with the hinted snapshot and its pages; the tip.
+    assert_waves("open + as-of", &f.take(), 3);
+
+    let main = VersionSpec::Branch("main".into());
+    let repo = f.open().await;
+    let (tip, log) = repo.log(&main, usize::MAX).await.unwrap();
+    assert_eq!(log.len(), 102);
+    assert_eq!(tip, f.setup.branch_tip("main").await.unwrap());
+    assert_waves("open + whole log", &f.take(), 3);
+    // The same through `resolve` then `log_from` takes a round trip more.
+    let repo = f.open().await;
+    let tip = repo.resolve(&main).await.unwrap();
+    assert_eq!(repo.log_from(tip, usize::MAX).await.unwrap(), log);
+    assert_waves("open + tip, then whole log", &f.take(), 4);
 
     let repo = f.open().await;
-    let tip = repo.branch_tip("main").await.unwrap();
-    let log = repo.log_from(tip, usize::MAX).await.unwrap();
-    assert_eq!(log.len(), 102);
-    assert_waves("open + whole log", &f.take(), 4);
+    let (_, newest) = repo.log(&main, 50).await.unwrap();
+    assert_eq!(newest, log[..50].to_vec());
+    let reading = f.take();
+    assert_waves("open + newest 50 log entries", &reading, 3);
+    // Only the pages the 50 entries need are fetched ahead: the hinted snapshot (generation 96,
+    // itself a page) and the page of generation 64, not that of 32.
+    f.open().await.log(&main, usize::MAX).await.unwrap();
+    let whole = f.take();
+    assert!(
+        reading.requests() < whole.requests(),
+        "newest 50: {reading}; whole log: {whole}"
+    );
 
     let repo = f.open().await;
     let session = repo
@@ -151,6 +172,25 @@ async fn each_operation_waits_for_few_round_trips() {
         .unwrap();
     session.commit("append", None).await.unwrap();
     assert_waves("append commit", &f.take(), 2);
+
+    // Record 104 is a multiple of 8: the hint names the tip itself, and the whole log and
+    // as-of need no round trip after the head window.
+    session
+        .set_chunk(&p("a"), &[4], Bytes::from(vec![2u8; 4]))
+        .await
+        .unwrap();
+    let tip = session.commit("record 104", None).await.unwrap();
+    let repo = f.open().await;
+    let (found, log) = repo.log(&main, usize::MAX).await.unwrap();
+    assert_eq!((found, log.len()), (tip, 105));
+    assert_waves("open + whole log, tip hinted", &f.take(), 2);
+    let repo = f.open().await;
+    let as_of = VersionSpec::AsOf {
+        branch: "main".into(),
+        time: f.commit_times[50],
+    };
+    assert_eq!(repo.resolve(&as_of).await.unwrap(), f.ids[50]);
+    assert_waves("open + as-of, tip hinted", &f.take(), 2);
 }
 
 /// Past 1024 commits the history has pages of two levels: whole-history queries take one more
@@ -188,4 +228,30 @@ async fn history_queries_stay_logarithmic_past_a_thousand_commits() {
     let newest = repo.log_from(tip, 50).await.unwrap();
     assert_eq!(newest, log[..50].to_vec());
     assert_waves("newest 50 log entries", &f.take(), 2);
+
+    // From a fresh handle by branch: floe.json and hint; head window with the hinted snapshot
+    // and its pages; the tip; the level-1 pages of the page of generation 1024.
+    let main = VersionSpec::Branch("main".into());
+    let repo = f.open().await;
+    assert_eq!(
+        repo.log(&main, usize::MAX).await.unwrap(),
+        (tip, log.clone())
+    );
+    assert_waves("open + whole log of 1102 entries", &f.take(), 4);
+    let repo = f.open().await;
+    assert_eq!(repo.log(&main, 50).await.unwrap().1, log[..50].to_vec());
+    assert_waves("open + newest 50 of 1102 entries", &f.take(), 3);
+    // As-of by branch fetches ahead only the one page above the answer: a handful of
+    // snapshots besides the hint's window, whatever the history's length.
+    for k in [0usize, 500, 1050, 1099] {
+        let repo = f.open().await;
+        let spec = VersionSpec::AsOf {
+            branch: "main".into(),
+            time: f.commit_times[k],
+        };
+        assert_eq!(repo.resolve(&spec).await.unwrap(), f.ids[k]);
+        let reading = f.take();
+        assert_waves(&format!("open + as-of commit {k} of main"), &reading, 4);
+        assert!(reading.requests() <= 2 + 9 + 5, "{reading}");
+    }
 }

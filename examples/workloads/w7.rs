@@ -234,18 +234,20 @@ pub fn run(ctx: &Ctx, _dir: &Path) -> Res<Report> {
     })?;
     measure("log_all", "open + whole log", &mut || {
         let repo = open()?;
-        let tip = ctx.rt.block_on(repo.branch_tip("main"))?;
-        let log = ctx.rt.block_on(repo.log_from(tip, usize::MAX))?;
-        if log.len() as u64 != COMMITS + 2 || log[0].id != tip {
+        let (found, log) = ctx
+            .rt
+            .block_on(repo.log(&VersionSpec::Branch("main".into()), usize::MAX))?;
+        if log.len() as u64 != COMMITS + 2 || log[0].id != tip || found != tip {
             return Err(mismatch(format!("W7: the log has {} entries", log.len())));
         }
         Ok(None)
     })?;
     measure("log_50", "open + newest 50 log entries", &mut || {
         let repo = open()?;
-        let tip = ctx.rt.block_on(repo.branch_tip("main"))?;
-        let log = ctx.rt.block_on(repo.log_from(tip, 50))?;
-        if log.len() != 50 || log[0].id != tip {
+        let (found, log) = ctx
+            .rt
+            .block_on(repo.log(&VersionSpec::Branch("main".into()), 50))?;
+        if log.len() != 50 || log[0].id != tip || found != tip {
             return Err(mismatch("W7: the newest 50 log entries are wrong"));
         }
         Ok(None)

@@ -233,8 +233,7 @@ impl PyRepository {
     fn log(&self, py: Python<'_>, kind: &str, value: &str, limit: usize) -> PyResult<Vec<LogRow>> {
         let spec = version_spec(kind, value)?;
         let entries = block_on(py, async {
-            let tip = self.repo.resolve(&spec).await?;
-            self.repo.log_from(tip, limit).await
+            Ok::<_, floe::Error>(self.repo.log(&spec, limit).await?.1)
         })?
         .py()?;
         Ok(entries

@@ -205,10 +205,15 @@ pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
 /// "not found".
 pub async fn resolve(repo: &Repository, reference: &str) -> CliResult<SnapshotId> {
     let spec = VersionSpec::parse(reference)?;
-    repo.resolve(&spec).await.map_err(|error| match error {
+    repo.resolve(&spec).await.map_err(version_error)
+}
+
+/// The CLI error for a failure to resolve a version: a name that names nothing is "not found".
+pub fn version_error(error: Error) -> CliError {
+    match error {
         Error::InvalidVersion { .. } => CliError::new(Exit::NotFound, error.to_string()),
         other => other.into(),
-    })
+    }
 }
 
 /// The display form of ids in human output: the first 12 hex characters.

@@ -5,7 +5,8 @@ use std::io::Write;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::common::{resolve, short, time, write_json, write_table, CliResult, RepoLocation};
+use super::common::{short, time, version_error, write_json, write_table, CliResult, RepoLocation};
+use floe::VersionSpec;
 
 /// Documentation of `floe log --json`.
 pub const JSON_HELP: &str = "\
@@ -50,10 +51,11 @@ struct EntryReport {
 /// Prints the log.
 pub async fn run(location: &RepoLocation, args: LogArgs, out: &mut dyn Write) -> CliResult {
     let repo = location.open().await?;
-    let tip = resolve(&repo, &args.reference).await?;
-    let entries = repo
-        .log_from(tip, args.max_count.unwrap_or(usize::MAX))
-        .await?;
+    let spec = VersionSpec::parse(&args.reference)?;
+    let (tip, entries) = repo
+        .log(&spec, args.max_count.unwrap_or(usize::MAX))
+        .await
+        .map_err(version_error)?;
     if args.json {
         let report = LogReport {
             reference: args.reference,

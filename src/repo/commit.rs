@@ -79,7 +79,12 @@ impl Session {
             stored?;
             let (id, snapshot) = built?;
             let outcome = match repo
-                .try_advance_branch(&branch, parent_seq + 1, Some(id))
+                .try_advance_branch(
+                    &branch,
+                    parent_seq + 1,
+                    Some(id),
+                    Some((snapshot.generation, &snapshot.pages)),
+                )
                 .await
             {
                 Ok(outcome) => outcome,

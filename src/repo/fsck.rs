@@ -293,7 +293,7 @@ impl<'a> Checker<'a> {
                     if validate_ref_name("branch", &name).is_ok() =>
                 {
                     let who = format!("branch `{name}`");
-                    match self.repo.branch_head_record(&name).await {
+                    match self.repo.branch_head_record(&name, None).await {
                         Ok(Some(BranchHead {
                             snapshot: Some(id), ..
                         })) => {

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use super::history_gather::LogGather;
 use super::loaded::LoadedSnapshot;
 use super::repository::Repository;
+use super::version::VersionSpec;
 use crate::error::{Error, Result};
 use crate::format::snapshot::{micros_to_time, AncestorRef};
 use crate::id::SnapshotId;
@@ -55,6 +56,19 @@ fn entry_of(loaded: &LoadedSnapshot) -> LogEntry {
 }
 
 impl Repository {
+    /// The history of a version, newest first, at most `limit` entries, and the snapshot the
+    /// version names. For a branch this costs a round trip less than [`Self::resolve`] then
+    /// [`Self::log_from`]: the snapshots its hint names are fetched together with its head.
+    pub async fn log(
+        &self,
+        version: &VersionSpec,
+        limit: usize,
+    ) -> Result<(SnapshotId, Vec<LogEntry>)> {
+        let depth = u64::try_from(limit).unwrap_or(u64::MAX);
+        let tip = self.resolve_for_log(version, depth).await?;
+        Ok((tip, self.log_from(tip, limit).await?))
+    }
+
     /// The history ending at `tip`, newest first, at most `limit` entries (history.md §4).
     ///
     /// Fetches the snapshots it needs a level of history pages at a time, all of a level

@@ -1,6 +1,7 @@
 //! Repositories, sessions, commits and history.
 
 mod array_edits;
+mod branch_hint;
 mod change_set;
 mod commit;
 mod conflicts;

@@ -11,12 +11,13 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use super::branch_hint::{BranchHint, HistoryNeed};
 use super::repository::{Repository, DEFAULT_BRANCH};
 use crate::error::{Error, Result};
 use crate::format::envelope::{self, ObjectKind};
 use crate::format::now_us;
 use crate::format::refs::{validate_ref_name, BranchRecord, TagRecord, TagTombstone};
-use crate::format::snapshot::micros_to_time;
+use crate::format::snapshot::{micros_to_time, AncestorRef};
 use crate::id::SnapshotId;
 use crate::storage::record_seq::{RecordSeq, Window};
 use crate::storage::{get_optional, layout, PutOutcome};
@@ -76,11 +77,22 @@ impl Repository {
         }
     }
 
-    pub(crate) async fn read_hint(&self, name: &str) -> Option<u64> {
+    pub(crate) async fn read_hint(&self, name: &str) -> Option<BranchHint> {
         let bytes = get_optional(self.storage().as_ref(), &layout::branch_hint_key(name))
             .await
             .ok()??;
-        std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
+        BranchHint::decode(&bytes)
+    }
+
+    /// Fetches ahead, into the snapshot cache, the snapshots a history query will probably
+    /// need: the hinted snapshot and some of its pages (algorithms.md §3.1). Failures are
+    /// ignored (the query fetches what it needs itself).
+    async fn fetch_history_ahead(&self, hint: Option<&BranchHint>, need: Option<HistoryNeed>) {
+        let (Some(hint), Some(need)) = (hint, need) else {
+            return;
+        };
+        let wanted = hint.history_to_fetch(need, HINT_INTERVAL);
+        futures::future::join_all(wanted.iter().map(|id| self.load_snapshot(id))).await;
     }
 
     /// The newest record of a branch (possibly a deletion), `None` if it never existed
@@ -88,7 +100,15 @@ impl Repository {
     /// fetching the records after it and the hint together, or from the hint (read when the
     /// handle opened, for the default branch): one or two round trips when the hint is
     /// current.
-    pub(crate) async fn branch_head_record(&self, name: &str) -> Result<Option<BranchHead>> {
+    ///
+    /// `history` is for history queries (log, as-of): when the head is found from the hint,
+    /// the snapshots the hint names that the query needs are fetched together with the
+    /// records, so the query finds them cached.
+    pub(crate) async fn branch_head_record(
+        &self,
+        name: &str,
+        history: Option<HistoryNeed>,
+    ) -> Result<Option<BranchHead>> {
         validate_ref_name("branch", name)?;
         let key_of = |seq: u64| layout::branch_record_key(name, seq);
         let records = RecordSeq::new(self.storage().as_ref(), &key_of);
@@ -97,8 +117,8 @@ impl Repository {
             Some(known) => {
                 let hint = async {
                     match prefetched {
-                        Some(hint) => Some(hint),
-                        None => self.read_hint(name).await,
+                        Some(hint) => Some(hint.seq),
+                        None => self.read_hint(name).await.map(|h| h.seq),
                     }
                 };
                 let (hint, window) = tokio::join!(hint, records.window(known));
@@ -123,7 +143,11 @@ impl Repository {
                     Some(hint) => Some(hint),
                     None => self.read_hint(name).await,
                 };
-                records.newest(hint.unwrap_or(0)).await?
+                let (newest, ()) = tokio::join!(
+                    records.newest(hint.as_ref().map_or(0, |h| h.seq)),
+                    self.fetch_history_ahead(hint.as_ref(), history)
+                );
+                newest?
             }
         };
         let Some(newest) = newest else {
@@ -140,7 +164,16 @@ impl Repository {
 
     /// The newest live record of a branch.
     pub(crate) async fn branch_head(&self, name: &str) -> Result<(u64, SnapshotId)> {
-        match self.branch_head_record(name).await? {
+        self.branch_head_for(name, None).await
+    }
+
+    /// [`Self::branch_head`] for a history query (see [`Self::branch_head_record`]).
+    pub(crate) async fn branch_head_for(
+        &self,
+        name: &str,
+        history: Option<HistoryNeed>,
+    ) -> Result<(u64, SnapshotId)> {
+        match self.branch_head_record(name, history).await? {
             Some(BranchHead {
                 seq,
                 snapshot: Some(id),
@@ -157,12 +190,15 @@ impl Repository {
     }
 
     /// Tries to write record `seq` of a branch. Recognises its own earlier write when a
-    /// response was lost, so a retried call never reports a false loss.
+    /// response was lost, so a retried call never reports a false loss. `history` is the
+    /// snapshot's generation and history pages when the caller has them (commits), for the
+    /// branch hint.
     pub(crate) async fn try_advance_branch(
         &self,
         name: &str,
         seq: u64,
         snapshot: Option<SnapshotId>,
+        history: Option<(u64, &[AncestorRef])>,
     ) -> Result<AdvanceOutcome> {
         let key = layout::branch_record_key(name, seq);
         let record = BranchRecord {
@@ -199,9 +235,15 @@ impl Repository {
             // Advisory only: a failed or stale hint costs a few extra probes, never correctness.
             // Refreshed every HINT_INTERVAL records: overwriting an object on every commit costs
             // more (a temporary object and a deletion each time) than the probes it saves.
+            let hint = match (snapshot, history) {
+                (Some(id), Some((generation, pages))) => {
+                    BranchHint::with_history(seq, id, generation, pages)
+                }
+                _ => BranchHint::seq_only(seq),
+            };
             let _ = self
                 .storage()
-                .put(&layout::branch_hint_key(name), Bytes::from(seq.to_string()))
+                .put(&layout::branch_hint_key(name), Bytes::from(hint.encode()))
                 .await;
         }
         Ok(outcome)
@@ -212,7 +254,10 @@ impl Repository {
         name: &str,
         snapshot: SnapshotId,
     ) -> Result<()> {
-        match self.try_advance_branch(name, 0, Some(snapshot)).await? {
+        match self
+            .try_advance_branch(name, 0, Some(snapshot), None)
+            .await?
+        {
             AdvanceOutcome::Landed => Ok(()),
             AdvanceOutcome::Lost => Err(Error::BranchExists {
                 name: name.to_string(),
@@ -224,7 +269,7 @@ impl Repository {
     pub async fn create_branch(&self, name: &str, snapshot: SnapshotId) -> Result<()> {
         validate_ref_name("branch", name)?;
         self.load_snapshot(&snapshot).await?;
-        let next = match self.branch_head_record(name).await? {
+        let next = match self.branch_head_record(name, None).await? {
             None => 0,
             Some(BranchHead {
                 snapshot: Some(_), ..
@@ -238,7 +283,10 @@ impl Repository {
                 snapshot: None,
             }) => seq + 1,
         };
-        match self.try_advance_branch(name, next, Some(snapshot)).await? {
+        match self
+            .try_advance_branch(name, next, Some(snapshot), None)
+            .await?
+        {
             AdvanceOutcome::Landed => Ok(()),
             AdvanceOutcome::Lost => Err(Error::BranchExists {
                 name: name.to_string(),
@@ -262,7 +310,9 @@ impl Repository {
                 tokio::time::sleep(super::commit::backoff(settings, attempt - 1)).await;
             }
             let (seq, _) = self.branch_head(name).await?;
-            if let AdvanceOutcome::Landed = self.try_advance_branch(name, seq + 1, snapshot).await?
+            if let AdvanceOutcome::Landed = self
+                .try_advance_branch(name, seq + 1, snapshot, None)
+                .await?
             {
                 return Ok(());
             }
@@ -307,7 +357,7 @@ impl Repository {
                 if let Some(BranchHead {
                     seq,
                     snapshot: Some(snapshot),
-                }) = self.branch_head_record(&name).await?
+                }) = self.branch_head_record(&name, None).await?
                 {
                     out.push(BranchInfo {
                         name,

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::branch_hint::BranchHint;
 use super::loaded::{lock, LoadedSnapshot, ShardIndex};
 use super::settings::RepositorySettings;
 use crate::error::{Error, Result};
@@ -52,7 +53,7 @@ pub(crate) struct RepoInner {
     /// so it stays a lower bound of the head).
     known_heads: Mutex<HashMap<String, u64>>,
     /// Branch hints read ahead when the handle opened (the default branch's), used once.
-    prefetched_hints: Mutex<HashMap<String, u64>>,
+    prefetched_hints: Mutex<HashMap<String, BranchHint>>,
 }
 
 impl RepoInner {
@@ -67,7 +68,7 @@ impl RepoInner {
         *known = (*known).max(seq);
     }
 
-    pub(crate) fn take_prefetched_hint(&self, branch: &str) -> Option<u64> {
+    pub(crate) fn take_prefetched_hint(&self, branch: &str) -> Option<BranchHint> {
         lock(&self.prefetched_hints).remove(branch)
     }
 }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::branch_hint::HistoryNeed;
 use super::repository::Repository;
 use crate::error::{Error, Result};
 use crate::id::{is_hex_prefix, SnapshotId};
@@ -67,15 +68,37 @@ impl std::fmt::Display for VersionSpec {
 impl Repository {
     /// The snapshot a version names.
     pub async fn resolve(&self, spec: &VersionSpec) -> Result<SnapshotId> {
+        self.resolve_for(spec, None).await
+    }
+
+    /// [`Self::resolve`] for a log of the newest `depth` entries of the version: when it
+    /// names a branch, the history its hint names is fetched together with the branch's head
+    /// records (algorithms.md §3.1), saving the log a round trip.
+    pub(crate) async fn resolve_for_log(
+        &self,
+        spec: &VersionSpec,
+        depth: u64,
+    ) -> Result<SnapshotId> {
+        self.resolve_for(spec, Some(HistoryNeed::Newest(depth)))
+            .await
+    }
+
+    async fn resolve_for(
+        &self,
+        spec: &VersionSpec,
+        need: Option<HistoryNeed>,
+    ) -> Result<SnapshotId> {
         match spec {
-            VersionSpec::Branch(b) => self.branch_tip(b).await,
+            VersionSpec::Branch(b) => Ok(self.branch_head_for(b, need).await?.1),
             VersionSpec::Tag(t) => Ok(self.tag(t).await?.snapshot),
             VersionSpec::Snapshot(id) => {
                 self.load_snapshot(id).await?;
                 Ok(*id)
             }
             VersionSpec::AsOf { branch, time } => {
-                let tip = self.branch_tip(branch).await?;
+                // As-of descends the history: fetch what the hint names ahead.
+                let need = HistoryNeed::AsOf(time.timestamp_micros());
+                let tip = self.branch_head_for(branch, Some(need)).await?.1;
                 self.snapshot_as_of(tip, *time)
                     .await?
                     .ok_or_else(|| Error::NoCommitAsOf {
@@ -83,15 +106,15 @@ impl Repository {
                         time: time.to_rfc3339(),
                     })
             }
-            VersionSpec::Name(name) => self.resolve_name(name).await,
+            VersionSpec::Name(name) => self.resolve_name(name, need).await,
         }
     }
 
-    async fn resolve_name(&self, name: &str) -> Result<SnapshotId> {
+    async fn resolve_name(&self, name: &str, need: Option<HistoryNeed>) -> Result<SnapshotId> {
         let ref_like = crate::format::refs::validate_ref_name("branch", name).is_ok();
         if ref_like {
-            match self.branch_tip(name).await {
-                Ok(id) => return Ok(id),
+            match self.branch_head_for(name, need).await {
+                Ok((_, id)) => return Ok(id),
                 Err(Error::BranchNotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
