@@ -1,4 +1,4 @@
-//! Large chunks are stored in the background (write-behind, `src/repo/uploads.rs`): the session
+//! Large chunks are stored in the background (write-behind, `src/repo/write/uploads.rs`): the session
 //! reads them back at once, many uploads run together, and a commit waits for all of them,
 //! retrying a failed upload and refusing to publish while one keeps failing, without losing
 //! anything.

@@ -3,6 +3,7 @@
 //! Nothing here touches storage: these are plain values with their byte layouts. `spec/`
 //! documents the same layouts normatively.
 
+pub(crate) mod branch_hint;
 pub mod changes;
 pub mod envelope;
 pub mod manifest;

@@ -1,43 +1,24 @@
 //! Repositories, sessions, commits and history.
+//!
+//! Sub-modules, each depending only on those listed before it: `read` (the handle and what
+//! it reads), `history` (refs, versions, history queries), `write` (sessions and their
+//! changes), `commits` (publishing them), `ops` (fsck, statistics).
 
-mod array_edits;
-mod branch_hint;
-mod change_set;
-mod commit;
-mod conflicts;
-mod edit_runs;
-mod fork;
-mod fork_merge;
-mod fork_rules;
-mod fsck;
+mod commits;
 mod history;
-mod history_gather;
-mod history_index;
-mod identical;
-mod loaded;
-mod manifest_update;
-mod node_merge;
-mod packs;
-mod refs;
-mod repository;
-mod session;
-mod session_chunks;
-mod settings;
-mod shard_index;
-mod spool;
-mod stats;
-mod uploads;
-mod version;
+mod ops;
+mod read;
+mod write;
 
-pub(crate) use change_set::PendingChunk;
-pub use fork_merge::ForkMergeSummary;
-pub use fsck::{FsckOptions, FsckProblem, FsckReport, ShardCounts};
-pub use history::LogEntry;
-pub(crate) use loaded::lock;
-pub use refs::{BranchInfo, TagInfo};
-pub use repository::{Repository, DEFAULT_BRANCH, REPOSITORY_FORMAT};
-pub use session::{ChunkChanges, NodeInfo, Session, SessionStatus};
-pub use settings::RepositorySettings;
-pub use spool::ChangeStream;
-pub use stats::{ArrayStats, RepositoryInfo};
-pub use version::VersionSpec;
+pub use commits::fork_merge::ForkMergeSummary;
+pub use history::queries::LogEntry;
+pub use history::refs::{BranchInfo, TagInfo};
+pub use history::version::VersionSpec;
+pub use ops::fsck::{FsckOptions, FsckProblem, FsckReport, ShardCounts};
+pub use ops::stats::{ArrayStats, RepositoryInfo};
+pub(crate) use read::loaded::lock;
+pub use read::repository::{Repository, DEFAULT_BRANCH, REPOSITORY_FORMAT};
+pub use read::settings::RepositorySettings;
+pub(crate) use write::pending_chunk::PendingChunk;
+pub use write::session::{ChunkChanges, NodeInfo, Session, SessionStatus};
+pub use write::spool::ChangeStream;

@@ -14,7 +14,7 @@ use super::{get_optional, Storage};
 use crate::error::{Error, Result};
 
 /// Records fetched together from a lower bound: the bound and the 8 after it. floe rewrites a
-/// branch hint at every 8th record (refs.rs), so a current hint is at most 7 records behind and
+/// branch hint at every 8th record (`repo/history/refs.rs`), so a current hint is at most 7 records behind and
 /// the window ends in a missing record.
 pub(crate) const WINDOW: u64 = 9;
 

@@ -1,0 +1,7 @@
+//! Names and history: branches, tags and their hints, version names, and history queries over the index every snapshot carries.
+
+pub(crate) mod gather;
+pub(crate) mod index;
+pub(crate) mod queries;
+pub(crate) mod refs;
+pub(crate) mod version;

@@ -1,0 +1,4 @@
+//! Whole-repository operations: fsck and statistics.
+
+pub(crate) mod fsck;
+pub(crate) mod stats;
