@@ -12,6 +12,7 @@ mod cache;
 mod cat;
 mod common;
 mod container;
+mod diff;
 mod fsck;
 mod import;
 mod info;
@@ -72,6 +73,9 @@ enum Command {
     /// Show the history ending at a version, newest first.
     #[command(after_long_help = log::JSON_HELP)]
     Log(log::LogArgs),
+    /// Show what changed between two versions (any two, related or not).
+    #[command(after_long_help = diff::JSON_HELP)]
+    Diff(diff::DiffArgs),
     /// Create, list, delete and reset branches.
     #[command(subcommand)]
     Branch(branch::BranchCommand),
@@ -149,6 +153,7 @@ async fn dispatch(cli: Cli) -> CliResult {
     let result = match cli.command {
         Command::Init => init::run(&location, &mut out).await,
         Command::Log(args) => log::run(&location, args, &mut out).await,
+        Command::Diff(args) => diff::run(&location, args, &mut out).await,
         Command::Branch(command) => branch::run(&location, command, &mut out).await,
         Command::Tag(command) => tag::run(&location, command, &mut out).await,
         Command::Ls(args) => ls::run(&location, args, &mut out).await,

@@ -14,6 +14,9 @@ pub use commits::fork_merge::ForkMergeSummary;
 pub use history::queries::LogEntry;
 pub use history::refs::{BranchInfo, TagInfo};
 pub use history::version::VersionSpec;
+pub use ops::diff::{
+    ChunkCoords, ChunkDiff, DiffOptions, MetadataDiff, NodeChange, NodeDiff, NodeType, VersionDiff,
+};
 pub use ops::fsck::{FsckOptions, FsckProblem, FsckReport, ShardCounts};
 pub use ops::stats::{ArrayStats, RepositoryInfo};
 pub(crate) use read::loaded::lock;
