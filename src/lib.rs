@@ -21,11 +21,11 @@ pub use format::manifest::{ChunkCoord, SourceChecksum, VirtualChunkRef, VirtualS
 pub use format::path::NodePath;
 pub use id::{ChunkObjectId, ManifestId, SnapshotId, TxLogId};
 pub use repo::{
-    ArrayStats, BranchInfo, ChangeStream, ChunkChanges, ChunkCoords, ChunkDiff, DiffOptions,
-    ForkMergeSummary, FsckOptions, FsckProblem, FsckReport, LogEntry, MetadataDiff, NodeChange,
-    NodeDiff, NodeInfo, NodeType, Repository, RepositoryInfo, RepositorySettings, Session,
-    SessionStatus, ShardCounts, TagInfo, VersionDiff, VersionSpec, DEFAULT_BRANCH,
-    REPOSITORY_FORMAT,
+    ArrayStats, BranchInfo, BranchMove, ChangeStream, ChunkChanges, ChunkCoords, ChunkDiff,
+    DiffOptions, ForkMergeSummary, FsckOptions, FsckProblem, FsckReport, LogEntry, MetadataDiff,
+    NodeChange, NodeDiff, NodeInfo, NodeType, ReflogEntry, Repository, RepositoryInfo,
+    RepositorySettings, Session, SessionStatus, ShardCounts, TagInfo, VersionDiff, VersionSpec,
+    DEFAULT_BRANCH, REPOSITORY_FORMAT,
 };
 pub use storage::with_inline_io;
 pub use storage::{

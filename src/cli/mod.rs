@@ -19,6 +19,7 @@ mod info;
 mod init;
 mod log;
 mod ls;
+mod reflog;
 mod serve;
 mod status;
 mod tag;
@@ -73,6 +74,9 @@ enum Command {
     /// Show the history ending at a version, newest first.
     #[command(after_long_help = log::JSON_HELP)]
     Log(log::LogArgs),
+    /// Show every move of a branch (commits, resets, creation, deletion), newest first.
+    #[command(after_long_help = reflog::JSON_HELP)]
+    Reflog(reflog::ReflogArgs),
     /// Show what changed between two versions (any two, related or not).
     #[command(after_long_help = diff::JSON_HELP)]
     Diff(diff::DiffArgs),
@@ -154,6 +158,7 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Init => init::run(&location, &mut out).await,
         Command::Log(args) => log::run(&location, args, &mut out).await,
         Command::Diff(args) => diff::run(&location, args, &mut out).await,
+        Command::Reflog(args) => reflog::run(&location, args, &mut out).await,
         Command::Branch(command) => branch::run(&location, command, &mut out).await,
         Command::Tag(command) => tag::run(&location, command, &mut out).await,
         Command::Ls(args) => ls::run(&location, args, &mut out).await,

@@ -12,6 +12,7 @@ mod write;
 
 pub use commits::fork_merge::ForkMergeSummary;
 pub use history::queries::LogEntry;
+pub use history::reflog::{BranchMove, ReflogEntry};
 pub use history::refs::{BranchInfo, TagInfo};
 pub use history::version::VersionSpec;
 pub use ops::diff::{

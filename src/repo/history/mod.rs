@@ -3,5 +3,6 @@
 pub(crate) mod gather;
 pub(crate) mod index;
 pub(crate) mod queries;
+pub(crate) mod reflog;
 pub(crate) mod refs;
 pub(crate) mod version;
