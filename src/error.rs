@@ -80,6 +80,13 @@ pub enum Error {
     #[error("branch `{name}` already exists")]
     BranchExists { name: String },
     /// The default branch cannot be deleted.
+    #[error("branch `{name}` points at {found}, not at {expected} as expected: it moved since you looked; look at it again (`floe log {name}`) and retry")]
+    BranchMoved {
+        name: String,
+        expected: String,
+        found: String,
+    },
+
     #[error("branch `{name}` is the default branch and cannot be deleted (reset it instead)")]
     ProtectedBranch { name: String },
     /// The tag does not exist.

@@ -82,3 +82,55 @@ async fn every_move_of_a_branch() {
     );
     floe(dir.path(), &["reflog", "nope"]).assert_error(3, "nope");
 }
+
+#[tokio::test]
+async fn a_reset_that_expects_a_tip_moves_nothing_when_the_branch_moved() {
+    let (dir, repo) = tempdir_repo(RepositorySettings::default()).await;
+    let root = repo.branch_tip("main").await.unwrap();
+    let s = repo.writable_session("main").await.unwrap();
+    s.create_group(&p("/"), Default::default()).await.unwrap();
+    let c1 = s.commit("c1", None).await.unwrap();
+    // Somebody looked at c1; another writer commits c2 meanwhile.
+    s.create_group(&p("g"), Default::default()).await.unwrap();
+    let c2 = s.commit("c2", None).await.unwrap();
+    let err = repo
+        .reset_branch_expecting("main", root, c1)
+        .await
+        .unwrap_err();
+    match &err {
+        floe::Error::BranchMoved {
+            name,
+            expected,
+            found,
+        } => {
+            assert_eq!(
+                (name.as_str(), expected.clone(), found.clone()),
+                ("main", c1.to_string(), c2.to_string())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(repo.branch_tip("main").await.unwrap(), c2);
+    assert_eq!(repo.reflog("main", usize::MAX).await.unwrap().len(), 3);
+    repo.reset_branch_expecting("main", c1, c2).await.unwrap();
+    assert_eq!(repo.branch_tip("main").await.unwrap(), c1);
+    assert_eq!(
+        repo.reflog("main", 1).await.unwrap()[0].kind,
+        BranchMove::Reset
+    );
+
+    // The same from the command line; exit code 4 (refused) when the branch moved.
+    let c1s = c1.to_string();
+    let c2s = c2.to_string();
+    floe(
+        dir.path(),
+        &["branch", "reset", "main", &c2s, "--expect", &c2s],
+    )
+    .assert_error(4, "moved since you looked");
+    assert_eq!(repo.branch_tip("main").await.unwrap(), c1);
+    ok(
+        dir.path(),
+        &["branch", "reset", "main", &c2s, "--expect", &c1s],
+    );
+    assert_eq!(repo.branch_tip("main").await.unwrap(), c2);
+}

@@ -180,8 +180,11 @@ class Repository:
     def create_branch(self, name: str, snapshot_id: str) -> None:
         self._native.create_branch(name, snapshot_id)
 
-    def reset_branch(self, name: str, snapshot_id: str) -> None:
-        self._native.reset_branch(name, snapshot_id)
+    def reset_branch(self, name: str, snapshot_id: str, expect: str | None = None) -> None:
+        """Point branch `name` at `snapshot_id`. With `expect` (a snapshot id), only while the
+        branch still points there: if another writer moved it, nothing changes and
+        `ConflictError` is raised."""
+        self._native.reset_branch(name, snapshot_id, expect)
 
     def delete_branch(self, name: str) -> None:
         self._native.delete_branch(name)

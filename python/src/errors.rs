@@ -29,9 +29,10 @@ fn raise(name: &str, message: String) -> PyErr {
 fn class_of(error: &floe::Error) -> &'static str {
     use floe::Error as E;
     match error {
-        E::Conflict { .. } | E::TooManyRebaseAttempts { .. } | E::ForkConflict { .. } => {
-            "ConflictError"
-        }
+        E::Conflict { .. }
+        | E::TooManyRebaseAttempts { .. }
+        | E::ForkConflict { .. }
+        | E::BranchMoved { .. } => "ConflictError",
         E::CommitOutcomeUnknown { .. } | E::UnsettledCommit { .. } => "CommitOutcomeUnknownError",
         E::CommitFromFork | E::Fork { .. } => "ForkError",
         E::InvalidKey { .. } | E::InvalidPath { .. } | E::InvalidByteRange { .. } => {

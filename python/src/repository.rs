@@ -206,10 +206,23 @@ impl PyRepository {
         block_on(py, self.repo.create_branch(name, id))?.py()
     }
 
-    /// Moves branch `name` to `snapshot_id`.
-    fn reset_branch(&self, py: Python<'_>, name: &str, snapshot_id: &str) -> PyResult<()> {
+    /// Moves branch `name` to `snapshot_id`; with `expect`, only while it still points there.
+    #[pyo3(signature = (name, snapshot_id, expect=None))]
+    fn reset_branch(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        snapshot_id: &str,
+        expect: Option<&str>,
+    ) -> PyResult<()> {
         let id = self::snapshot_id(snapshot_id)?;
-        block_on(py, self.repo.reset_branch(name, id))?.py()
+        match expect {
+            Some(expected) => {
+                let expected = self::snapshot_id(expected)?;
+                block_on(py, self.repo.reset_branch_expecting(name, id, expected))?.py()
+            }
+            None => block_on(py, self.repo.reset_branch(name, id))?.py(),
+        }
     }
 
     /// Deletes branch `name`.

@@ -41,7 +41,12 @@ def test_refs_history_and_versions(repo: floe.Repository) -> None:
     assert (read_array(repo.readonly_session("dev")) == np.arange(4) * 10).all()
     assert (read_array(repo.readonly_session(tag="v1")) == np.arange(4)).all()
     assert repo.resolve("v1") == first == repo.resolve(first[:10])
-    repo.reset_branch("dev", first)
+    on_dev = repo.branches()["dev"]
+    # A reset that expects the branch elsewhere changes nothing.
+    with pytest.raises(floe.errors.ConflictError, match="moved since you looked"):
+        repo.reset_branch("dev", first, expect=first)
+    assert repo.branches()["dev"] == on_dev
+    repo.reset_branch("dev", first, expect=on_dev)
     assert (read_array(repo.readonly_session(branch="dev")) == np.arange(4)).all()
     repo.delete_branch("dev")
     repo.delete_tag("v1")

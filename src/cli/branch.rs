@@ -46,6 +46,10 @@ pub enum BranchCommand {
         /// Where it should point.
         #[arg(value_name = "REF")]
         reference: String,
+        /// Move it only if it still points at this version (refused, changing nothing, if
+        /// another writer moved it since).
+        #[arg(long, value_name = "REF")]
+        expect: Option<String>,
     },
 }
 
@@ -120,10 +124,24 @@ pub async fn run(
             repo.delete_branch(&name).await?;
             writeln!(out, "deleted branch {name} (was at {})", short(&tip))?;
         }
-        BranchCommand::Reset { name, reference } => {
+        BranchCommand::Reset {
+            name,
+            reference,
+            expect,
+        } => {
             let target = resolve(&repo, &reference).await?;
-            let before = repo.branch_tip(&name).await?;
-            repo.reset_branch(&name, target).await?;
+            let before = match expect {
+                Some(expect) => {
+                    let expected = resolve(&repo, &expect).await?;
+                    repo.reset_branch_expecting(&name, target, expected).await?;
+                    expected
+                }
+                None => {
+                    let before = repo.branch_tip(&name).await?;
+                    repo.reset_branch(&name, target).await?;
+                    before
+                }
+            };
             writeln!(
                 out,
                 "reset branch {name} to {} (was at {})",

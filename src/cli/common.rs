@@ -102,6 +102,7 @@ pub fn classify(error: &Error) -> Exit {
         | Error::TagExists { .. }
         | Error::ProtectedBranch { .. }
         | Error::Conflict { .. }
+        | Error::BranchMoved { .. }
         | Error::TooManyRebaseAttempts { .. } => Exit::Refused,
         Error::ObjectMissing { .. }
         | Error::CorruptObject { .. }

@@ -297,19 +297,45 @@ impl Repository {
     /// Moves a branch to any snapshot (not necessarily a descendant), recording the move.
     pub async fn reset_branch(&self, name: &str, snapshot: SnapshotId) -> Result<()> {
         self.load_snapshot(&snapshot).await?;
-        self.move_branch(name, Some(snapshot)).await
+        self.move_branch(name, Some(snapshot), None).await
+    }
+
+    /// Moves a branch to any snapshot, but only while it still points at `expected`: when it
+    /// points elsewhere (another writer moved it since the caller looked), nothing changes
+    /// and the error is [`Error::BranchMoved`]. The check and the move are one step: the move
+    /// is the record after the one that showed `expected`, written only if absent.
+    pub async fn reset_branch_expecting(
+        &self,
+        name: &str,
+        snapshot: SnapshotId,
+        expected: SnapshotId,
+    ) -> Result<()> {
+        self.load_snapshot(&snapshot).await?;
+        self.move_branch(name, Some(snapshot), Some(expected)).await
     }
 
     /// Appends a record moving (or, with `None`, deleting) an existing branch, retrying with
     /// backoff while other writers take the next slot.
-    async fn move_branch(&self, name: &str, snapshot: Option<SnapshotId>) -> Result<()> {
+    async fn move_branch(
+        &self,
+        name: &str,
+        snapshot: Option<SnapshotId>,
+        expected: Option<SnapshotId>,
+    ) -> Result<()> {
         let settings = self.settings();
         let attempts = settings.max_commit_attempts.max(1);
         for attempt in 1..=attempts {
             if attempt > 1 {
                 tokio::time::sleep(settings.commit_backoff(attempt - 1)).await;
             }
-            let (seq, _) = self.branch_head(name).await?;
+            let (seq, tip) = self.branch_head(name).await?;
+            if let Some(expected) = expected.filter(|&e| e != tip) {
+                return Err(Error::BranchMoved {
+                    name: name.to_string(),
+                    expected: expected.to_string(),
+                    found: tip.to_string(),
+                });
+            }
             if let AdvanceOutcome::Landed = self
                 .try_advance_branch(name, seq + 1, snapshot, None)
                 .await?
@@ -330,7 +356,7 @@ impl Repository {
                 name: name.to_string(),
             });
         }
-        self.move_branch(name, None).await
+        self.move_branch(name, None, None).await
     }
 
     async fn ref_dir_names(&self) -> Result<Vec<layout::RefDirName>> {
