@@ -305,3 +305,62 @@ async fn floe_diff_on_the_command_line() {
     assert!(!text.contains("/new"), "{text}");
     floe(dir.path(), &["diff", "v1", "nope"]).assert_error(3, "nope");
 }
+
+#[tokio::test]
+async fn floe_du_sums_shard_statistics() {
+    let (dir, repo) = tempdir_repo(RepositorySettings::default()).await;
+    let (c1, _) = two_commits(&repo).await;
+    // A large chunk goes to a chunk object of its own (native); small ones stay inline.
+    let s = repo.writable_session("main").await.unwrap();
+    s.create_array(&p("big"), int32_array(&[1 << 20], &[1 << 18]))
+        .await
+        .unwrap();
+    s.set_chunk(&p("big"), &[1], chunk(1, 1 << 20))
+        .await
+        .unwrap();
+    s.commit("big", None).await.unwrap();
+    let doc = ok(dir.path(), &["du", "--json"]).json();
+    let arrays = doc["arrays"].as_array().unwrap();
+    let paths: Vec<&str> = arrays.iter().map(|a| a["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, vec!["/big", "/g/t", "/new"]);
+    let big = &arrays[0];
+    assert_eq!(
+        (
+            big["chunks_total"].clone(),
+            big["chunks_initialized"].clone()
+        ),
+        (json!(4), json!(1))
+    );
+    assert_eq!(
+        (big["native"].clone(), big["inline"].clone()),
+        (json!(1), json!(0))
+    );
+    assert_eq!(big["bytes_logical"], json!(4u64 << 20));
+    assert_eq!(big["bytes_stored"], json!(1u64 << 20));
+    // g/t: chunks 0, 1, 3, 4 of 5 (shape 13, chunks of 3), 12 bytes each, inline.
+    let t = &arrays[1];
+    assert_eq!(
+        (
+            t["chunks_total"].clone(),
+            t["chunks_initialized"].clone(),
+            t["inline"].clone()
+        ),
+        (json!(5), json!(4), json!(4))
+    );
+    assert_eq!(
+        (t["bytes_logical"].clone(), t["bytes_stored"].clone()),
+        (json!(52), json!(48))
+    );
+    let total = &doc["total"];
+    assert_eq!(total["bytes_stored"], json!((1u64 << 20) + 48 + 16));
+    assert_eq!(total["bytes_logical"], json!((4u64 << 20) + 52 + 16));
+    // A path and an older version.
+    let doc = ok(dir.path(), &["du", "g", "--at", &c1.to_string(), "--json"]).json();
+    let arrays = doc["arrays"].as_array().unwrap();
+    assert_eq!(arrays.len(), 1);
+    assert_eq!(arrays[0]["chunks_initialized"], json!(4));
+    assert_eq!(arrays[0]["bytes_logical"], json!(40));
+    let text = ok(dir.path(), &["du"]).text();
+    assert!(text.contains("total") && text.contains("/big"), "{text}");
+    floe(dir.path(), &["du", "nope"]).assert_error(3, "nope");
+}

@@ -85,8 +85,19 @@ struct GroupReport {
     members: usize,
 }
 
+/// The shape product times the element size of an array (`None` for groups, variable-size
+/// data types, and sizes past 2^64).
+pub fn logical_bytes(metadata: &NodeMetadata) -> Option<u64> {
+    let geometry = metadata.geometry()?;
+    let size = dtype_size(&dtype_name(metadata)?)?;
+    geometry
+        .shape
+        .iter()
+        .try_fold(size, |acc, &d| acc.checked_mul(d))
+}
+
 /// Size in bytes of one element of a fixed-size Zarr v3 core data type.
-fn dtype_size(name: &str) -> Option<u64> {
+pub fn dtype_size(name: &str) -> Option<u64> {
     Some(match name {
         "bool" | "int8" | "uint8" => 1,
         "int16" | "uint16" | "float16" | "bfloat16" => 2,
@@ -160,12 +171,7 @@ pub async fn run(location: &RepoLocation, args: InfoArgs, out: &mut dyn Write) -
     let stats = session.array_stats(&path).await?;
     let document = metadata.document();
     let dtype = dtype_name(metadata);
-    let bytes_logical = dtype.as_deref().and_then(dtype_size).and_then(|size| {
-        geometry
-            .shape
-            .iter()
-            .try_fold(size, |acc, &d| acc.checked_mul(d))
-    });
+    let bytes_logical = logical_bytes(metadata);
     let report = ArrayReport {
         reference: args.at,
         snapshot: id.to_string(),

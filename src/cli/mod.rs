@@ -13,6 +13,7 @@ mod cat;
 mod common;
 mod container;
 mod diff;
+mod du;
 mod fsck;
 mod import;
 mod info;
@@ -77,6 +78,9 @@ enum Command {
     /// Show every move of a branch (commits, resets, creation, deletion), newest first.
     #[command(after_long_help = reflog::JSON_HELP)]
     Reflog(reflog::ReflogArgs),
+    /// Show the logical and stored bytes of every array below a path.
+    #[command(after_long_help = du::JSON_HELP)]
+    Du(du::DuArgs),
     /// Show what changed between two versions (any two, related or not).
     #[command(after_long_help = diff::JSON_HELP)]
     Diff(diff::DiffArgs),
@@ -158,6 +162,7 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Init => init::run(&location, &mut out).await,
         Command::Log(args) => log::run(&location, args, &mut out).await,
         Command::Diff(args) => diff::run(&location, args, &mut out).await,
+        Command::Du(args) => du::run(&location, args, &mut out).await,
         Command::Reflog(args) => reflog::run(&location, args, &mut out).await,
         Command::Branch(command) => branch::run(&location, command, &mut out).await,
         Command::Tag(command) => tag::run(&location, command, &mut out).await,
