@@ -26,7 +26,7 @@ from floe.errors import (
     ReadOnlyError,
     VirtualSourceError,
 )
-from floe.repository import LogEntry, Repository
+from floe.repository import LogEntry, ReflogEntry, Repository
 from floe.session import ForkSession, Session
 from floe.store import FloeStore
 
@@ -44,6 +44,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidMetadataError",
     "LogEntry",
+    "ReflogEntry",
     "NotFoundError",
     "NothingToCommitError",
     "PicklingError",

@@ -29,6 +29,17 @@ class LogEntry:
 
 
 @dataclass(frozen=True)
+class ReflogEntry:
+    """One move of a branch: `kind` is "created", "commit", "reset" or "deleted";
+    `snapshot_id` is None for a deletion; `written_at` is the writer's clock."""
+
+    seq: int
+    snapshot_id: str | None
+    written_at: datetime
+    kind: str
+
+
+@dataclass(frozen=True)
 class FsckReport:
     """What `Repository.fsck` found: `ok` when no problem, `text` the whole report."""
 
@@ -209,6 +220,30 @@ class Repository:
             )
             for id_, generation, committed_at, message, metadata in self._native.log(
                 "name", version, limit
+            )
+        ]
+
+    def diff(
+        self, from_version: str, to_version: str, path: str | None = None, coords: bool = False
+    ) -> dict[str, Any]:
+        """What changed from `from_version` to `to_version` (any two versions, related or
+        not): the document `floe diff --json` prints, with nodes added, deleted, replaced or
+        updated and, per array, chunks added, changed and removed (their coordinates with
+        `coords=True`). Only nodes at or below `path` when given."""
+        return json.loads(self._native.diff(from_version, to_version, path, coords))
+
+    def reflog(self, branch: str = "main", limit: int | None = None) -> list[ReflogEntry]:
+        """Every move of `branch`, newest first (at most `limit`): commits, resets, creation
+        and deletion, read from its records."""
+        return [
+            ReflogEntry(
+                seq=seq,
+                snapshot_id=snapshot,
+                written_at=datetime.fromisoformat(written_at),
+                kind=kind,
+            )
+            for seq, snapshot, written_at, kind in self._native.reflog(
+                branch, limit if limit is not None else 2**63
             )
         ]
 

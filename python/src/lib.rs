@@ -6,6 +6,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+mod diff_json;
 mod errors;
 mod ready;
 mod references;

@@ -17,6 +17,8 @@ use crate::session::PySession;
 /// One history entry as Python receives it: `(id, generation, committed at in RFC 3339,
 /// message, metadata as JSON)`.
 type LogRow = (String, u64, String, String, String);
+/// `(seq, snapshot id or None, written at in RFC 3339, kind)`.
+type ReflogRow = (u64, Option<String>, String, &'static str);
 
 /// A floe repository handle: where it lives, how it was opened, and what virtual sources it
 /// may read.
@@ -239,6 +241,51 @@ impl PyRepository {
     /// Deletes tag `name`.
     fn delete_tag(&self, py: Python<'_>, name: &str) -> PyResult<()> {
         block_on(py, self.repo.delete_tag(name))?.py()
+    }
+
+    /// What changed from version `from` to version `to`, as the JSON document `floe diff
+    /// --json` prints.
+    #[pyo3(signature = (from, to, path=None, coords=false))]
+    fn diff(
+        &self,
+        py: Python<'_>,
+        from: &str,
+        to: &str,
+        path: Option<&str>,
+        coords: bool,
+    ) -> PyResult<String> {
+        let (from, to) = (version_spec("name", from)?, version_spec("name", to)?);
+        let path = path
+            .map(floe::NodePath::new)
+            .transpose()
+            .map_err(crate::errors::to_py)?;
+        let options = floe::DiffOptions {
+            path,
+            chunk_coords: coords,
+        };
+        let diff = block_on(py, async {
+            let (from, to) = futures::try_join!(self.repo.resolve(&from), self.repo.resolve(&to))?;
+            self.repo.diff(from, to, &options).await
+        })?
+        .py()?;
+        Ok(crate::diff_json::diff_document(&diff).to_string())
+    }
+
+    /// Every move of branch `name`, newest first: `(seq, snapshot id or None, written at in
+    /// RFC 3339, kind)`.
+    fn reflog(&self, py: Python<'_>, name: &str, limit: usize) -> PyResult<Vec<ReflogRow>> {
+        let entries = block_on(py, self.repo.reflog(name, limit))?.py()?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                (
+                    e.seq,
+                    e.snapshot.map(|id| id.to_string()),
+                    e.written_at.to_rfc3339(),
+                    crate::diff_json::move_name(e.kind),
+                )
+            })
+            .collect())
     }
 
     /// The history from a version, newest first: `(id, generation, committed at in RFC 3339,

@@ -55,6 +55,49 @@ def test_refs_history_and_versions(repo: floe.Repository) -> None:
     assert repo.info()["format_version"] >= 1
 
 
+def test_diff_and_reflog(repo: floe.Repository) -> None:
+    session = repo.writable_session()
+    write_array(session, np.arange(6))
+    first = session.commit("first")
+    group = zarr.open_group(session.store, mode="a")
+    array = group["a"]
+    array.resize((8,))
+    array[1] = 100  # chunk 0 changes
+    array[6:] = [6, 7]  # chunk 3 is new
+    array.attrs["units"] = "K"
+    write_array(session, np.arange(3), name="b")
+    second = session.commit("second")
+    diff = repo.diff(first, "main")
+    assert (diff["from"], diff["to"]) == (first, second)
+    by_path = {n["path"]: n for n in diff["nodes"]}
+    a = by_path["/a"]
+    assert a["change"] == "updated" and a["metadata"]["shape"] == [[6], [8]]
+    assert "units" in a["metadata"]["attributes_added"]
+    assert (a["chunks"]["added"], a["chunks"]["changed"], a["chunks"]["removed"]) == (1, 1, 0)
+    assert by_path["/b"]["change"] == "added" and by_path["/b"]["chunks"]["added"] == 2
+    coords = repo.diff(first, second, path="a", coords=True)
+    assert [n["path"] for n in coords["nodes"]] == ["/a"]
+    assert coords["nodes"][0]["chunks"]["coords"] == {
+        "added": [[3]],
+        "changed": [[0]],
+        "removed": [],
+    }
+    assert repo.diff(second, second)["nodes"] == []
+    with pytest.raises(floe.errors.InvalidArgumentError, match="no-such-branch"):
+        repo.diff(first, "no-such-branch")
+
+    repo.reset_branch("main", first)
+    moves = repo.reflog()
+    assert [(m.kind, m.snapshot_id) for m in moves[:3]] == [
+        ("reset", first),
+        ("commit", second),
+        ("commit", first),
+    ]
+    assert moves[-1].kind == "created" and moves[-1].seq == 0
+    assert len(repo.reflog(limit=2)) == 2
+    assert moves[0].written_at.tzinfo is not None
+
+
 def test_session_state_status_and_discard(repo: floe.Repository) -> None:
     session = repo.writable_session()
     assert not session.read_only and session.branch == "main" and not session.has_changes

@@ -67,9 +67,10 @@ impl Repository {
         .buffered(RECORDS_IN_FLIGHT)
         .try_collect()
         .await?;
+        let snapshots: Vec<Option<SnapshotId>> = records.iter().map(|r| r.snapshot).collect();
         let parents: Vec<Option<SnapshotId>> =
-            futures::stream::iter(records.iter().map(|r| async move {
-                match r.snapshot {
+            futures::stream::iter(snapshots.into_iter().map(|snapshot| async move {
+                match snapshot {
                     Some(id) => Ok::<_, Error>(self.load_snapshot(&id).await?.snapshot.parent),
                     None => Ok(None),
                 }

@@ -269,12 +269,15 @@ impl Repository {
                     diff.removed += b.chunk_count;
                     diff.bytes_removed += b.chunk_bytes;
                 }
-                other => to_read.push(other),
+                (b, a) => to_read.push((b.cloned(), a.cloned())),
             }
         }
         let read: Vec<(Arc<ShardIndex>, Arc<ShardIndex>)> =
             futures::stream::iter(to_read.into_iter().map(|(b, a)| async move {
-                futures::try_join!(self.shard_or_empty(old, b), self.shard_or_empty(new, a))
+                futures::try_join!(
+                    self.shard_or_empty(old, b.as_ref()),
+                    self.shard_or_empty(new, a.as_ref())
+                )
             }))
             .buffered(SHARDS_IN_FLIGHT)
             .try_collect()
