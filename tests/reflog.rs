@@ -5,18 +5,24 @@ mod common;
 
 use common::cli::{floe, ok};
 use common::{p, tempdir_repo};
-use floe::{BranchMove, RepositorySettings};
+use floe::{BranchMove, Repository, RepositorySettings, SnapshotId};
 use serde_json::json;
 
-#[tokio::test]
-async fn every_move_of_a_branch() {
-    let (dir, repo) = tempdir_repo(RepositorySettings::default()).await;
+/// The root snapshot of `main` and two commits on it.
+async fn root_and_two_commits(repo: &Repository) -> (SnapshotId, SnapshotId, SnapshotId) {
     let root = repo.branch_tip("main").await.unwrap();
     let s = repo.writable_session("main").await.unwrap();
     s.create_group(&p("/"), Default::default()).await.unwrap();
     let c1 = s.commit("c1", None).await.unwrap();
     s.create_group(&p("g"), Default::default()).await.unwrap();
     let c2 = s.commit("c2", None).await.unwrap();
+    (root, c1, c2)
+}
+
+#[tokio::test]
+async fn every_move_of_a_branch() {
+    let (dir, repo) = tempdir_repo(RepositorySettings::default()).await;
+    let (root, c1, c2) = root_and_two_commits(&repo).await;
     repo.create_branch("dev", c1).await.unwrap();
     repo.reset_branch("dev", root).await.unwrap();
     let d = repo.writable_session("dev").await.unwrap();
@@ -86,13 +92,8 @@ async fn every_move_of_a_branch() {
 #[tokio::test]
 async fn a_reset_that_expects_a_tip_moves_nothing_when_the_branch_moved() {
     let (dir, repo) = tempdir_repo(RepositorySettings::default()).await;
-    let root = repo.branch_tip("main").await.unwrap();
-    let s = repo.writable_session("main").await.unwrap();
-    s.create_group(&p("/"), Default::default()).await.unwrap();
-    let c1 = s.commit("c1", None).await.unwrap();
-    // Somebody looked at c1; another writer commits c2 meanwhile.
-    s.create_group(&p("g"), Default::default()).await.unwrap();
-    let c2 = s.commit("c2", None).await.unwrap();
+    // Somebody looked at c1; another writer committed c2 since.
+    let (root, c1, c2) = root_and_two_commits(&repo).await;
     let err = repo
         .reset_branch_expecting("main", root, c1)
         .await
