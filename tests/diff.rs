@@ -77,6 +77,9 @@ async fn every_kind_of_change_between_two_commits() {
     let (c1, c2) = two_commits(&repo).await;
     let diff = repo.diff(c1, c2, &DiffOptions::default()).await.unwrap();
     assert_eq!((diff.from, diff.to), (c1, c2));
+    // Only g/t's shard is read: the added and the replaced arrays are counted from their
+    // shard statistics.
+    assert_eq!((diff.shards_read, diff.shards_skipped), (1, 0));
     let summary: Vec<(String, NodeChange, Option<ChunkDiff>)> = diff
         .nodes
         .iter()

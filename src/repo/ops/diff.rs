@@ -246,8 +246,11 @@ impl Repository {
         let empty = ArrayManifest::default();
         let (before, after) = (before.unwrap_or(&empty), after.unwrap_or(&empty));
         // A change of shard shape (an array deleted and created again) makes shards
-        // incomparable by coordinates: then every shard is read.
-        let same_layout = before.shard_shape == after.shard_shape;
+        // incomparable by coordinates: then every shard is read. A side without shards (a
+        // node added or deleted whole, or an array without chunks) pairs with anything.
+        let same_layout = before.shards.is_empty()
+            || after.shards.is_empty()
+            || before.shard_shape == after.shard_shape;
         let mut pairs: BTreeMap<&ChunkCoord, (Option<&ShardRef>, Option<&ShardRef>)> =
             BTreeMap::new();
         for shard in &before.shards {
