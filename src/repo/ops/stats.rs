@@ -53,14 +53,7 @@ impl Session {
     /// [`Error::WrongNodeKind`] when it is a group. For an array without uncommitted changes
     /// this reads no manifest; otherwise it looks every stored chunk up.
     pub async fn array_stats(&self, path: &NodePath) -> Result<ArrayStats> {
-        let node = self.require_node(path)?;
-        let Some(geometry) = node.metadata.geometry() else {
-            return Err(Error::WrongNodeKind {
-                path: path.to_string(),
-                expected: "array",
-                found: "group",
-            });
-        };
+        let geometry = self.array_geometry(path)?;
         let mut stats = ArrayStats {
             chunks_total: geometry.chunk_count(),
             ..ArrayStats::default()

@@ -21,7 +21,12 @@ const STALE_LOCATION_RETRIES: usize = 8;
 impl Session {
     // ---- chunks -----------------------------------------------------------------------
 
-    fn array_geometry(&self, path: &NodePath) -> Result<crate::zarr::metadata::ArrayGeometry> {
+    /// The chunk grid of the array at `path` (with uncommitted changes applied); an error when
+    /// nothing or a group is there.
+    pub(crate) fn array_geometry(
+        &self,
+        path: &NodePath,
+    ) -> Result<crate::zarr::metadata::ArrayGeometry> {
         let node = self.require_node(path)?;
         node.metadata
             .geometry()
