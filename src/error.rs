@@ -111,6 +111,37 @@ pub enum Error {
     #[error("branch `{branch}` has no commit at or before {time}")]
     NoCommitAsOf { branch: String, time: String },
 
+    // ---- lifecycle (expiry and garbage collection) -------------------------------------------
+    /// The history asked for lies before an expiry horizon: it was expired and may already
+    /// be deleted. Newer history is unaffected.
+    #[error("the history of {version} before {horizon} was expired (cut at snapshot {cut_at}); ask for a version at or after the horizon")]
+    HistoryExpired {
+        version: String,
+        horizon: String,
+        cut_at: String,
+    },
+    /// A snapshot was expired or unreferenced and garbage collection deleted it.
+    #[error("snapshot {id} no longer exists: garbage collection run {run} deleted it ({reason})")]
+    SnapshotExpired {
+        id: String,
+        run: u64,
+        reason: String,
+    },
+    /// A branch or tag may not name this snapshot: garbage collection condemned it (no
+    /// branch or tag reached it) and may delete it at any moment.
+    #[error("snapshot {id} was condemned by garbage collection run {run} (no branch or tag reached it) and may be deleted at any moment; a branch or tag cannot point at it")]
+    SnapshotCondemned { id: String, run: u64 },
+    /// Objects this session wrote were condemned or deleted by garbage collection because the
+    /// session stayed open longer than the grace period; nothing was committed.
+    #[error("the session wrote {count} chunk object(s) (e.g. `{example}`) that garbage collection condemned because the session stayed open longer than its grace period; nothing was committed: write the data again in a new session, or run GC with a longer grace")]
+    SessionObjectsCollected { count: usize, example: String },
+    /// The store's clock could not be read (its listings do not show a just-written object).
+    #[error("cannot read the store's clock at `{key}`: {reason}")]
+    StoreClockUnreadable { key: String, reason: String },
+    /// An expiry or GC option is invalid.
+    #[error("invalid {option}: {reason}")]
+    InvalidLifecycleOption { option: String, reason: String },
+
     // ---- sessions and the Zarr view ---------------------------------------------------------
     /// A write was attempted through a read-only session.
     #[error("this session is read-only (open a writable session on a branch to change data)")]

@@ -17,14 +17,16 @@ mod virtual_refs;
 mod zarr;
 
 pub use error::{ConflictDetail, Error, Result};
+pub use format::lifecycle::{ExpiryCut, GcEntry, GcObject, GcReason};
 pub use format::manifest::{ChunkCoord, SourceChecksum, VirtualChunkRef, VirtualSource};
 pub use format::path::NodePath;
 pub use id::{ChunkObjectId, ManifestId, SnapshotId, TxLogId};
 pub use repo::{
-    ArrayStats, BranchInfo, BranchMove, ChangeStream, ChunkChanges, ChunkCoords, ChunkDiff,
-    DiffOptions, ForkMergeSummary, FsckOptions, FsckProblem, FsckReport, LogEntry, MetadataDiff,
-    NodeChange, NodeDiff, NodeInfo, NodeType, ReflogEntry, Repository, RepositoryInfo,
-    RepositorySettings, Session, SessionStatus, ShardCounts, TagInfo, VersionDiff, VersionSpec,
+    ArrayStats, BranchExpiry, BranchInfo, BranchMove, ChangeStream, ChunkChanges, ChunkCoords,
+    ChunkDiff, DiffOptions, ExpireBefore, ExpireOptions, ExpireReport, ForkMergeSummary,
+    FsckOptions, FsckProblem, FsckReport, GcOptions, GcReport, LogEntry, MetadataDiff, NodeChange,
+    NodeDiff, NodeInfo, NodeType, ReflogEntry, Repository, RepositoryInfo, RepositorySettings,
+    Session, SessionStatus, ShardCounts, SparsePack, TagInfo, VersionDiff, VersionSpec,
     DEFAULT_BRANCH, REPOSITORY_FORMAT,
 };
 pub use storage::with_inline_io;

@@ -121,6 +121,32 @@ async fn conformance(storage: DynStorage) {
     .map(|(k, n)| (k.to_string(), *n))
     .collect();
     assert_eq!(listed, expected, "a listing of `a` excludes `ab`");
+    // Every listed object carries the store's last-modified time (GC's clock): a recent time,
+    // and a rewrite moves it forward.
+    let host_now = chrono::Utc::now().timestamp_micros();
+    let stamped = s.list("a").await.unwrap();
+    for o in &stamped {
+        assert!(
+            (o.last_modified_us - host_now).abs() < 15 * 60 * 1_000_000,
+            "{} stamped {} (host {host_now})",
+            o.key,
+            o.last_modified_us
+        );
+    }
+    let before = stamped
+        .iter()
+        .find(|o| o.key == "a/d/e")
+        .unwrap()
+        .last_modified_us;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    s.put("a/d/e", Bytes::from_static(b"xy")).await.unwrap();
+    let after = s.list("a/d").await.unwrap();
+    let after = after
+        .iter()
+        .find(|o| o.key == "a/d/e")
+        .unwrap()
+        .last_modified_us;
+    assert!(after > before, "{after} after {before}");
     assert_eq!(s.list("").await.unwrap().len(), 6);
     let dir = s.list_dir("a").await.unwrap();
     let mut prefixes = dir.prefixes.clone();
@@ -501,4 +527,17 @@ async fn eight_writers_race_on_s3_and_lose_nothing() {
     let report = repo.fsck(FsckOptions::default()).await.unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
     assert_eq!(report.snapshots, writers * commits + 2);
+}
+
+/// The lifecycle soak (tests/common/soak.rs) on S3: writers, ref movers, expiry and GC at once;
+/// fewer rounds than on a local directory, and a longer grace period (commits of 8 writers
+/// racing on the test server take seconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lifecycle_soak_on_s3() {
+    let Some(storage) = s3_storage("lifecycle-soak") else {
+        return;
+    };
+    let summary = common::soak::soak(storage, 40, 5, Duration::from_secs(5)).await;
+    println!("{summary:?}");
+    assert!(summary.deleted_objects > 0, "{summary:?}");
 }

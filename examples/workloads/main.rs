@@ -1,7 +1,7 @@
 //! The workload runner of WORKLOADS.md:
 //!
 //! ```text
-//! cargo run --release --example workloads -- --workload <w1|w2|w3|w4|w5|w6|w7|all> \
+//! cargo run --release --example workloads -- --workload <w1|w2|w3|w4|w5|w6|w7|lifecycle|all> \
 //!     --dir <empty scratch dir> --out <result.json> [--days N] [--commits N]
 //! ```
 //!
@@ -18,6 +18,7 @@
 
 mod cf;
 mod data;
+mod lifecycle;
 mod report;
 mod w1;
 mod w2;
@@ -71,7 +72,7 @@ struct Args {
     refs: u64,
 }
 
-const USAGE: &str = "usage: workloads --workload <w1|w2|w3|w4|w5|w6|w7|all> --dir <empty scratch dir> --out <result.json> [--days N] [--commits N] [--refs N]";
+const USAGE: &str = "usage: workloads --workload <w1|w2|w3|w4|w5|w6|w7|lifecycle|all> --dir <empty scratch dir> --out <result.json> [--days N] [--commits N] [--refs N]";
 
 fn parse_args() -> Res<Args> {
     let mut workload = None;
@@ -127,7 +128,7 @@ fn prepare_scratch(dir: &Path) -> Res<()> {
 fn run(args: &Args) -> Res<Map<String, Value>> {
     let selected: Vec<&str> = match args.workload.as_str() {
         "all" => vec!["w1", "w2", "w3", "w4", "w5", "w6"],
-        w @ ("w1" | "w2" | "w3" | "w4" | "w5" | "w6" | "w7") => vec![w],
+        w @ ("w1" | "w2" | "w3" | "w4" | "w5" | "w6" | "w7" | "lifecycle") => vec![w],
         other => return Err(format!("unknown workload `{other}`\n{USAGE}").into()),
     };
     prepare_scratch(&args.dir)?;
@@ -171,6 +172,16 @@ fn run(args: &Args) -> Res<Map<String, Value>> {
             "w5" => w5::run(&ctx, &args.dir.join("w5"))?,
             "w6" => w6::run(&ctx, &args.dir.join("w6"))?,
             "w7" => w7::run(&ctx, &args.dir.join("w7"))?,
+            "lifecycle" => {
+                let mut reports = lifecycle::run(&ctx, &args.dir.join("lifecycle"))?;
+                let last = reports.pop().ok_or("no lifecycle report")?;
+                for report in reports {
+                    report.print();
+                    let (key, value) = report.into_json();
+                    results.insert(key, value);
+                }
+                last
+            }
             _ => unreachable!("filtered above"),
         };
         report.print();

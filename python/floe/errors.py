@@ -43,6 +43,12 @@ class NotFoundError(FloeError):
     """No such repository, branch, tag, snapshot or node."""
 
 
+class ExpiredError(NotFoundError):
+    """The version asked for was expired (`Repository.expire`) or deleted by garbage
+    collection, or is condemned by it and cannot be named by a branch or tag; newer history is
+    unaffected. `floe serve` answers 410 Gone for it."""
+
+
 class AlreadyExistsError(FloeError):
     """The repository, branch or tag exists already."""
 

@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from floe import _floe
@@ -247,6 +247,41 @@ class Repository:
             )
         ]
 
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    def expire(
+        self,
+        older_than: timedelta | datetime,
+        keep_last: int = 1,
+        branches: dict[str, timedelta | datetime] | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Expires history older than `older_than` (an age, measured back from the store's
+        clock, or a time) on every branch (`branches` overrides it per branch), keeping at least
+        the `keep_last` newest commits of each, every tagged snapshot and the root. Nothing is
+        deleted: the cut is recorded, `log` stops there and as-of before it raises
+        `ExpiredError`; `gc` deletes the objects later. Returns the document
+        `floe expire --json` prints."""
+        overrides = [(name, _threshold(t)) for name, t in (branches or {}).items()]
+        return json.loads(
+            self._native.expire(_threshold(older_than), keep_last, overrides, dry_run)
+        )
+
+    def gc(
+        self,
+        grace: timedelta = timedelta(days=7),
+        full: bool = False,
+        dry_run: bool = False,
+        sparse_pack_threshold: float = 0.5,
+    ) -> dict[str, Any]:
+        """Garbage collection: condemns what no branch or tag reaches any more and deletes what
+        an earlier run condemned at least `grace` ago (the store's clock) and that is still
+        unreachable. `full` also lists storage for orphans older than `grace`. Returns the
+        document `floe gc --json --list` prints."""
+        return json.loads(
+            self._native.gc(grace.total_seconds(), full, dry_run, sparse_pack_threshold)
+        )
+
     def fsck(self, verify_chunks: bool = True) -> FsckReport:
         """Checks every object reachable from a branch or tag (digests, references)."""
         ok, text = self._native.fsck(verify_chunks)
@@ -343,3 +378,15 @@ class Repository:
 
 def _reopen(key: tuple) -> Repository:
     return Repository(_shared_handle(key))
+
+
+def _threshold(value: timedelta | datetime) -> str:
+    """An expiry threshold as the native layer takes it: `"<seconds>s"` or RFC 3339."""
+    if isinstance(value, timedelta):
+        return f"{int(value.total_seconds())}s"
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidArgumentError(f"{value!r} has no time zone: give an aware datetime")
+        return value.isoformat()
+    raise InvalidArgumentError(f"{value!r} is neither a timedelta nor a datetime")
+

@@ -32,7 +32,11 @@ fn class_of(error: &floe::Error) -> &'static str {
         E::Conflict { .. }
         | E::TooManyRebaseAttempts { .. }
         | E::ForkConflict { .. }
-        | E::BranchMoved { .. } => "ConflictError",
+        | E::BranchMoved { .. }
+        | E::SessionObjectsCollected { .. } => "ConflictError",
+        E::HistoryExpired { .. } | E::SnapshotExpired { .. } | E::SnapshotCondemned { .. } => {
+            "ExpiredError"
+        }
         E::CommitOutcomeUnknown { .. } | E::UnsettledCommit { .. } => "CommitOutcomeUnknownError",
         E::CommitFromFork | E::Fork { .. } => "ForkError",
         E::InvalidKey { .. } | E::InvalidPath { .. } | E::InvalidByteRange { .. } => {
@@ -56,6 +60,7 @@ fn class_of(error: &floe::Error) -> &'static str {
         E::InvalidVersion { .. }
         | E::InvalidRefName { .. }
         | E::AmbiguousSnapshotPrefix { .. }
+        | E::InvalidLifecycleOption { .. }
         | E::InvalidLocation { .. } => "InvalidArgumentError",
         E::KerchunkImport { .. } => "ImportRefusedError",
         E::VirtualSourceNotAuthorized { .. }

@@ -271,6 +271,55 @@ impl PyRepository {
         Ok(crate::diff_json::diff_document(&diff).to_string())
     }
 
+    /// Expires old history; `older_than` and the values of `branches` are an age in whole
+    /// seconds (`"<n>s"`) or an RFC 3339 time. Returns the report as JSON text.
+    fn expire(
+        &self,
+        py: Python<'_>,
+        older_than: &str,
+        keep_last: u64,
+        branches: Vec<(String, String)>,
+        dry_run: bool,
+    ) -> PyResult<String> {
+        let per_branch = branches
+            .into_iter()
+            .map(|(name, before)| Ok((name, expire_before(&before)?)))
+            .collect::<PyResult<_>>()?;
+        let options = floe::ExpireOptions {
+            older_than: expire_before(older_than)?,
+            keep_last,
+            per_branch,
+            dry_run,
+        };
+        let report = block_on(py, self.repo.expire(&options))?.py()?;
+        Ok(report.to_json(dry_run).to_string())
+    }
+
+    /// Runs garbage collection; returns the report as JSON text (objects listed).
+    fn gc(
+        &self,
+        py: Python<'_>,
+        grace_seconds: f64,
+        full: bool,
+        dry_run: bool,
+        sparse_pack_threshold: f64,
+    ) -> PyResult<String> {
+        let grace = std::time::Duration::try_from_secs_f64(grace_seconds).map_err(|e| {
+            crate::errors::to_py(floe::Error::InvalidLifecycleOption {
+                option: "grace".into(),
+                reason: e.to_string(),
+            })
+        })?;
+        let options = floe::GcOptions {
+            grace,
+            full,
+            dry_run,
+            sparse_pack_threshold,
+        };
+        let report = block_on(py, self.repo.gc(&options))?.py()?;
+        Ok(report.to_json(true).to_string())
+    }
+
     /// Every move of branch `name`, newest first: `(seq, snapshot id or None, written at in
     /// RFC 3339, kind)`.
     fn reflog(&self, py: Python<'_>, name: &str, limit: usize) -> PyResult<Vec<ReflogRow>> {
@@ -350,4 +399,21 @@ impl PyRepository {
     ) -> PyResult<usize> {
         Ok(read_refs(path, json, &origin)?.len())
     }
+}
+
+/// `"<n>s"` (an age in seconds) or an RFC 3339 time.
+fn expire_before(text: &str) -> PyResult<floe::ExpireBefore> {
+    if let Some(seconds) = text.strip_suffix('s').and_then(|n| n.parse::<u64>().ok()) {
+        return Ok(floe::ExpireBefore::Age(std::time::Duration::from_secs(
+            seconds,
+        )));
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| floe::ExpireBefore::Time(t.to_utc()))
+        .map_err(|e| {
+            crate::errors::to_py(floe::Error::InvalidLifecycleOption {
+                option: "expiry threshold".into(),
+                reason: format!("`{text}` is neither an age nor an RFC 3339 time: {e}"),
+            })
+        })
 }

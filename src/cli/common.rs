@@ -96,6 +96,8 @@ pub fn classify(error: &Error) -> Exit {
         | Error::TagDeleted { .. }
         | Error::SnapshotNotFound { .. }
         | Error::NoCommitAsOf { .. }
+        | Error::HistoryExpired { .. }
+        | Error::SnapshotExpired { .. }
         | Error::NodeNotFound { .. } => Exit::NotFound,
         Error::RepositoryExists { .. }
         | Error::BranchExists { .. }
@@ -103,6 +105,8 @@ pub fn classify(error: &Error) -> Exit {
         | Error::ProtectedBranch { .. }
         | Error::Conflict { .. }
         | Error::BranchMoved { .. }
+        | Error::SnapshotCondemned { .. }
+        | Error::SessionObjectsCollected { .. }
         | Error::TooManyRebaseAttempts { .. } => Exit::Refused,
         Error::ObjectMissing { .. }
         | Error::CorruptObject { .. }
@@ -110,6 +114,7 @@ pub fn classify(error: &Error) -> Exit {
         Error::InvalidLocation { .. }
         | Error::InvalidRefName { .. }
         | Error::InvalidVersion { .. }
+        | Error::InvalidLifecycleOption { .. }
         | Error::AmbiguousSnapshotPrefix { .. }
         | Error::InvalidPath { .. }
         | Error::InvalidKey { .. }

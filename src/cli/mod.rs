@@ -7,6 +7,7 @@
 //! `error: <message>`, and the exit code says what kind of failure it was (see
 //! [`common::EXIT_CODES_HELP`]).
 
+mod age;
 mod branch;
 mod cache;
 mod cat;
@@ -14,7 +15,9 @@ mod common;
 mod container;
 mod diff;
 mod du;
+mod expire;
 mod fsck;
+mod gc;
 mod import;
 mod info;
 mod init;
@@ -84,6 +87,12 @@ enum Command {
     /// Show what changed between two versions (any two, related or not).
     #[command(after_long_help = diff::JSON_HELP)]
     Diff(diff::DiffArgs),
+    /// Expire old history (recorded as cuts; `floe gc` deletes the objects later).
+    #[command(after_long_help = expire::JSON_HELP)]
+    Expire(expire::ExpireArgs),
+    /// Delete objects no retained version reaches (two phases, a grace period apart).
+    #[command(long_about = gc::LONG_ABOUT, after_long_help = gc::JSON_HELP)]
+    Gc(gc::GcArgs),
     /// Create, list, delete and reset branches.
     #[command(subcommand)]
     Branch(branch::BranchCommand),
@@ -164,6 +173,8 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Diff(args) => diff::run(&location, args, &mut out).await,
         Command::Du(args) => du::run(&location, args, &mut out).await,
         Command::Reflog(args) => reflog::run(&location, args, &mut out).await,
+        Command::Expire(args) => expire::run(&location, args, &mut out).await,
+        Command::Gc(args) => gc::run(&location, args, &mut out).await,
         Command::Branch(command) => branch::run(&location, command, &mut out).await,
         Command::Tag(command) => tag::run(&location, command, &mut out).await,
         Command::Ls(args) => ls::run(&location, args, &mut out).await,

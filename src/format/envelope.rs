@@ -44,6 +44,8 @@ pub enum ObjectKind {
     Chunks = 4,
     /// A branch or tag ref record.
     Ref = 5,
+    /// An expiry or garbage-collection record (`config/expiry/<seq>`, `gc/<seq>`).
+    Lifecycle = 6,
 }
 
 impl ObjectKind {
@@ -54,6 +56,7 @@ impl ObjectKind {
             3 => Self::TxLog,
             4 => Self::Chunks,
             5 => Self::Ref,
+            6 => Self::Lifecycle,
             _ => return None,
         })
     }

@@ -6,6 +6,7 @@
 pub(crate) mod branch_hint;
 pub mod changes;
 pub mod envelope;
+pub mod lifecycle;
 pub mod manifest;
 pub mod path;
 pub mod refs;

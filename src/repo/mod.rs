@@ -18,7 +18,9 @@ pub use history::version::VersionSpec;
 pub use ops::diff::{
     ChunkCoords, ChunkDiff, DiffOptions, MetadataDiff, NodeChange, NodeDiff, NodeType, VersionDiff,
 };
+pub use ops::expire::{BranchExpiry, ExpireBefore, ExpireOptions, ExpireReport};
 pub use ops::fsck::{FsckOptions, FsckProblem, FsckReport, ShardCounts};
+pub use ops::gc::{GcOptions, GcReport, SparsePack};
 pub use ops::stats::{ArrayStats, RepositoryInfo};
 pub(crate) use read::loaded::lock;
 pub use read::repository::{Repository, DEFAULT_BRANCH, REPOSITORY_FORMAT};

@@ -46,6 +46,7 @@ impl Rejection {
             | Error::NoCommitAsOf { .. }
             | Error::NodeNotFound { .. }
             | Error::InvalidVersion { .. } => StatusCode::NOT_FOUND,
+            Error::HistoryExpired { .. } | Error::SnapshotExpired { .. } => StatusCode::GONE,
             Error::InvalidRefName { .. }
             | Error::AmbiguousSnapshotPrefix { .. }
             | Error::InvalidPath { .. }

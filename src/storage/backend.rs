@@ -168,6 +168,7 @@ impl Storage for ObjectStoreStorage {
             .map(|m| ListedObject {
                 key: self.relative(&m.location),
                 size: m.size,
+                last_modified_us: m.last_modified.timestamp_micros(),
             })
             .collect())
     }
@@ -191,6 +192,7 @@ impl Storage for ObjectStoreStorage {
                 .map(|m| ListedObject {
                     key: self.relative(&m.location),
                     size: m.size,
+                    last_modified_us: m.last_modified.timestamp_micros(),
                 })
                 .collect(),
         })

@@ -11,8 +11,15 @@
 //! refs/tag.<name>/ref                a tag
 //! refs/tag.<name>/deleted            a deleted tag's tombstone
 //! config/containers/<seq>            virtual chunk containers, whole list (seq: 20 digits)
+//! config/expiry/<seq>                the expiry horizon, whole list of cuts (seq: 20 digits)
+//! config/expiry/hint                 advisory: a recent expiry seq
+//! gc/<seq>                           one record per garbage-collection run (seq: 20 digits)
+//! gc/hint                            advisory: a recent GC seq
+//! gc/done/<seq>                      written when run <seq> finished its deletes
+//! gc/clock/<nonce>                   short-lived probes that read the store's clock
 //! ```
 
+use crate::format::lifecycle::GcObject;
 use crate::id::{ChunkObjectId, ManifestId, SnapshotId, TxLogId};
 
 /// The repository marker object.
@@ -29,6 +36,8 @@ pub const CHUNKS_DIR: &str = "chunks";
 pub const REFS_DIR: &str = "refs";
 /// Directory of repository configuration records.
 pub const CONFIG_DIR: &str = "config";
+/// Directory of garbage-collection records.
+pub const GC_DIR: &str = "gc";
 const BRANCH_PREFIX: &str = "branch.";
 const TAG_PREFIX: &str = "tag.";
 
@@ -76,6 +85,63 @@ pub fn tag_tombstone_key(name: &str) -> String {
 /// whole list; the newest record wins).
 pub fn container_record_key(seq: u64) -> String {
     format!("{CONFIG_DIR}/containers/{seq:020}")
+}
+
+/// Key of record `seq` of the expiry horizon.
+pub fn expiry_record_key(seq: u64) -> String {
+    format!("{CONFIG_DIR}/expiry/{seq:020}")
+}
+
+/// Key of the expiry horizon's advisory hint.
+pub fn expiry_hint_key() -> String {
+    format!("{CONFIG_DIR}/expiry/hint")
+}
+
+/// Key of the record of garbage-collection run `seq`.
+pub fn gc_record_key(seq: u64) -> String {
+    format!("{GC_DIR}/{seq:020}")
+}
+
+/// Key of the garbage-collection records' advisory hint.
+pub fn gc_hint_key() -> String {
+    format!("{GC_DIR}/hint")
+}
+
+/// Key of the marker a GC run writes once all its deletes are done.
+pub fn gc_done_key(seq: u64) -> String {
+    format!("{GC_DIR}/done/{seq:020}")
+}
+
+/// Directory of clock probes.
+pub fn gc_clock_dir() -> String {
+    format!("{GC_DIR}/clock")
+}
+
+/// Key of the object `GC names.
+pub fn gc_object_key(object: &GcObject) -> String {
+    match object {
+        GcObject::Snapshot(id) => snapshot_key(id),
+        GcObject::TxLog(id) => txlog_key(id),
+        GcObject::Manifest(id) => manifest_key(id),
+        GcObject::Chunks(id) => chunk_object_key(id),
+    }
+}
+
+/// The object a key names, when it parses exactly as one of floe's digest-addressed keys
+/// (`<dir>/<64 lowercase hex>`); anything else (a foreign file, a temporary upload) is
+/// `None` and GC never touches it.
+pub fn gc_object_of_key(key: &str) -> Option<GcObject> {
+    if !is_immutable_key(key) {
+        return None;
+    }
+    let (dir, id) = key.split_once('/')?;
+    Some(match dir {
+        SNAPSHOTS_DIR => GcObject::Snapshot(SnapshotId::parse(id).ok()?),
+        TXLOGS_DIR => GcObject::TxLog(TxLogId::parse(id).ok()?),
+        MANIFESTS_DIR => GcObject::Manifest(ManifestId::parse(id).ok()?),
+        CHUNKS_DIR => GcObject::Chunks(ChunkObjectId::parse(id).ok()?),
+        _ => return None,
+    })
 }
 
 /// A name found under `refs/`.

@@ -8,6 +8,7 @@
 mod backend;
 mod cache;
 mod cached;
+pub(crate) mod clock;
 mod faulty;
 pub mod layout;
 mod metered;
@@ -45,6 +46,9 @@ pub struct ListedObject {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
+    /// When the object was last written, by the store's clock (microseconds since the
+    /// Unix epoch).
+    pub last_modified_us: i64,
 }
 
 /// One level of a listing: sub-prefixes (without trailing `/`) and objects directly inside.

@@ -17,6 +17,7 @@ pub mod http;
 pub mod inline_refs;
 pub mod python;
 pub mod session_model;
+pub mod soak;
 pub mod zarrs_repo;
 
 use bytes::Bytes;
@@ -24,6 +25,17 @@ use floe::{
     DynStorage, NodePath, Repository, RepositorySettings, Session, SnapshotId, VersionSpec,
 };
 use serde_json::{json, Map, Value};
+
+/// Settings for lifecycle tests: every chunk in its own object and manifests rewritten often,
+/// so GC has every kind of object to collect.
+pub fn lifecycle_settings() -> RepositorySettings {
+    RepositorySettings {
+        inline_threshold: 0,
+        single_object_threshold: 0,
+        delta_max_entries: 2,
+        ..RepositorySettings::default()
+    }
+}
 
 /// `zarr.json` of an int32 array (little-endian `bytes` codec, fill value 0, default `/` chunk
 /// keys) with the given shape and regular chunk shape.

@@ -11,17 +11,21 @@ use super::identical::same_document;
 use super::manifest_update::update_array_manifest;
 use crate::error::{Error, Result};
 use crate::format::manifest::ChunkCoord;
+use crate::format::manifest::ChunkRef;
 use crate::format::now_us;
 use crate::format::path::NodePath;
 use crate::format::snapshot::{ArrayManifest, NodeKind, NodeRecord, Snapshot, TxLogRef};
 use crate::format::txlog::{CoordList, NodeChange, TxLog};
+use crate::id::ChunkObjectId;
 use crate::id::SnapshotId;
+use crate::repo::history::gc_guard::UPLOAD_AGE_NEEDING_CHECK;
 use crate::repo::history::index::child_history;
 use crate::repo::history::refs::AdvanceOutcome;
 use crate::repo::read::loaded::{lock, LoadedSnapshot};
 use crate::repo::read::repository::Repository;
 use crate::repo::write::change_set::{NodeEdit, ResolvedChanges};
 use crate::repo::write::session::{Session, UnknownOutcome};
+use crate::repo::PendingChunk;
 use crate::zarr::metadata::NodeMetadata;
 
 impl Session {
@@ -75,6 +79,13 @@ impl Session {
             );
             stored?;
             let (id, snapshot) = built?;
+            // A long session's uploads may have been condemned as orphans by a full GC run:
+            // publish only if they were not (spec/algorithms.md §14.1).
+            let age = lock(&self.inner.state).changes_since.elapsed();
+            if age >= UPLOAD_AGE_NEEDING_CHECK {
+                repo.refuse_collected_uploads(&uploaded_objects(&changes)?)
+                    .await?;
+            }
             let outcome = match repo
                 .try_advance_branch(
                     &branch,
@@ -112,6 +123,7 @@ impl Session {
                     state.packs = Default::default();
                     state.unknown_outcomes.clear();
                     state.issued_forks.clear();
+                    state.changes_since = std::time::Instant::now();
                     return Ok(id);
                 }
                 AdvanceOutcome::Lost => {
@@ -399,4 +411,17 @@ fn unchanged_by(
     Ok(parent
         .node_metadata(path)?
         .is_some_and(|current| same_document(&current, metadata)))
+}
+
+/// The chunk objects the changes name (the session's and its forks' uploads).
+fn uploaded_objects(changes: &ResolvedChanges) -> Result<Vec<ChunkObjectId>> {
+    let mut out = std::collections::BTreeSet::new();
+    for edits in changes.chunks.values() {
+        for edit in edits.iter() {
+            if let (_, Some(PendingChunk::Ready(ChunkRef::Native { object, .. }))) = edit? {
+                out.insert(object);
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
 }

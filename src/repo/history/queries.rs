@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use super::gather::LogGather;
 use super::version::VersionSpec;
 use crate::error::{Error, Result};
+use crate::format::lifecycle::ExpiryRecord;
 use crate::format::snapshot::{micros_to_time, AncestorRef};
 use crate::id::SnapshotId;
 use crate::repo::read::loaded::LoadedSnapshot;
@@ -65,8 +66,11 @@ impl Repository {
         limit: usize,
     ) -> Result<(SnapshotId, Vec<LogEntry>)> {
         let depth = u64::try_from(limit).unwrap_or(u64::MAX);
-        let tip = self.resolve_for_log(version, depth).await?;
-        Ok((tip, self.log_from(tip, limit).await?))
+        // The expiry horizon is read together with the head (no extra round trip).
+        let (tip, horizon) =
+            futures::join!(self.resolve_for_log(version, depth), self.expiry_horizon());
+        let tip = tip?;
+        Ok((tip, self.log_within(tip, limit, Some(horizon?)).await?))
     }
 
     /// The history ending at `tip`, newest first, at most `limit` entries (history.md §4).
@@ -75,14 +79,39 @@ impl Repository {
     /// together: at most 2 + log32(n) round trips for n entries (plus one for entries whose
     /// text was too long to carry), instead of one per 32 entries.
     pub async fn log_from(&self, tip: SnapshotId, limit: usize) -> Result<Vec<LogEntry>> {
+        self.log_within(tip, limit, None).await
+    }
+
+    /// [`Self::log_from`] with the expiry horizon when the caller read it already.
+    async fn log_within(
+        &self,
+        tip: SnapshotId,
+        limit: usize,
+        horizon: Option<ExpiryRecord>,
+    ) -> Result<Vec<LogEntry>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let tip = self.load_snapshot(&tip).await?;
+        let (tip, horizon) = match horizon {
+            Some(horizon) => (self.load_snapshot(&tip).await, Ok(horizon)),
+            None => futures::join!(self.load_snapshot(&tip), self.expiry_horizon()),
+        };
+        let tip = match tip {
+            Ok(tip) => tip,
+            Err(e) => return Err(self.explain_missing(e).await),
+        };
+        let horizon = horizon?;
         let top = tip.snapshot.generation;
         let wanted = u64::try_from(limit).unwrap_or(u64::MAX);
-        // Entries of generations `lowest ..= top` are listed.
-        let lowest = top.saturating_sub(wanted.saturating_sub(1));
+        // Entries of generations `lowest ..= top` are listed, none below a cut (the expired
+        // history is neither read nor listed).
+        let mut lowest = top.saturating_sub(wanted.saturating_sub(1));
+        if let Some(cut) = self
+            .cut_on_history(&horizon, tip.id, top, lowest, |_| true)
+            .await?
+        {
+            lowest = cut.child_generation;
+        }
         let mut gather = LogGather::new(lowest);
         gather.add_snapshot(&tip);
         loop {
@@ -149,7 +178,7 @@ impl Repository {
     /// where `too_new` is true near the tip and false from some ancestor on (history.md §3).
     /// Every snapshot read narrows the bracket between the newest known ancestor that is old
     /// enough and the oldest known one that is too new, using all three history fields.
-    async fn descend(
+    pub(crate) async fn descend(
         &self,
         from: SnapshotId,
         too_new: impl Fn(u64, i64) -> bool,
@@ -221,13 +250,35 @@ impl Repository {
     }
 
     /// The newest snapshot at or before `time` in the history ending at `tip`.
+    ///
+    /// Fails with [`Error::HistoryExpired`] when that snapshot lies below an expiry cut.
     pub async fn snapshot_as_of(
         &self,
         tip: SnapshotId,
         time: DateTime<Utc>,
     ) -> Result<Option<SnapshotId>> {
+        let label = format!("snapshot {tip} as of {}", time.to_rfc3339());
+        self.snapshot_as_of_named(&label, tip, time, None).await
+    }
+
+    /// [`Self::snapshot_as_of`], naming the version `label` in errors, with the expiry
+    /// horizon when the caller read it already.
+    pub(crate) async fn snapshot_as_of_named(
+        &self,
+        label: &str,
+        tip: SnapshotId,
+        time: DateTime<Utc>,
+        horizon: Option<ExpiryRecord>,
+    ) -> Result<Option<SnapshotId>> {
         let t = time.timestamp_micros();
-        Ok(self.descend(tip, |_, at| at > t).await?.map(|a| a.id))
+        // The horizon is read together with the descent (no extra round trip); a descent
+        // below a cut may meet deleted snapshots, so the horizon's verdict comes first.
+        let (horizon, found) = match horizon {
+            Some(horizon) => (Ok(horizon), self.descend(tip, |_, at| at > t).await),
+            None => futures::join!(self.expiry_horizon(), self.descend(tip, |_, at| at > t)),
+        };
+        self.check_as_of_horizon(&horizon?, label, tip, t).await?;
+        Ok(found?.map(|a| a.id))
     }
 
     /// The ancestor-or-self of `tip` with the given generation.

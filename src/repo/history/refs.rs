@@ -268,7 +268,7 @@ impl Repository {
     /// Creates a branch pointing at `snapshot`. A deleted branch's name can be used again.
     pub async fn create_branch(&self, name: &str, snapshot: SnapshotId) -> Result<()> {
         validate_ref_name("branch", name)?;
-        self.load_snapshot(&snapshot).await?;
+        self.check_ref_target(snapshot).await?;
         let next = match self.branch_head_record(name, None).await? {
             None => 0,
             Some(BranchHead {
@@ -296,7 +296,7 @@ impl Repository {
 
     /// Moves a branch to any snapshot (not necessarily a descendant), recording the move.
     pub async fn reset_branch(&self, name: &str, snapshot: SnapshotId) -> Result<()> {
-        self.load_snapshot(&snapshot).await?;
+        self.check_ref_target(snapshot).await?;
         self.move_branch(name, Some(snapshot), None).await
     }
 
@@ -310,7 +310,7 @@ impl Repository {
         snapshot: SnapshotId,
         expected: SnapshotId,
     ) -> Result<()> {
-        self.load_snapshot(&snapshot).await?;
+        self.check_ref_target(snapshot).await?;
         self.move_branch(name, Some(snapshot), Some(expected)).await
     }
 
@@ -375,6 +375,38 @@ impl Repository {
         Ok(names)
     }
 
+    /// A branch or tag may point at `snapshot`: it exists in storage (not only in this
+    /// handle's cache: GC may have deleted it since), and GC has not condemned it
+    /// (spec/algorithms.md §14.1). Both checked together.
+    async fn check_ref_target(&self, snapshot: SnapshotId) -> Result<()> {
+        let key = layout::snapshot_key(&snapshot);
+        let (exists, condemned) =
+            futures::join!(self.storage().head(&key), self.refuse_condemned(snapshot));
+        if exists?.is_none() {
+            let missing = Error::SnapshotNotFound {
+                id: snapshot.to_string(),
+            };
+            return Err(self.explain_missing(missing).await);
+        }
+        condemned?;
+        self.load_snapshot(&snapshot).await.map(|_| ())
+    }
+
+    /// Names of every branch that has records, deleted branches included, sorted.
+    pub(crate) async fn branch_dir_names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .ref_dir_names()
+            .await?
+            .into_iter()
+            .filter_map(|n| match n {
+                layout::RefDirName::Branch(b) => Some(b),
+                layout::RefDirName::Tag(_) => None,
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// All live branches, sorted by name.
     pub async fn list_branches(&self) -> Result<Vec<BranchInfo>> {
         let mut out = Vec::new();
@@ -400,7 +432,7 @@ impl Repository {
     /// Creates a tag. Tag names are never reused, even after deletion.
     pub async fn create_tag(&self, name: &str, snapshot: SnapshotId) -> Result<()> {
         validate_ref_name("tag", name)?;
-        self.load_snapshot(&snapshot).await?;
+        self.check_ref_target(snapshot).await?;
         if self
             .storage()
             .head(&layout::tag_tombstone_key(name))

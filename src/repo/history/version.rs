@@ -91,15 +91,20 @@ impl Repository {
         match spec {
             VersionSpec::Branch(b) => Ok(self.branch_head_for(b, need).await?.1),
             VersionSpec::Tag(t) => Ok(self.tag(t).await?.snapshot),
-            VersionSpec::Snapshot(id) => {
-                self.load_snapshot(id).await?;
-                Ok(*id)
-            }
+            VersionSpec::Snapshot(id) => match self.load_snapshot(id).await {
+                Ok(_) => Ok(*id),
+                Err(e) => Err(self.explain_missing(e).await),
+            },
             VersionSpec::AsOf { branch, time } => {
                 // As-of descends the history: fetch what the hint names ahead.
                 let need = HistoryNeed::AsOf(time.timestamp_micros());
-                let tip = self.branch_head_for(branch, Some(need)).await?.1;
-                self.snapshot_as_of(tip, *time)
+                // The expiry horizon is read together with the head.
+                let (head, horizon) = futures::join!(
+                    self.branch_head_for(branch, Some(need)),
+                    self.expiry_horizon()
+                );
+                let tip = head?.1;
+                self.snapshot_as_of_named(&spec.to_string(), tip, *time, Some(horizon?))
                     .await?
                     .ok_or_else(|| Error::NoCommitAsOf {
                         branch: branch.clone(),
@@ -126,8 +131,10 @@ impl Repository {
         }
         if is_hex_prefix(name) && name.len() >= MIN_ID_PREFIX {
             if let Ok(id) = SnapshotId::parse(name) {
-                self.load_snapshot(&id).await?;
-                return Ok(id);
+                return match self.load_snapshot(&id).await {
+                    Ok(_) => Ok(id),
+                    Err(e) => Err(self.explain_missing(e).await),
+                };
             }
             let found = self.find_snapshots_by_prefix(name).await?;
             return match found.as_slice() {

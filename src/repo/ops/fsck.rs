@@ -59,7 +59,8 @@ impl Repository {
     /// than a missing object (unreachable store, permission denied), with that error.
     /// Nothing is written. Reads bypass this handle's caches.
     pub async fn fsck(&self, options: FsckOptions) -> Result<FsckReport> {
-        let checker = Checker::new(self);
+        let mut checker = Checker::new(self);
+        checker.collected = self.gc_deleted_snapshots().await?;
         let roots = checker.roots().await?;
         checker.walk(roots).await?;
         if options.verify_chunk_digests {
@@ -130,6 +131,9 @@ struct Checker<'a> {
     objects: Cells<ChunkObjectId, ObjectInfo>,
     shards: Cells<[u8; 32], Option<Vec<u64>>>,
     bases: quick_cache::sync::Cache<ManifestId, Arc<ShardIndex>, BaseWeighter>,
+    /// Snapshots garbage collection deleted: expired history, not damage, when another
+    /// snapshot's history names them.
+    collected: HashSet<SnapshotId>,
 }
 
 /// Looks up (or creates) the shared cell of `key`.
@@ -155,6 +159,7 @@ impl<'a> Checker<'a> {
                 settings.manifest_cache_bytes.max(1),
                 BaseWeighter,
             ),
+            collected: HashSet::new(),
         }
     }
 
@@ -329,6 +334,14 @@ impl<'a> Checker<'a> {
         referrer: String,
     ) -> Result<(SnapshotId, Option<Visit>)> {
         let key = layout::snapshot_key(&id);
+        if self.collected.contains(&id) && referrer.starts_with(layout::SNAPSHOTS_DIR) {
+            // Named by a newer snapshot's history, deleted by GC after expiry or once no ref
+            // reached it: not damage.
+            if self.storage.head(&key).await?.is_none() {
+                self.count(|r| r.expired_snapshots += 1);
+                return Ok((id, None));
+            }
+        }
         let Some(bytes) = self
             .read_object(&key, id.as_bytes(), &referrer, Counted::Snapshot)
             .await?

@@ -259,7 +259,7 @@ impl Repository {
     /// Reads a digest-addressed object and checks its digest. Such objects never change, so a
     /// read that failed for a transient reason ([`Error::Storage`]) is retried a few times
     /// with a short pause: a long rebase walk or history search then survives a flaky store.
-    async fn get_verified(&self, key: &str, digest: &[u8; 32]) -> Result<Bytes> {
+    pub(crate) async fn get_verified(&self, key: &str, digest: &[u8; 32]) -> Result<Bytes> {
         let mut attempt = 0u32;
         let bytes = loop {
             match self.storage().get(key).await {

@@ -59,6 +59,9 @@ pub(crate) struct SessionState {
     pub(crate) fork: Option<super::fork_state::ForkOrigin>,
     /// Forks taken from this session, with the base they were taken on.
     pub(crate) issued_forks: super::fork_state::IssuedForks,
+    /// When the changes not yet committed started (the session opened, or its last commit
+    /// landed): no chunk object they name, its forks' included, is older.
+    pub(crate) changes_since: std::time::Instant,
 }
 
 impl Repository {
@@ -102,6 +105,7 @@ impl Repository {
                     abandoned_outcomes: Vec::new(),
                     fork: None,
                     issued_forks: Default::default(),
+                    changes_since: std::time::Instant::now(),
                 }),
                 write_gate: tokio::sync::RwLock::new(()),
                 uploads: super::uploads::Uploads::new(self.settings().io_concurrency),

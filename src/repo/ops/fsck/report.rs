@@ -229,6 +229,9 @@ pub struct FsckReport {
     /// base plus those of each distinct inline delta (a shard carried over unchanged by later
     /// snapshots is counted once).
     pub chunk_refs: u64,
+    /// Snapshots the history of others names that garbage collection deleted (expired or
+    /// unreferenced history; not problems).
+    pub expired_snapshots: u64,
     /// Bytes whose digest was recomputed: every snapshot, manifest and transaction log object
     /// read, plus every chunk object when chunk digests are verified.
     pub bytes_verified: u64,
