@@ -93,11 +93,25 @@ async fn expired_history_is_collected_and_reads_as_expired() {
         .committed_at;
     repo.create_tag("keep", commits[2].0).await.unwrap();
 
+    // A dry run records nothing and says what GC would then free.
+    let dry = repo
+        .expire(&ExpireOptions {
+            dry_run: true,
+            ..ExpireOptions::older_than(ExpireBefore::Time(horizon))
+        })
+        .await
+        .unwrap();
+    assert!(dry.record.is_none());
+    let would_free = dry.would_free.unwrap();
     let report = repo
         .expire(&ExpireOptions::older_than(ExpireBefore::Time(horizon)))
         .await
         .unwrap();
     assert_eq!(report.record, Some(0));
+    let edges = |r: &floe::ExpireReport| -> Vec<(SnapshotId, SnapshotId)> {
+        r.new_cuts.iter().map(|c| (c.child, c.parent)).collect()
+    };
+    assert_eq!(edges(&report), edges(&dry));
     let main = &report.branches[0];
     assert_eq!(main.oldest_kept, commits[8].0);
     assert_eq!((main.kept, main.newly_expired), (4, 8));
@@ -146,6 +160,13 @@ async fn expired_history_is_collected_and_reads_as_expired() {
     let first = repo.gc(&gc_options()).await.unwrap();
     assert_eq!(first.run, Some(0));
     assert!(first.deleted.is_empty(), "the first run only condemns");
+    assert_eq!(
+        would_free,
+        (
+            first.condemned.len() as u64,
+            floe::GcReport::bytes(&first.condemned)
+        )
+    );
     let condemned_snapshots: Vec<SnapshotId> = first
         .condemned
         .iter()

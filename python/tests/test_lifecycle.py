@@ -43,6 +43,10 @@ def test_daily_appends_expired_and_collected(repo: floe.Repository, tmp_path: Pa
     condemned = {o["id"] for o in first["condemned"]["objects"] if o["kind"] == "snapshot"}
     assert condemned == set(snapshots[1:3])
     time.sleep(1.1)
+    assert dry["would_free"] == {
+        "objects": first["condemned"]["count"],
+        "bytes": first["condemned"]["bytes"],
+    }
     second = repo.gc(grace=timedelta(seconds=1))
     assert second["deleted"]["count"] == first["condemned"]["count"]
     assert second["deleted"]["bytes"] > 0

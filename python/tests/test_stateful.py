@@ -1,5 +1,5 @@
 """zarr-python's stateful conformance test (`zarr.testing.stateful.ZarrHierarchyStateMachine`)
-on FloeStore, unmodified: hypothesis drives zarr's public API (add groups and arrays, write with
+on FloeStore, unmodified except for one refusal (see `FloeHierarchyStateMachine`): hypothesis drives zarr's public API (add groups and arrays, write with
 basic and orthogonal indexing, resize, delete chunks, arrays, groups and directories, clear,
 list) against floe and a MemoryStore model, and checks they agree after every step.
 
@@ -11,10 +11,26 @@ from __future__ import annotations
 import os
 
 import hypothesis
-from hypothesis.stateful import run_state_machine_as_test
+from hypothesis.stateful import rule, run_state_machine_as_test
 from zarr.testing.stateful import ZarrHierarchyStateMachine
 
 import floe
+
+
+class FloeHierarchyStateMachine(ZarrHierarchyStateMachine):
+    """zarr's machine, except that an example whose generated attributes hold a lone UTF-16
+    surrogate (not a Unicode character; recent zarr strategies draw them) is discarded: floe
+    refuses such metadata with `InvalidMetadataError` naming the escape, as serde-based Zarr
+    implementations do, where zarr's MemoryStore model keeps the bytes."""
+
+    # The same rule arguments as zarr's version of the rule (they differ between versions).
+    @rule(**ZarrHierarchyStateMachine.add_array.hypothesis_stateful_rule.arguments)
+    def add_array(self, **arguments) -> None:
+        try:
+            super().add_array(**arguments)
+        except floe.InvalidMetadataError as error:
+            hypothesis.assume("lone UTF-16 surrogate" not in str(error))
+            raise
 
 EXAMPLES = int(os.environ.get("FLOE_STATEFUL_EXAMPLES", "40"))
 
@@ -25,7 +41,7 @@ def test_zarr_hierarchy_state_machine(tmp_path) -> None:
     def machine() -> ZarrHierarchyStateMachine:
         # A fresh repository per example, so examples never see each other's state.
         repo = floe.Repository.init(str(tmp_path / f"repo{next(counter)}"))
-        return ZarrHierarchyStateMachine(repo.writable_session().store)
+        return FloeHierarchyStateMachine(repo.writable_session().store)
 
     run_state_machine_as_test(
         machine,

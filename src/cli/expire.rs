@@ -18,6 +18,7 @@ from the store's clock.
 
 JSON output (--json), one document:
   {\"store_time\": \"<RFC 3339>\", \"dry_run\": bool, \"record\": <seq> or null,
+   \"would_free\": {\"objects\": n, \"bytes\": n} (dry runs: what `floe gc` would then free) or null,
    \"branches\": [{\"branch\": \"main\", \"tip\": \"<id>\", \"older_than\": \"<RFC 3339>\",
                  \"oldest_kept\": \"<id>\", \"kept\": n, \"newly_expired\": n}, ...],
    \"tags_cut\": [\"<tag>\", ...],
@@ -82,6 +83,13 @@ pub async fn run(location: &RepoLocation, args: ExpireArgs, out: &mut dyn Write)
     )?;
     for tag in &report.tags_cut {
         writeln!(out, "tag {tag}: kept without its history")?;
+    }
+    if let Some((objects, freed)) = report.would_free {
+        writeln!(
+            out,
+            "garbage collection would then free {objects} objects ({}) after its grace period",
+            super::common::bytes(freed)
+        )?;
     }
     let verdict = match (args.dry_run, report.record) {
         (true, _) => "dry run: nothing recorded".to_string(),

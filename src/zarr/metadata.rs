@@ -156,8 +156,16 @@ pub enum NodeMetadata {
 impl NodeMetadata {
     /// Parses and validates a `zarr.json` document for the node at `path`.
     pub fn parse(path: &NodePath, json: &[u8]) -> Result<Self> {
-        let value: Value = serde_json::from_slice(json)
-            .map_err(|e| Error::invalid_metadata(path.as_str(), format!("not JSON: {e}")))?;
+        let value: Value = serde_json::from_slice(json).map_err(|e| {
+            let reason = match lone_surrogate(json) {
+                Some(escape) => format!(
+                    "a string holds the lone UTF-16 surrogate escape `{escape}`, which is not a \
+                     Unicode character (RFC 8259 §8.2); floe keeps metadata as Unicode text"
+                ),
+                None => format!("not JSON: {e}"),
+            };
+            Error::invalid_metadata(path.as_str(), reason)
+        })?;
         Self::from_value(path, value)
     }
 
@@ -307,6 +315,41 @@ fn geometry(document: &Map<String, Value>) -> std::result::Result<ArrayGeometry,
     })
 }
 
+/// The first `\uXXXX` escape of a UTF-16 surrogate in `json` that is not half of a pair
+/// (a high surrogate followed by a low one), if any.
+fn lone_surrogate(json: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(json).ok()?;
+    let unit = |at: usize| -> Option<u16> {
+        let escape = text.get(at..at + 6)?;
+        let hex = escape.strip_prefix("\\u")?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let mut at = 0;
+    while let Some(found) = text[at..].find("\\u") {
+        let start = at + found;
+        // An escaped backslash (`\\u`) is not an escape.
+        let backslashes = text[..start]
+            .bytes()
+            .rev()
+            .take_while(|b| *b == b'\\')
+            .count();
+        at = start + 2;
+        if backslashes % 2 == 1 {
+            continue;
+        }
+        let Some(code) = unit(start) else { continue };
+        match code {
+            0xD800..=0xDBFF => match unit(start + 6) {
+                Some(0xDC00..=0xDFFF) => at = start + 12,
+                _ => return text.get(start..start + 6).map(str::to_string),
+            },
+            0xDC00..=0xDFFF => return text.get(start..start + 6).map(str::to_string),
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -338,6 +381,28 @@ pub(crate) mod tests {
         let group = NodeMetadata::parse(&p, br#"{"zarr_format":3,"node_type":"group"}"#).unwrap();
         assert_eq!(group.kind_name(), "group");
         assert!(group.attributes().is_empty());
+    }
+
+    #[test]
+    fn lone_surrogates_are_refused_by_name_and_pairs_kept() {
+        let p = NodePath::new("a").unwrap();
+        let doc = |key: &str| {
+            format!(r#"{{"zarr_format":3,"node_type":"group","attributes":{{"{key}":1}}}}"#)
+        };
+        for lone in [r"\ud800", r"x\uDC00y", r"\ud800\u0041"] {
+            match NodeMetadata::parse(&p, doc(lone).as_bytes()) {
+                Err(Error::InvalidMetadata { reason, .. }) => {
+                    assert!(reason.contains("lone UTF-16 surrogate"), "{lone}: {reason}")
+                }
+                other => panic!("{lone}: {other:?}"),
+            }
+        }
+        let pair = NodeMetadata::parse(&p, doc(r"\ud83d\ude00").as_bytes()).unwrap();
+        assert!(pair.attributes().contains_key("\u{1F600}"));
+        // An escaped backslash followed by `ud800` is plain text.
+        let text = NodeMetadata::parse(&p, doc(r"\\ud800").as_bytes()).unwrap();
+        assert!(text.attributes().contains_key("\\ud800"));
+        assert_eq!(lone_surrogate(br#"{"a":"\\ud800"}"#), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::format::lifecycle::{ExpiryCut, ExpiryRecord};
 use crate::format::snapshot::micros_to_time;
 use crate::id::SnapshotId;
 use crate::repo::history::lifecycle_records::{Appended, EXPIRY};
+use crate::repo::ops::gc::GcReport;
 use crate::repo::read::repository::Repository;
 use crate::storage::clock::store_now_us;
 
@@ -54,7 +55,7 @@ pub struct ExpireOptions {
     pub keep_last: u64,
     /// Thresholds for particular branches.
     pub per_branch: BTreeMap<String, ExpireBefore>,
-    /// Report what would be expired without recording anything.
+    /// Report what would be expired, and what GC would then free, without recording anything.
     pub dry_run: bool,
 }
 
@@ -100,6 +101,9 @@ pub struct ExpireReport {
     pub new_cuts: Vec<ExpiryCut>,
     /// The expiry record written (`None` for a dry run or when nothing changed).
     pub record: Option<u64>,
+    /// (Dry runs) what garbage collection would free after this expiry, once its grace period
+    /// is over: objects and bytes that only expired or unreferenced history holds.
+    pub would_free: Option<(u64, u64)>,
 }
 
 /// The newest commit a branch keeps below its tip.
@@ -145,9 +149,6 @@ impl Repository {
         for attempt in 1..=APPEND_ATTEMPTS {
             let (seq, horizon) = self.expiry_with_seq().await?;
             let report = self.plan_expiry(options, now_us, &horizon).await?;
-            if options.dry_run || report.new_cuts.is_empty() {
-                return Ok(report);
-            }
             let mut cuts: BTreeMap<SnapshotId, ExpiryCut> =
                 horizon.cuts.iter().map(|c| (c.child, c.clone())).collect();
             for cut in &report.new_cuts {
@@ -159,6 +160,19 @@ impl Repository {
                 written_at_us: now_us,
                 cuts: cuts.into_values().collect(),
             };
+            if options.dry_run {
+                let preview = self.gc_preview(record).await?;
+                let freed = [&preview.condemned, &preview.waiting, &preview.deleted];
+                let objects = freed.iter().map(|list| list.len() as u64).sum();
+                let bytes = freed.iter().map(|list| GcReport::bytes(list)).sum();
+                return Ok(ExpireReport {
+                    would_free: Some((objects, bytes)),
+                    ..report
+                });
+            }
+            if report.new_cuts.is_empty() {
+                return Ok(report);
+            }
             match EXPIRY
                 .append(self.storage().as_ref(), next, &record)
                 .await?
@@ -261,6 +275,7 @@ impl Repository {
             tags_cut,
             new_cuts,
             record: None,
+            would_free: None,
         })
     }
 

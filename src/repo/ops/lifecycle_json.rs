@@ -79,6 +79,9 @@ impl ExpireReport {
             "store_time": time(self.store_time),
             "dry_run": dry_run,
             "record": self.record,
+            "would_free": self.would_free.map(|(objects, bytes)| json!({
+                "objects": objects, "bytes": bytes,
+            })),
             "branches": self.branches.iter().map(|b| json!({
                 "branch": b.branch, "tip": b.tip.to_string(), "older_than": time(b.older_than),
                 "oldest_kept": b.oldest_kept.to_string(), "kept": b.kept,

@@ -20,7 +20,7 @@ use futures::stream::{self, StreamExt};
 pub use full::SparsePack;
 
 use crate::error::{Error, Result};
-use crate::format::lifecycle::{GcEntry, GcObject, GcReason, GcRecord};
+use crate::format::lifecycle::{ExpiryRecord, GcEntry, GcObject, GcReason, GcRecord};
 use crate::format::snapshot::micros_to_time;
 use crate::id::SnapshotId;
 use crate::repo::history::gc_guard::UPLOAD_AGE_NEEDING_CHECK;
@@ -129,7 +129,7 @@ impl Repository {
             }
         })?;
         for _ in 0..RUN_ATTEMPTS {
-            if let Some(report) = self.gc_attempt(options, grace_us).await? {
+            if let Some(report) = self.gc_attempt(options, grace_us, None).await? {
                 return Ok(report);
             }
         }
@@ -141,13 +141,39 @@ impl Repository {
         })
     }
 
-    /// One attempt; `None` when another run took the record slot first.
-    async fn gc_attempt(&self, options: &GcOptions, grace_us: i64) -> Result<Option<GcReport>> {
+    /// What a GC run would leave unreachable if the expiry horizon were `horizon`: a dry run
+    /// (nothing written or deleted); its condemned, waiting and deleted entries together are
+    /// everything GC would free once their grace period is over.
+    pub(crate) async fn gc_preview(&self, horizon: ExpiryRecord) -> Result<GcReport> {
+        let options = GcOptions {
+            dry_run: true,
+            ..GcOptions::default()
+        };
+        let grace_us = i64::try_from(options.grace.as_micros()).unwrap_or(i64::MAX);
+        self.gc_attempt(&options, grace_us, Some(horizon))
+            .await?
+            .ok_or_else(|| Error::InvalidLifecycleOption {
+                option: "gc preview".into(),
+                reason: "a dry run never loses the record slot".into(),
+            })
+    }
+
+    /// One attempt; `None` when another run took the record slot first. `horizon` replaces
+    /// the recorded expiry horizon (for previews).
+    async fn gc_attempt(
+        &self,
+        options: &GcOptions,
+        grace_us: i64,
+        horizon: Option<ExpiryRecord>,
+    ) -> Result<Option<GcReport>> {
         let now_us = store_now_us(self.storage().as_ref()).await?;
         let previous = self.newest_gc_record().await?;
         let next_seq = previous.as_ref().map_or(0, |(s, _)| s + 1);
         let previous = previous.map(|(_, r)| r);
-        let horizon = self.expiry_horizon().await?;
+        let horizon = match horizon {
+            Some(horizon) => horizon,
+            None => self.expiry_horizon().await?,
+        };
         let refs = self.gc_refs().await?;
         let graph = self.gc_graph(&refs, &horizon, previous.as_ref()).await?;
         let cut_parents: HashSet<SnapshotId> = graph
