@@ -61,6 +61,10 @@ async fn history(repo: &Repository, n: u8) -> Vec<(SnapshotId, Model)> {
     out
 }
 
+async fn committed_at(repo: &Repository, id: SnapshotId) -> chrono::DateTime<Utc> {
+    repo.snapshot_entry(id).await.unwrap().committed_at
+}
+
 async fn reads_back(repo: &Repository, id: SnapshotId, model: &Model) {
     let s = repo.session_at_snapshot(id).await.unwrap();
     for coord in 0..25u64 {
@@ -81,16 +85,8 @@ fn files_under(dir: &Path, sub: &str) -> usize {
 async fn expired_history_is_collected_and_reads_as_expired() {
     let (dir, repo) = tempdir_repo(settings()).await;
     let commits = history(&repo, 12).await;
-    let horizon = repo
-        .snapshot_entry(commits[8].0)
-        .await
-        .unwrap()
-        .committed_at;
-    let before_horizon = repo
-        .snapshot_entry(commits[4].0)
-        .await
-        .unwrap()
-        .committed_at;
+    let horizon = committed_at(&repo, commits[8].0).await;
+    let before_horizon = committed_at(&repo, commits[4].0).await;
     repo.create_tag("keep", commits[2].0).await.unwrap();
 
     // A dry run records nothing and says what GC would then free.
@@ -412,16 +408,8 @@ async fn a_short_grace_is_refused_and_keep_last_must_keep_the_tip() {
 async fn floe_serve_answers_410_gone_for_expired_versions() {
     let (_dir, repo) = tempdir_repo(settings()).await;
     let commits = history(&repo, 6).await;
-    let horizon = repo
-        .snapshot_entry(commits[4].0)
-        .await
-        .unwrap()
-        .committed_at;
-    let before = repo
-        .snapshot_entry(commits[1].0)
-        .await
-        .unwrap()
-        .committed_at;
+    let horizon = committed_at(&repo, commits[4].0).await;
+    let before = committed_at(&repo, commits[1].0).await;
     repo.expire(&ExpireOptions::older_than(ExpireBefore::Time(horizon)))
         .await
         .unwrap();
