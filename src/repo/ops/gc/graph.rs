@@ -96,7 +96,7 @@ impl Repository {
     }
 
     /// Loads snapshots together; a missing one comes back as `None`.
-    async fn gc_load_many(
+    pub(super) async fn gc_load_many(
         &self,
         ids: &[SnapshotId],
     ) -> Result<Vec<(SnapshotId, Option<Arc<LoadedSnapshot>>)>> {

@@ -106,23 +106,28 @@ impl Repository {
         Ok(())
     }
 
+    /// The snapshots `ids` names: those this run read already, the others fetched together
+    /// (a missing one, deleted by an earlier run that stopped before its record said so, is
+    /// left out).
     async fn gc_snapshots(
         &self,
         graph: &Graph,
         ids: impl IntoIterator<Item = SnapshotId>,
     ) -> Result<Vec<Arc<LoadedSnapshot>>> {
         let mut out = Vec::new();
+        let mut missing = Vec::new();
         for id in ids {
             match graph.loaded.get(&id) {
                 Some(loaded) => out.push(loaded.clone()),
-                None => match self.load_snapshot(&id).await {
-                    Ok(loaded) => out.push(loaded),
-                    // Deleted by an earlier run that crashed before its record said so.
-                    Err(Error::SnapshotNotFound { .. }) => {}
-                    Err(e) => return Err(e),
-                },
+                None => missing.push(id),
             }
         }
+        out.extend(
+            self.gc_load_many(&missing)
+                .await?
+                .into_iter()
+                .filter_map(|(_, loaded)| loaded),
+        );
         Ok(out)
     }
 
@@ -279,6 +284,19 @@ impl Repository {
             .copied()
             .collect();
         let entered = self.gc_snapshots(graph, entered).await?;
+        // Their parents that were retained last run, fetched together.
+        let parents: HashMap<SnapshotId, Arc<LoadedSnapshot>> = self
+            .gc_snapshots(
+                graph,
+                entered
+                    .iter()
+                    .filter_map(|e| e.snapshot.parent)
+                    .filter(|p| previously_retained.contains(p)),
+            )
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
         let mut out = HashSet::new();
         let mut bases = Vec::new();
         let mut changed_shards: Vec<ShardRef> = Vec::new();
@@ -287,12 +305,7 @@ impl Repository {
             if let TxLogRef::Object(txlog) = &e.snapshot.txlog {
                 out.insert(GcObject::TxLog(*txlog));
             }
-            let parent = match e.snapshot.parent {
-                Some(p) if previously_retained.contains(&p) => {
-                    self.gc_snapshots(graph, [p]).await?.into_iter().next()
-                }
-                _ => None,
-            };
+            let parent = e.snapshot.parent.and_then(|p| parents.get(&p));
             let parent_arrays = parent.as_ref().map(|p| arrays_of(&p.snapshot));
             for (path, array) in arrays_of(&e.snapshot) {
                 let before = parent_arrays.as_ref().and_then(|a| a.get(path));
