@@ -141,6 +141,10 @@ pub enum Error {
     /// An expiry or GC option is invalid.
     #[error("invalid {option}: {reason}")]
     InvalidLifecycleOption { option: String, reason: String },
+    /// A merge, squash or amend that cannot be done as asked (a range that is not on the
+    /// branch, the first snapshot amended, versions that share no stored history).
+    #[error("cannot {operation}: {reason}")]
+    InvalidHistoryEdit { operation: String, reason: String },
 
     // ---- sessions and the Zarr view ---------------------------------------------------------
     /// A write was attempted through a read-only session.

@@ -24,9 +24,10 @@ pub use id::{ChunkObjectId, ManifestId, SnapshotId, TxLogId};
 pub use repo::{
     ArrayStats, BranchExpiry, BranchInfo, BranchMove, ChangeStream, ChunkChanges, ChunkCoords,
     ChunkDiff, DiffOptions, ExpireBefore, ExpireOptions, ExpireReport, ForkMergeSummary,
-    FsckOptions, FsckProblem, FsckReport, GcOptions, GcReport, LogEntry, MetadataDiff, NodeChange,
-    NodeDiff, NodeInfo, NodeType, ReflogEntry, Repository, RepositoryInfo, RepositorySettings,
-    Session, SessionStatus, ShardCounts, SparsePack, TagInfo, VersionDiff, VersionSpec,
+    FsckOptions, FsckProblem, FsckReport, GcOptions, GcReport, LogEntry, MergeCounts, MergeOptions,
+    MergeReport, MergeStrategy, MetadataDiff, NodeChange, NodeDiff, NodeInfo, NodeType,
+    ReflogEntry, Repository, RepositoryInfo, RepositorySettings, Session, SessionStatus,
+    ShardCounts, SparsePack, SquashOptions, SquashReport, TagInfo, VersionDiff, VersionSpec,
     DEFAULT_BRANCH, REPOSITORY_FORMAT,
 };
 pub use storage::with_inline_io;

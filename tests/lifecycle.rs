@@ -232,6 +232,21 @@ async fn expired_history_is_collected_and_reads_as_expired() {
     )
     .text();
     assert!(text.contains("nothing new to expire"), "{text}");
+    // du's bytes only old versions hold are what an expiry's dry run says GC would free.
+    let dry = fresh
+        .expire(&ExpireOptions {
+            dry_run: true,
+            ..ExpireOptions::older_than(ExpireBefore::Age(Duration::ZERO))
+        })
+        .await
+        .unwrap();
+    let (objects, bytes) = dry.would_free.unwrap();
+    assert!(objects > 0 && bytes > 0);
+    let doc = ok(dir.path(), &["du", "--old-versions", "0s", "--json"]).json();
+    assert_eq!(doc["old_versions"]["objects"], objects);
+    assert_eq!(doc["old_versions"]["bytes"], bytes);
+    let text = ok(dir.path(), &["du", "--old-versions", "1h"]).text();
+    assert!(text.contains("only older history holds"), "{text}");
 }
 
 #[tokio::test]

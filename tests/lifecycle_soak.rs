@@ -1,6 +1,7 @@
-//! The lifecycle soak on a local directory (spec/algorithms.md §14): 8 writers, 2 ref movers,
-//! expiry and GC with a 2 s grace period, concurrently, 500 rounds; after every round every
-//! retained version reads back against the model and fsck is clean.
+//! The lifecycle soak on a local directory (spec/algorithms.md §14-16): 8 writers, 2 ref movers
+//! (one of them also merging into side branches and `main`, squashing and amending), expiry
+//! and GC with a 2 s grace period, concurrently, 500 rounds; after every round every retained
+//! version reads back against the model and fsck is clean.
 //!
 //! The longer variant (5,000 rounds) is ignored; run it with
 //! `cargo test --release --all-features --test lifecycle_soak -- --ignored`.
@@ -22,6 +23,10 @@ async fn local_soak(rounds: u64, seed: u64) {
         "GC never deleted anything: {summary:?}"
     );
     assert!(summary.versions_checked > rounds, "{summary:?}");
+    assert!(
+        summary.merges > 0 && summary.rewrites > 0,
+        "no merge, squash or amend landed: {summary:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,6 +1,7 @@
 //! Lifecycle figures (issue 11) on W6's and W1's repositories: expire + GC time, requests and
 //! bytes freed; an incremental run after 10 more commits; a full run; diff of neighbouring
-//! commits and of the first and last kept ones. Builds the repositories with W6 and W1 first
+//! commits and of the first and last kept ones; merging a one-chunk fix made on a branch
+//! before those 10 commits, and squashing the 10 commits. Builds the repositories with W6 and W1 first
 //! (under `--dir`), then works on fresh handles whose storage counts requests.
 
 use std::path::Path;
@@ -8,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use floe::{
-    DiffOptions, ExpireBefore, ExpireOptions, GcOptions, GcReport, MeteredStorage, Repository,
-    RepositorySettings, SnapshotId, VersionSpec,
+    DiffOptions, ExpireBefore, ExpireOptions, GcOptions, GcReport, MergeOptions, MeteredStorage,
+    Repository, RepositorySettings, SnapshotId, VersionSpec,
 };
 
 use super::report::{dir_usage, ms_since, Report, Res};
@@ -128,6 +129,8 @@ fn measure(
     report.extra("repo_objects_before", objects_before.into());
     report.extra("repo_objects_after", objects_after.into());
 
+    let tip_before = ctx.rt.block_on(repo.branch_tip(floe::DEFAULT_BRANCH))?;
+    ctx.rt.block_on(repo.create_branch("fix", tip_before))?;
     more()?;
     let (repo, meter) = metered(ctx, location)?;
     let start = Instant::now();
@@ -180,11 +183,80 @@ fn measure(
         meter.take().requests().into(),
     );
     report.extra("kept_commits", log.len().into());
+    fix_one_chunk(ctx, &repo)?;
+    merge_figures(ctx, &mut report, location)?;
     report.note(format!(
         "expire keeps the newest {KEEP_LAST} commits; GC grace 1 s (the second run deletes what the first condemned); \
          Icechunk's GC lists every object of the repository on every run"
     ));
     Ok(report)
+}
+
+/// Commits on branch `fix` a new copy of the first chunk of the first array with chunks.
+fn fix_one_chunk(ctx: &Ctx, repo: &Repository) -> Res<()> {
+    let session = ctx.rt.block_on(repo.writable_session("fix"))?;
+    for node in session.list_nodes()? {
+        if node.metadata.geometry().is_none() {
+            continue;
+        }
+        let chunks = ctx.rt.block_on(session.list_chunks(&node.path))?;
+        let Some(coord) = chunks.first() else {
+            continue;
+        };
+        let bytes = ctx
+            .rt
+            .block_on(session.get_chunk(&node.path, coord))?
+            .ok_or("a listed chunk is missing")?;
+        ctx.rt
+            .block_on(session.set_chunk(&node.path, coord, bytes))?;
+        ctx.rt.block_on(session.commit("fix one chunk", None))?;
+        return Ok(());
+    }
+    Err("no array with chunks to fix".into())
+}
+
+/// Merges `fix` (one chunk changed, forked 10 commits ago) into `main`, then squashes the 10
+/// commits made since the fork (the merge commit is replayed on top).
+fn merge_figures(ctx: &Ctx, report: &mut Report, location: &str) -> Res<()> {
+    let (repo, meter) = metered(ctx, location)?;
+    let fix = ctx.rt.block_on(repo.branch_tip("fix"))?;
+    let start = Instant::now();
+    let merged =
+        ctx.rt
+            .block_on(repo.merge(fix, floe::DEFAULT_BRANCH, &MergeOptions::default()))?;
+    report.figure("merge_ms", ms_since(start), None, "ms");
+    report.extra("merge_requests", meter.take().requests().into());
+    report.extra("merge_shards_reused", merged.counts.shards_reused.into());
+    report.extra("merge_shards_merged", merged.counts.shards_merged.into());
+    println!(
+        "  merge of a one-chunk fix made 10 commits ago: {:.1} ms, {} shards reused, {} merged",
+        ms_since(start),
+        merged.counts.shards_reused,
+        merged.counts.shards_merged
+    );
+    let (repo, meter) = metered(ctx, location)?;
+    let (_, log) = ctx
+        .rt
+        .block_on(repo.log(&VersionSpec::Branch(floe::DEFAULT_BRANCH.into()), 12))?;
+    meter.take();
+    if log.len() < 12 {
+        return Ok(());
+    }
+    let start = Instant::now();
+    let squashed = ctx.rt.block_on(repo.squash(
+        floe::DEFAULT_BRANCH,
+        log[10].id,
+        log[1].id,
+        &Default::default(),
+    ))?;
+    report.figure("squash_10_ms", ms_since(start), None, "ms");
+    report.extra("squash_10_requests", meter.take().requests().into());
+    println!(
+        "  squash of 10 commits ({} replayed): {:.1} ms",
+        squashed.replayed.len(),
+        ms_since(start)
+    );
+    Ok(())
 }
 
 /// Runs W6 and W1, then the lifecycle figures on both repositories.

@@ -249,6 +249,42 @@ class Repository:
 
     # ---- lifecycle ----------------------------------------------------------------------
 
+    def merge(
+        self,
+        source: str,
+        into: str = "main",
+        *,
+        strategy: str = "fail",
+        message: str | None = None,
+        expect: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Merges the version `source` (a branch, tag, snapshot id or `branch@time`) into
+        branch `into`, three-way from their nearest common ancestor, as one merge commit.
+        Chunks both sides changed differently raise `ConflictError` (naming the array and the
+        chunks) unless `strategy` is `"ours"` (keep `into`'s) or `"theirs"` (take `source`'s).
+        With `expect`, publishes only while `into` points there. Returns the document
+        `floe merge --json` prints (`snapshot` is None when already up to date)."""
+        return json.loads(
+            self._native.merge(source, into, strategy, message, expect, dry_run)
+        )
+
+    def squash(
+        self,
+        first: str,
+        last: str,
+        *,
+        branch: str = "main",
+        message: str | None = None,
+        expect: str | None = None,
+    ) -> dict[str, Any]:
+        """Replaces the commits `first` to `last` (both included) of `branch` by one commit
+        with `last`'s content on `first`'s parent, replaying later commits on top; publishes
+        only if the branch has not moved (`ConflictError` otherwise). Returns the document
+        `floe squash --json` prints."""
+        return json.loads(self._native.squash(branch, first, last, message, expect))
+
+
     def expire(
         self,
         older_than: timedelta | datetime,

@@ -93,6 +93,16 @@ class Session:
         `ConflictError` says what conflicts."""
         return self._native.commit(message, _metadata_json(metadata))
 
+    def amend(
+        self, message: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> str:
+        """Replaces the branch tip this session is based on by a commit on the same parent
+        holding the tip's content plus this session's changes (none is fine: a new message);
+        `message` and `metadata` default to the tip's. Publishes only if the branch still
+        points at that tip (`ConflictError` otherwise, the changes kept). Returns the new
+        snapshot id."""
+        return self._native.amend(message, _metadata_json(metadata))
+
     async def commit_async(self, message: str, metadata: Mapping[str, Any] | None = None) -> str:
         return await self._native.commit_async(message, _metadata_json(metadata))
 

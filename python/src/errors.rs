@@ -61,6 +61,7 @@ fn class_of(error: &floe::Error) -> &'static str {
         | E::InvalidRefName { .. }
         | E::AmbiguousSnapshotPrefix { .. }
         | E::InvalidLifecycleOption { .. }
+        | E::InvalidHistoryEdit { .. }
         | E::InvalidLocation { .. } => "InvalidArgumentError",
         E::KerchunkImport { .. } => "ImportRefusedError",
         E::VirtualSourceNotAuthorized { .. }

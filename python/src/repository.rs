@@ -271,6 +271,86 @@ impl PyRepository {
         Ok(crate::diff_json::diff_document(&diff).to_string())
     }
 
+    /// Merges version `source` (any version name) into branch `into`; `strategy` is `fail`,
+    /// `ours` or `theirs`. Returns the report as the JSON text `floe merge --json` prints.
+    #[pyo3(signature = (source, into, strategy="fail", message=None, expect=None, dry_run=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn merge(
+        &self,
+        py: Python<'_>,
+        source: &str,
+        into: &str,
+        strategy: &str,
+        message: Option<String>,
+        expect: Option<&str>,
+        dry_run: bool,
+    ) -> PyResult<String> {
+        let strategy = match strategy {
+            "fail" => floe::MergeStrategy::Fail,
+            "ours" => floe::MergeStrategy::Ours,
+            "theirs" => floe::MergeStrategy::Theirs,
+            other => {
+                return Err(invalid_argument(format!(
+                    "unknown merge strategy `{other}` (fail, ours or theirs)"
+                )))
+            }
+        };
+        let source = version_spec("name", source)?;
+        let expect = expect.map(|e| version_spec("name", e)).transpose()?;
+        let report = block_on(py, async {
+            let source = self.repo.resolve(&source).await?;
+            let expect = match &expect {
+                Some(spec) => Some(self.repo.resolve(spec).await?),
+                None => None,
+            };
+            let options = floe::MergeOptions {
+                strategy,
+                message,
+                metadata: None,
+                expect,
+                dry_run,
+            };
+            self.repo.merge(source, into, &options).await
+        })?
+        .py()?;
+        Ok(report.to_json().to_string())
+    }
+
+    /// Squashes the commits `first..=last` of `branch` into one; returns the report as the
+    /// JSON text `floe squash --json` prints.
+    #[pyo3(signature = (branch, first, last, message=None, expect=None))]
+    fn squash(
+        &self,
+        py: Python<'_>,
+        branch: &str,
+        first: &str,
+        last: &str,
+        message: Option<String>,
+        expect: Option<&str>,
+    ) -> PyResult<String> {
+        let specs = [first, last]
+            .iter()
+            .map(|v| version_spec("name", v))
+            .collect::<PyResult<Vec<_>>>()?;
+        let expect = expect.map(|e| version_spec("name", e)).transpose()?;
+        let report = block_on(py, async {
+            let (first, last) =
+                futures::try_join!(self.repo.resolve(&specs[0]), self.repo.resolve(&specs[1]))?;
+            let expect = match &expect {
+                Some(spec) => Some(self.repo.resolve(spec).await?),
+                None => None,
+            };
+            let options = floe::SquashOptions {
+                message,
+                metadata: None,
+                expect,
+            };
+            self.repo.squash(branch, first, last, &options).await
+        })?
+        .py()?;
+        Ok(report.to_json().to_string())
+    }
+
     /// Expires old history; `older_than` and the values of `branches` are an age in whole
     /// seconds (`"<n>s"`) or an RFC 3339 time. Returns the report as JSON text.
     fn expire(

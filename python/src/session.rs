@@ -121,6 +121,20 @@ impl PySession {
         Ok(id.to_string())
     }
 
+    /// Replaces the branch tip this session is based on by a commit holding its content plus
+    /// this session's changes; `None` keeps the tip's message or metadata.
+    #[pyo3(signature = (message=None, metadata_json=None))]
+    fn amend(
+        &self,
+        py: Python<'_>,
+        message: Option<String>,
+        metadata_json: Option<String>,
+    ) -> PyResult<String> {
+        let metadata = metadata_map(metadata_json)?;
+        let id = block_on(py, self.session.amend(message.as_deref(), metadata))?.py()?;
+        Ok(id.to_string())
+    }
+
     /// Awaitable [`PySession::commit`].
     #[pyo3(signature = (message, metadata_json=None))]
     fn commit_async<'py>(

@@ -115,6 +115,7 @@ pub fn classify(error: &Error) -> Exit {
         | Error::InvalidRefName { .. }
         | Error::InvalidVersion { .. }
         | Error::InvalidLifecycleOption { .. }
+        | Error::InvalidHistoryEdit { .. }
         | Error::AmbiguousSnapshotPrefix { .. }
         | Error::InvalidPath { .. }
         | Error::InvalidKey { .. }

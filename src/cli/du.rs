@@ -2,9 +2,10 @@
 
 use std::io::Write;
 
-use floe::NodePath;
+use floe::{ExpireBefore, ExpireOptions, NodePath};
 use serde::Serialize;
 
+use super::age::parse_before;
 use super::common::{bytes, resolve, short, write_json, write_table, CliResult, RepoLocation};
 use super::info::logical_bytes;
 
@@ -16,10 +17,17 @@ JSON output (--json), one document:
                \"inline\": n, \"native\": n, \"virtual\": n,
                \"bytes_logical\": n or null (variable-size data type),
                \"bytes_stored\": n}, ...],
-   \"total\": {same fields without \"path\"; bytes_logical null if any array's is}}
+   \"total\": {same fields without \"path\"; bytes_logical null if any array's is},
+   \"old_versions\": {\"objects\": n, \"bytes\": n} (with --old-versions; else absent)}
 Arrays at or below PATH, in path order. bytes_stored counts virtual chunks by the length of
 their byte ranges (bytes outside the repository). Costs no manifest read: the counts are the
-statistics every snapshot keeps per manifest shard.";
+statistics every snapshot keeps per manifest shard.
+
+--old-versions AGE|TIME adds, for the whole repository (whatever PATH), the objects and bytes
+that only history older than that holds (with versions no branch or tag reaches any more):
+what `floe gc` would free after
+`floe expire --older-than AGE|TIME` (the default --keep-last 1). Nothing is recorded; this
+reads the repository's history and the manifests of the slots that history changed.";
 
 /// Arguments of `floe du`.
 #[derive(Debug, clap::Args)]
@@ -30,9 +38,19 @@ pub struct DuArgs {
     /// The group or array to sum up (`/`, the whole tree, by default).
     #[arg(value_name = "PATH", default_value = "/")]
     path: String,
+    /// Also report the bytes only history older than this holds (an age such as `30d`, or an
+    /// RFC 3339 time): what expiry then GC would free.
+    #[arg(long = "old-versions", value_name = "AGE|TIME", value_parser = parse_before)]
+    old_versions: Option<ExpireBefore>,
     /// Print one JSON document (see below) instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Serialize)]
+struct OldVersions {
+    objects: u64,
+    bytes: u64,
 }
 
 #[derive(Serialize, Default)]
@@ -57,6 +75,8 @@ struct DuReport {
     path: String,
     arrays: Vec<Usage>,
     total: Usage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old_versions: Option<OldVersions>,
 }
 
 /// Prints the usage.
@@ -100,6 +120,17 @@ pub async fn run(location: &RepoLocation, args: DuArgs, out: &mut dyn Write) -> 
             bytes_stored: stats.bytes_stored,
         });
     }
+    let old_versions = match args.old_versions {
+        Some(before) => {
+            let dry = ExpireOptions {
+                dry_run: true,
+                ..ExpireOptions::older_than(before)
+            };
+            let (objects, bytes) = repo.expire(&dry).await?.would_free.unwrap_or_default();
+            Some(OldVersions { objects, bytes })
+        }
+        None => None,
+    };
     if args.json {
         let report = DuReport {
             reference: args.at,
@@ -107,6 +138,7 @@ pub async fn run(location: &RepoLocation, args: DuArgs, out: &mut dyn Write) -> 
             path: root.to_string(),
             arrays,
             total,
+            old_versions,
         };
         return write_json(out, &report);
     }
@@ -133,5 +165,14 @@ pub async fn run(location: &RepoLocation, args: DuArgs, out: &mut dyn Write) -> 
             "ARRAY", "CHUNKS", "INLINE", "NATIVE", "VIRTUAL", "LOGICAL", "STORED",
         ],
         &rows,
-    )
+    )?;
+    if let Some(old) = old_versions {
+        writeln!(
+            out,
+            "only older history holds: {} in {} objects (what expiry then `floe gc` would free)",
+            bytes(old.bytes),
+            old.objects
+        )?;
+    }
+    Ok(())
 }

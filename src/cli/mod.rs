@@ -23,7 +23,9 @@ mod info;
 mod init;
 mod log;
 mod ls;
+mod merge;
 mod reflog;
+mod rewrite;
 mod serve;
 mod status;
 mod tag;
@@ -93,6 +95,14 @@ enum Command {
     /// Delete objects no retained version reaches (two phases, a grace period apart).
     #[command(long_about = gc::LONG_ABOUT, after_long_help = gc::JSON_HELP)]
     Gc(gc::GcArgs),
+    /// Merge a version into a branch (three-way, one merge commit).
+    #[command(long_about = merge::LONG_ABOUT, after_long_help = merge::JSON_HELP)]
+    Merge(merge::MergeArgs),
+    /// Replace a range of a branch's commits by one commit with the last one's content.
+    #[command(long_about = rewrite::SQUASH_ABOUT)]
+    Squash(rewrite::SquashArgs),
+    /// Give the branch's tip commit a new message (replaces the commit).
+    Amend(rewrite::AmendArgs),
     /// Create, list, delete and reset branches.
     #[command(subcommand)]
     Branch(branch::BranchCommand),
@@ -175,6 +185,9 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Reflog(args) => reflog::run(&location, args, &mut out).await,
         Command::Expire(args) => expire::run(&location, args, &mut out).await,
         Command::Gc(args) => gc::run(&location, args, &mut out).await,
+        Command::Merge(args) => merge::run(&location, args, &mut out).await,
+        Command::Squash(args) => rewrite::squash(&location, args, &mut out).await,
+        Command::Amend(args) => rewrite::amend(&location, args, &mut out).await,
         Command::Branch(command) => branch::run(&location, command, &mut out).await,
         Command::Tag(command) => tag::run(&location, command, &mut out).await,
         Command::Ls(args) => ls::run(&location, args, &mut out).await,

@@ -103,6 +103,27 @@ pub struct GraphNode {
     pub parent: Option<SnapshotId>,
     /// Its generation.
     pub generation: u64,
+    /// The snapshots besides the parent whose shards it may carry over (a merge's source, the
+    /// commit a rewrite replaced: [`crate::format::snapshot::Snapshot::content_sources`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SnapshotId>,
+}
+
+impl GraphNode {
+    /// The node of a snapshot as GC remembers it.
+    pub fn of(id: SnapshotId, snapshot: &crate::format::snapshot::Snapshot) -> GraphNode {
+        GraphNode {
+            id,
+            parent: snapshot.parent,
+            generation: snapshot.generation,
+            sources: snapshot.content_sources().collect(),
+        }
+    }
+
+    /// Every snapshot whose shards this one may carry over: its parent and its sources.
+    pub fn lineage(&self) -> impl Iterator<Item = SnapshotId> + '_ {
+        self.parent.iter().chain(&self.sources).copied()
+    }
 }
 
 /// One garbage-collection run. Key `gc/<seq>`.

@@ -43,9 +43,27 @@ pub struct Snapshot {
     /// fall back to walking `recent`, one snapshot after another).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pages: Vec<AncestorRef>,
+    /// A merge commit's source: the snapshot merged into the parent's branch (spec/objects.md
+    /// §3). It counts as an ancestor when the next merge looks for the nearest common
+    /// ancestor, so that merge starts from here. Its history is kept only while a branch or
+    /// tag reaches it: the merge commit carries everything it needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<SnapshotId>,
+    /// The commit this one replaced when history was rewritten (a squash's last commit, an
+    /// amended tip, a commit replayed onto a squash): its content is carried over. Not an
+    /// ancestor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewritten_from: Option<SnapshotId>,
 }
 
 impl Snapshot {
+    /// The snapshots besides the parent whose manifest shards and chunk objects this one may
+    /// carry over unchanged ([`Snapshot::merged`], [`Snapshot::rewritten_from`]): garbage
+    /// collection follows these edges as it follows parents (spec/algorithms.md §14).
+    pub fn content_sources(&self) -> impl Iterator<Item = SnapshotId> + '_ {
+        self.merged.iter().chain(&self.rewritten_from).copied()
+    }
+
     /// Commit time as a UTC timestamp.
     pub fn committed_at(&self) -> DateTime<Utc> {
         micros_to_time(self.committed_at_us)
@@ -218,6 +236,8 @@ mod tests {
                 committed_at_us: 1,
                 text: Some(("m".into(), "{}".into())),
             }],
+            merged: Some(SnapshotId::of_bytes(b"source")),
+            rewritten_from: None,
         }
     }
 

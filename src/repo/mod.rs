@@ -11,6 +11,9 @@ mod read;
 mod write;
 
 pub use commits::fork_merge::ForkMergeSummary;
+pub use commits::merge::{MergeOptions, MergeReport};
+pub use commits::merge_tree::{MergeCounts, MergeStrategy};
+pub use commits::squash::{SquashOptions, SquashReport};
 pub use history::queries::LogEntry;
 pub use history::reflog::{BranchMove, ReflogEntry};
 pub use history::refs::{BranchInfo, TagInfo};

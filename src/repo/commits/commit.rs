@@ -14,7 +14,7 @@ use crate::format::manifest::ChunkCoord;
 use crate::format::manifest::ChunkRef;
 use crate::format::now_us;
 use crate::format::path::NodePath;
-use crate::format::snapshot::{ArrayManifest, NodeKind, NodeRecord, Snapshot, TxLogRef};
+use crate::format::snapshot::{ArrayManifest, NodeKind, NodeRecord, Snapshot};
 use crate::format::txlog::{CoordList, NodeChange, TxLog};
 use crate::id::ChunkObjectId;
 use crate::id::SnapshotId;
@@ -229,7 +229,7 @@ impl Session {
     /// Hands pending packs to the uploads and returns the change set with every chunk location
     /// resolved (the commit waits for the uploads). Cheap: the arrays' frozen edit runs are
     /// shared, not copied.
-    async fn resolved_changes(&self) -> Result<ResolvedChanges> {
+    pub(crate) async fn resolved_changes(&self) -> Result<ResolvedChanges> {
         self.settle_packs().await?;
         let state = lock(&self.inner.state);
         Ok(ResolvedChanges {
@@ -267,6 +267,20 @@ pub(crate) async fn build_snapshot(
     message: &str,
     metadata_json: &str,
 ) -> Result<(SnapshotId, Snapshot)> {
+    let (snapshot, _) = assemble_snapshot(repo, parent, changes, message, metadata_json).await?;
+    let id = repo.write_snapshot(&snapshot).await?;
+    Ok((id, snapshot))
+}
+
+/// The snapshot that applies `changes` on top of `parent`, and its transaction log, not
+/// written yet (the manifest shards and a large transaction log are).
+pub(crate) async fn assemble_snapshot(
+    repo: &Repository,
+    parent: &LoadedSnapshot,
+    changes: &ResolvedChanges,
+    message: &str,
+    metadata_json: &str,
+) -> Result<(Snapshot, TxLog)> {
     let mut nodes: BTreeMap<NodePath, NodeRecord> = parent
         .snapshot
         .nodes
@@ -370,14 +384,8 @@ pub(crate) async fn build_snapshot(
         }
     }
     let history = child_history(parent.id, &parent.snapshot);
-    let txlog_size = rmp_serde::to_vec_named(&txlog)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
-    let txlog = if txlog_size <= repo.settings().txlog_inline_max_bytes {
-        TxLogRef::Inline(txlog)
-    } else {
-        TxLogRef::Object(repo.write_txlog(&txlog).await?)
-    };
+    let log = txlog.clone();
+    let txlog = repo.txlog_ref(txlog).await?;
     let snapshot = Snapshot {
         parent: Some(parent.id),
         generation: history.generation,
@@ -389,9 +397,10 @@ pub(crate) async fn build_snapshot(
         skips: history.skips,
         recent: history.recent,
         pages: history.pages,
+        merged: None,
+        rewritten_from: None,
     };
-    let id = repo.write_snapshot(&snapshot).await?;
-    Ok((id, snapshot))
+    Ok((snapshot, log))
 }
 
 /// True when putting `metadata` at `path` changes nothing on `parent`: the node is there with
@@ -414,7 +423,7 @@ fn unchanged_by(
 }
 
 /// The chunk objects the changes name (the session's and its forks' uploads).
-fn uploaded_objects(changes: &ResolvedChanges) -> Result<Vec<ChunkObjectId>> {
+pub(crate) fn uploaded_objects(changes: &ResolvedChanges) -> Result<Vec<ChunkObjectId>> {
     let mut out = std::collections::BTreeSet::new();
     for edits in changes.chunks.values() {
         for edit in edits.iter() {

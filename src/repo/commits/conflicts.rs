@@ -124,9 +124,10 @@ pub(crate) async fn check_rebase(
             tip,
             ConflictDetail::Node {
                 path: "/".into(),
-                reason:
-                    "the branch was reset to a snapshot that does not contain this session's base"
-                        .into(),
+                reason: "the branch's history was rewritten (reset, squash or amend) and no \
+                         longer contains this session's base: open a new session on the branch \
+                         and make the changes again"
+                    .into(),
             },
         ));
     }

@@ -153,7 +153,10 @@ async fn flush_slab(
     Ok(())
 }
 
-async fn update_shard(
+/// Applies `edits` to one shard (`old`, absent for a new one), dropping entries outside the
+/// chunk grid `keep`; `None` when the shard ends up empty. Reads the base only when an edit may
+/// replace one of its entries.
+pub(crate) async fn update_shard(
     repo: &Repository,
     coord: ChunkCoord,
     old: Option<ShardRef>,

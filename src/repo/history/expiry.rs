@@ -3,11 +3,14 @@
 //! the horizon fails with [`Error::HistoryExpired`], and a snapshot GC deleted is reported as
 //! [`Error::SnapshotExpired`], never as corruption.
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 use crate::format::lifecycle::{ExpiryCut, ExpiryRecord, GcObject, GcRecord};
 use crate::format::snapshot::micros_to_time;
 use crate::id::SnapshotId;
 use crate::repo::history::lifecycle_records::{EXPIRY, GC_RUNS};
+use crate::repo::read::loaded::LoadedSnapshot;
 use crate::repo::read::repository::Repository;
 use crate::storage::layout;
 
@@ -87,6 +90,15 @@ impl Repository {
                 horizon: micros_to_time(cut.child_committed_at_us).to_rfc3339(),
                 cut_at: cut.child.to_string(),
             }),
+        }
+    }
+
+    /// Loads a snapshot a caller named; one garbage collection deleted fails with
+    /// [`Error::SnapshotExpired`] rather than [`Error::SnapshotNotFound`].
+    pub(crate) async fn load_named_snapshot(&self, id: &SnapshotId) -> Result<Arc<LoadedSnapshot>> {
+        match self.load_snapshot(id).await {
+            Err(e @ Error::SnapshotNotFound { .. }) => Err(self.explain_missing(e).await),
+            other => other,
         }
     }
 

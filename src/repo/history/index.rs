@@ -201,6 +201,8 @@ mod tests {
             skips: vec![],
             recent: vec![],
             pages: vec![],
+            merged: None,
+            rewritten_from: None,
         }
     }
 

@@ -5,6 +5,7 @@ pub(crate) mod gather;
 pub(crate) mod gc_guard;
 pub(crate) mod index;
 pub(crate) mod lifecycle_records;
+pub(crate) mod merge_base;
 pub(crate) mod queries;
 pub(crate) mod reflog;
 pub(crate) mod refs;

@@ -368,6 +368,8 @@ mod tests {
                 skips: history.skips,
                 recent: history.recent,
                 pages: Vec::new(),
+                merged: None,
+                rewritten_from: None,
             };
             let id = repo.write_snapshot(&child).await.unwrap();
             ids.push(id);

@@ -378,7 +378,7 @@ impl Repository {
     /// A branch or tag may point at `snapshot`: it exists in storage (not only in this
     /// handle's cache: GC may have deleted it since), and GC has not condemned it
     /// (spec/algorithms.md §14.1). Both checked together.
-    async fn check_ref_target(&self, snapshot: SnapshotId) -> Result<()> {
+    pub(crate) async fn check_ref_target(&self, snapshot: SnapshotId) -> Result<()> {
         let key = layout::snapshot_key(&snapshot);
         let (exists, condemned) =
             futures::join!(self.storage().head(&key), self.refuse_condemned(snapshot));

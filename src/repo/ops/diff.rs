@@ -330,7 +330,7 @@ impl Repository {
 
 impl Repository {
     /// The merged index of a shard of `side`, or an empty one where there is none.
-    async fn shard_or_empty(
+    pub(crate) async fn shard_or_empty(
         &self,
         side: &LoadedSnapshot,
         shard: Option<&ShardRef>,

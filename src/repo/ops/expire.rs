@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::format::lifecycle::{ExpiryCut, ExpiryRecord};
-use crate::format::snapshot::micros_to_time;
+use crate::format::snapshot::{micros_to_time, Snapshot};
 use crate::id::SnapshotId;
 use crate::repo::history::lifecycle_records::{Appended, EXPIRY};
 use crate::repo::ops::gc::GcReport;
@@ -185,6 +185,62 @@ impl Repository {
                 }
                 Appended::Lost if attempt < APPEND_ATTEMPTS => continue,
                 Appended::Lost => break,
+            }
+        }
+        Err(Error::InvalidLifecycleOption {
+            option: "expiry".into(),
+            reason: format!(
+                "other expiry runs took the record slot {APPEND_ATTEMPTS} times in a row; retry"
+            ),
+        })
+    }
+
+    /// Carries expiry cuts over to rewritten history (spec/algorithms.md §16): for each
+    /// `(original, copy)` where the edge from `original` to its parent is cut, the edge from
+    /// `copy` (whose parent is the same snapshot, or the copy of the original's parent) is cut
+    /// too, so that a squash or amend never brings expired history back (its objects may be
+    /// collected already). Appends one expiry record when there is anything to cut. Returns
+    /// the copies whose edge to their parent is cut.
+    pub(crate) async fn carry_cuts(
+        &self,
+        rewritten: &[(SnapshotId, &Snapshot, SnapshotId)],
+    ) -> Result<std::collections::HashSet<SnapshotId>> {
+        for _ in 1..=APPEND_ATTEMPTS {
+            let (seq, horizon) = self.expiry_with_seq().await?;
+            let mut cuts: BTreeMap<SnapshotId, ExpiryCut> =
+                horizon.cuts.iter().map(|c| (c.child, c.clone())).collect();
+            let mut added = false;
+            let mut cut_copies = std::collections::HashSet::new();
+            for (original, copy, copy_id) in rewritten {
+                let (Some(old), Some(parent)) = (horizon.cut_of(original), copy.parent) else {
+                    continue;
+                };
+                let cut = ExpiryCut {
+                    child: *copy_id,
+                    child_generation: copy.generation,
+                    child_committed_at_us: copy.committed_at_us,
+                    parent,
+                    reason: format!("rewrite of {original} ({})", old.reason),
+                    older_than_us: old.older_than_us,
+                    expired_at_us: old.expired_at_us,
+                };
+                added |= cuts.insert(*copy_id, cut).is_none();
+                cut_copies.insert(*copy_id);
+            }
+            if !added {
+                return Ok(cut_copies);
+            }
+            let next = seq.map_or(0, |s| s + 1);
+            let record = ExpiryRecord {
+                seq: next,
+                written_at_us: store_now_us(self.storage().as_ref()).await?,
+                cuts: cuts.into_values().collect(),
+            };
+            if let Appended::Landed = EXPIRY
+                .append(self.storage().as_ref(), next, &record)
+                .await?
+            {
+                return Ok(cut_copies);
             }
         }
         Err(Error::InvalidLifecycleOption {

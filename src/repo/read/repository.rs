@@ -132,6 +132,8 @@ impl Repository {
             skips: Vec::new(),
             recent: Vec::new(),
             pages: Vec::new(),
+            merged: None,
+            rewritten_from: None,
         };
         let root_id = repo.write_snapshot(&root).await?;
         match repo

@@ -74,9 +74,14 @@ impl Repository {
         self.session_at(id, None, 0).await
     }
 
-    /// A read-only session at a snapshot.
+    /// A read-only session at a snapshot. A snapshot garbage collection deleted fails with
+    /// [`Error::SnapshotExpired`], naming the run; any other missing one with
+    /// [`Error::SnapshotNotFound`].
     pub async fn session_at_snapshot(&self, id: SnapshotId) -> Result<Session> {
-        self.session_at(id, None, 0).await
+        match self.session_at(id, None, 0).await {
+            Err(e @ Error::SnapshotNotFound { .. }) => Err(self.explain_missing(e).await),
+            other => other,
+        }
     }
 
     /// A writable session on the tip of `branch`.

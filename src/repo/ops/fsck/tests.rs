@@ -67,6 +67,8 @@ async fn forge(repo: &Repository, edit: impl FnOnce(&mut Snapshot)) -> (Snapshot
         skips: history.skips,
         recent: history.recent,
         pages: history.pages,
+        merged: None,
+        rewritten_from: None,
     };
     edit(&mut child);
     let id = repo.write_snapshot(&child).await.unwrap();

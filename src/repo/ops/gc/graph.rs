@@ -44,30 +44,27 @@ pub(super) struct Graph {
 }
 
 impl Graph {
-    /// The nearest retained ancestor of each dropped snapshot, through the parents of every
-    /// snapshot runs have seen (history dropped and deleted earlier included): where a
-    /// dropped line of history hangs from what is kept.
+    /// The nearest retained ancestors of the dropped snapshots along every lineage edge
+    /// (parents, merge sources, rewritten commits), through every snapshot runs have seen
+    /// (history dropped and deleted earlier included): where dropped lines of history hang
+    /// from what is kept.
     pub(super) fn attachments(&self) -> HashSet<SnapshotId> {
-        let mut memo: HashMap<SnapshotId, Option<SnapshotId>> = HashMap::new();
         let mut out = HashSet::new();
-        for start in self.dropped.keys() {
-            let mut path = Vec::new();
-            let mut current = self.all.get(start).and_then(|n| n.parent);
-            let found = loop {
-                let Some(id) = current else { break None };
-                if self.retained.contains_key(&id) {
-                    break Some(id);
+        let mut visited: HashSet<SnapshotId> = HashSet::new();
+        let mut stack: Vec<SnapshotId> = self
+            .dropped
+            .keys()
+            .filter_map(|id| self.all.get(id))
+            .flat_map(GraphNode::lineage)
+            .collect();
+        while let Some(id) = stack.pop() {
+            if self.retained.contains_key(&id) {
+                out.insert(id);
+            } else if visited.insert(id) {
+                if let Some(node) = self.all.get(&id) {
+                    stack.extend(node.lineage());
                 }
-                if let Some(known) = memo.get(&id) {
-                    break *known;
-                }
-                path.push(id);
-                current = self.all.get(&id).and_then(|n| n.parent);
-            };
-            for id in path {
-                memo.insert(id, found);
             }
-            out.extend(found);
         }
         out
     }
@@ -172,11 +169,7 @@ impl Repository {
                     self.gc_missing_retained(id, &mut graph).await?;
                     continue;
                 };
-                let node = GraphNode {
-                    id,
-                    parent: loaded.snapshot.parent,
-                    generation: loaded.snapshot.generation,
-                };
+                let node = GraphNode::of(id, &loaded.snapshot);
                 if let Some(parent) = node.parent.filter(|_| !horizon.is_cut(&id)) {
                     next.push(parent);
                 }
@@ -196,11 +189,10 @@ impl Repository {
             .await?;
         graph.all = known;
         for (id, loaded) in &graph.loaded {
-            graph.all.entry(*id).or_insert_with(|| GraphNode {
-                id: *id,
-                parent: loaded.snapshot.parent,
-                generation: loaded.snapshot.generation,
-            });
+            graph
+                .all
+                .entry(*id)
+                .or_insert_with(|| GraphNode::of(*id, &loaded.snapshot));
         }
         // The root is always kept (spec: expiry keeps it; it holds no data).
         let roots: Vec<SnapshotId> = graph
@@ -217,6 +209,7 @@ impl Repository {
                     id,
                     parent: None,
                     generation: 0,
+                    sources: Vec::new(),
                 },
             );
         }
@@ -288,9 +281,8 @@ impl Repository {
                 // Gone already: an earlier run deleted it.
                 let Some(loaded) = loaded else { continue };
                 graph.dropped.insert(id, loaded.snapshot.parent);
-                if let Some(parent) = loaded.snapshot.parent {
-                    next.push(parent);
-                }
+                next.extend(loaded.snapshot.parent);
+                next.extend(loaded.snapshot.content_sources());
                 graph.loaded.insert(id, loaded);
             }
             pending = next;

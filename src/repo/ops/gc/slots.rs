@@ -2,14 +2,16 @@
 //! §14, steps 6-8), and what snapshots that entered the retained graph reference (step 9).
 //!
 //! A manifest base or chunk object is written for one shard slot (an array path and shard
-//! coordinates) and only that slot's later versions carry it on: a commit copies its parent's
-//! shard references and replaces those it changes. So an object a dropped snapshot references
-//! is still reachable only if a retained snapshot on the same line of history still carries
-//! it in the same slot, and the first retained snapshot on that line is either a cut child
-//! (the frontier) or the nearest retained ancestor of the dropped line (an attachment),
-//! found through the parents of every snapshot GC has seen, deleted ones included. Only
-//! those snapshots' shards of the slots in question are read; shards equal by id are never
-//! read at all.
+//! coordinates) and only that slot's later versions carry it on, along lineage edges: a
+//! commit copies its parent's shard references and replaces those it changes; a merge commit
+//! also takes shards from its source, and a rewritten commit (squash, amend, replay) from the
+//! commit it replaced. So an object a dropped snapshot references is still reachable only if
+//! a retained snapshot on the same lineage still carries it in the same slot, and the first
+//! retained snapshot on that lineage is either one with a lineage edge to a snapshot that is
+//! not retained (the frontier) or a nearest retained lineage ancestor of the dropped ones (an
+//! attachment), found through every snapshot GC has seen, deleted ones included. Only those
+//! snapshots' shards of the slots in question are read; shards equal by id are never read at
+//! all.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use crate::format::lifecycle::{GcObject, GcReason};
 use crate::format::manifest::ManifestColumns;
 use crate::format::path::NodePath;
 use crate::format::snapshot::{NodeKind, ShardRef, Snapshot, TxLogRef};
-use crate::id::{ChunkObjectId, ManifestId, SnapshotId};
+use crate::id::{ChunkObjectId, ManifestId, SnapshotId, TxLogId};
 use crate::repo::read::loaded::LoadedSnapshot;
 use crate::repo::read::repository::Repository;
 use crate::storage::layout;
@@ -169,7 +171,7 @@ impl Repository {
         let mut related: Vec<SnapshotId> = graph
             .retained
             .values()
-            .filter(|n| n.parent.is_some_and(|p| !graph.retained.contains_key(&p)))
+            .filter(|n| n.lineage().any(|p| !graph.retained.contains_key(&p)))
             .map(|n| n.id)
             .collect();
         related.extend(graph.attachments());
@@ -179,6 +181,15 @@ impl Repository {
         let dropped = self.gc_snapshots(graph, dropped_ids).await?;
         let kept = self.gc_snapshots(graph, related).await?;
         let kept_arrays: Vec<_> = kept.iter().map(|k| arrays_of(&k.snapshot)).collect();
+        // A rewritten commit (a replay after a squash) shares its transaction log object with
+        // the commit it replaced: such a log stays.
+        let live_txlogs: HashSet<TxLogId> = kept
+            .iter()
+            .filter_map(|k| match &k.snapshot.txlog {
+                TxLogRef::Object(id) => Some(*id),
+                TxLogRef::Inline(_) => None,
+            })
+            .collect();
         let live_bases: HashSet<ManifestId> = kept_arrays
             .iter()
             .flat_map(|arrays| arrays.values())
@@ -192,7 +203,9 @@ impl Repository {
             let reason = reason_of(&d.id);
             out.objects.insert(GcObject::Snapshot(d.id), reason);
             if let TxLogRef::Object(txlog) = &d.snapshot.txlog {
-                out.objects.insert(GcObject::TxLog(*txlog), reason);
+                if !live_txlogs.contains(txlog) {
+                    out.objects.insert(GcObject::TxLog(*txlog), reason);
+                }
             }
             for (path, array) in arrays_of(&d.snapshot) {
                 for (coord, shard) in &array.shards {
