@@ -53,6 +53,41 @@ impl Repository {
                 run,
             });
         }
+        // A snapshot GC never saw (one written below an expiry cut by a squash or amend) is
+        // not condemned itself, yet what it references may be: check its manifest bases and
+        // delta chunk objects too.
+        let pending: std::collections::HashSet<GcObject> = record
+            .condemned
+            .iter()
+            .chain(&record.deleting)
+            .map(|e| e.object)
+            .filter(|o| matches!(o, GcObject::Manifest(_) | GcObject::Chunks(_)))
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let loaded = self.load_snapshot(&snapshot).await?;
+        let referenced = loaded
+            .snapshot
+            .nodes
+            .iter()
+            .flat_map(|node| match &node.kind {
+                crate::format::snapshot::NodeKind::Array(manifest) => manifest.shards.as_slice(),
+                crate::format::snapshot::NodeKind::Group => &[],
+            });
+        for shard in referenced {
+            let base = shard.base.map(GcObject::Manifest);
+            let deltas = shard
+                .delta
+                .iter()
+                .flat_map(|d| d.objects.iter().map(|o| GcObject::Chunks(*o)));
+            if base.into_iter().chain(deltas).any(|o| pending.contains(&o)) {
+                return Err(Error::SnapshotCondemned {
+                    id: snapshot.to_string(),
+                    run,
+                });
+            }
+        }
         Ok(())
     }
 
