@@ -115,6 +115,23 @@ impl Repository {
         let (first_at, last_at) = (chain.len() - 1 - first_at, chain.len() - 1 - last_at);
         let squashed = &chain[first_at..=last_at];
         let after = &chain[last_at + 1..];
+        // Only `first`'s edge to its parent may be cut (it is carried to the squash commit);
+        // a cut above it means part of what would be rewritten has expired, and copies of it
+        // would be unreachable from the start.
+        let horizon = self.expiry_horizon().await?;
+        if let Some(cut) = squashed[1..]
+            .iter()
+            .chain(after)
+            .find(|s| horizon.is_cut(&s.id))
+        {
+            return Err(refused(
+                branch,
+                format!(
+                    "history below {} has expired; squash only commits above it",
+                    cut.id
+                ),
+            ));
+        }
         let reads: Vec<_> = squashed
             .iter()
             .map(|s| {
