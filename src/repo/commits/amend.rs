@@ -1,8 +1,6 @@
 //! Amending the branch tip from a session (spec/algorithms.md §16): the tip is replaced by a
 //! commit on its parent holding the tip's content with the session's changes.
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 
 use super::commit::{assemble_snapshot, uploaded_objects};
@@ -12,7 +10,7 @@ use crate::format::now_us;
 use crate::id::SnapshotId;
 use crate::repo::history::gc_guard::UPLOAD_AGE_NEEDING_CHECK;
 use crate::repo::history::refs::AdvanceOutcome;
-use crate::repo::read::loaded::{lock, LoadedSnapshot};
+use crate::repo::read::loaded::lock;
 use crate::repo::write::session::Session;
 
 impl Session {
@@ -109,15 +107,7 @@ impl Session {
                 found: found.to_string(),
             });
         }
-        let loaded = Arc::new(LoadedSnapshot::new(id, snapshot));
-        repo.cache_snapshot(loaded.clone());
-        let mut state = lock(&self.inner.state);
-        state.base = loaded;
-        state.base_seq = tip_seq + 1;
-        state.changes = Default::default();
-        state.packs = Default::default();
-        state.issued_forks.clear();
-        state.changes_since = std::time::Instant::now();
+        self.moved_onto(id, snapshot, tip_seq + 1);
         Ok(id)
     }
 }

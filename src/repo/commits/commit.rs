@@ -114,16 +114,7 @@ impl Session {
             };
             match outcome {
                 AdvanceOutcome::Landed => {
-                    let loaded = Arc::new(LoadedSnapshot::new(id, snapshot));
-                    repo.cache_snapshot(loaded.clone());
-                    let mut state = lock(&self.inner.state);
-                    state.base = loaded;
-                    state.base_seq = parent_seq + 1;
-                    state.changes = Default::default();
-                    state.packs = Default::default();
-                    state.unknown_outcomes.clear();
-                    state.issued_forks.clear();
-                    state.changes_since = std::time::Instant::now();
+                    self.moved_onto(id, snapshot, parent_seq + 1);
                     return Ok(id);
                 }
                 AdvanceOutcome::Lost => {
@@ -172,6 +163,21 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// After the session's changes landed as snapshot `id` (record `seq` of its branch):
+    /// the session continues from there with no changes.
+    pub(crate) fn moved_onto(&self, id: SnapshotId, snapshot: Snapshot, seq: u64) {
+        let loaded = Arc::new(LoadedSnapshot::new(id, snapshot));
+        self.inner.repo.cache_snapshot(loaded.clone());
+        let mut state = lock(&self.inner.state);
+        state.base = loaded;
+        state.base_seq = seq;
+        state.changes = Default::default();
+        state.packs = Default::default();
+        state.unknown_outcomes.clear();
+        state.issued_forks.clear();
+        state.changes_since = std::time::Instant::now();
     }
 
     /// Settles commits of this session whose outcome was unknown. Writes are refused while an
