@@ -5,6 +5,7 @@
 //!
 //! The longer variant (5,000 rounds) is ignored; run it with
 //! `cargo test --release --all-features --test lifecycle_soak -- --ignored`.
+//! `FLOE_SOAK_SEED=N` replaces either variant's seed (to explore other interleavings).
 //! The S3 variant lives in `tests/s3.rs`.
 
 mod common;
@@ -14,6 +15,9 @@ use std::time::Duration;
 use common::soak::soak;
 
 async fn local_soak(rounds: u64, seed: u64) {
+    let seed = std::env::var("FLOE_SOAK_SEED")
+        .map(|s| s.parse().expect("FLOE_SOAK_SEED is a number"))
+        .unwrap_or(seed);
     let dir = tempfile::tempdir().unwrap();
     let storage = floe::create_storage(dir.path().to_str().unwrap(), &vec![]).unwrap();
     let summary = soak(storage, rounds, seed, Duration::from_secs(2)).await;

@@ -185,7 +185,7 @@ impl Repository {
                     .insert(*id, known.get(id).and_then(|n| n.parent));
             }
         }
-        self.gc_dropped_since(refs, previous, &known, &mut graph)
+        self.gc_dropped_since(refs, horizon, previous, &known, &mut graph)
             .await?;
         graph.all = known;
         for (id, loaded) in &graph.loaded {
@@ -234,11 +234,13 @@ impl Repository {
     }
 
     /// Adds to the dropped set the snapshots named by branch records written since the last
-    /// run (commits later reset away, deleted branches) that are no longer retained, with the
-    /// ancestors only they reached.
+    /// run (commits later reset away, deleted branches) and the cut parents of retained
+    /// snapshots that no run has seen, when they are not retained, with the ancestors and
+    /// content sources only they reached.
     async fn gc_dropped_since(
         &self,
         refs: &Refs,
+        horizon: &ExpiryRecord,
         previous: Option<&GcRecord>,
         known: &HashMap<SnapshotId, GraphNode>,
         graph: &mut Graph,
@@ -261,7 +263,15 @@ impl Repository {
             .buffer_unordered(IN_FLIGHT)
             .collect::<Vec<Result<Option<BranchRecord>>>>()
             .await;
-        let mut pending: Vec<SnapshotId> = Vec::new();
+        // Cut parents no run has seen: written below a cut by a squash or amend that carried
+        // it (spec/algorithms.md §16). No ref ever reached them, yet they reference objects
+        // this run may condemn: they are expired history like any other.
+        let mut pending: Vec<SnapshotId> = graph
+            .retained
+            .values()
+            .filter(|node| horizon.is_cut(&node.id))
+            .filter_map(|node| node.parent)
+            .collect();
         for record in records {
             if let Some(id) = record?.and_then(|r| r.snapshot) {
                 pending.push(id);

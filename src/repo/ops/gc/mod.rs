@@ -170,11 +170,15 @@ impl Repository {
         let previous = self.newest_gc_record().await?;
         let next_seq = previous.as_ref().map_or(0, |(s, _)| s + 1);
         let previous = previous.map(|(_, r)| r);
+        // Refs before the horizon: a squash or amend carries its cuts before it moves the
+        // branch, so every tip read here has its carried cuts in the horizon read next (read
+        // the other way round, a copy's cut could be missed and the walk would take its
+        // parent, possibly deleted already, for retained).
+        let refs = self.gc_refs().await?;
         let horizon = match horizon {
             Some(horizon) => horizon,
             None => self.expiry_horizon().await?,
         };
-        let refs = self.gc_refs().await?;
         let graph = self.gc_graph(&refs, &horizon, previous.as_ref()).await?;
         let cut_parents: HashSet<SnapshotId> = graph
             .retained
@@ -261,11 +265,33 @@ impl Repository {
             }
             candidates.objects.remove(&object);
         }
-        // New condemnations, sized (objects already gone are dropped from the list).
-        let new: Vec<(GcObject, GcReason)> = candidates.objects.into_iter().collect();
+        // New condemnations, sized (objects already gone are dropped from the list). A
+        // snapshot no run had seen before (written below a carried cut, §16) may name objects
+        // condemned earlier: it takes their condemnation time, so that it is deleted no later
+        // than they are and every snapshot still in storage stays complete.
+        let pending_since: HashMap<GcObject, i64> = condemned
+            .iter()
+            .chain(&deleting)
+            .map(|e| (e.object, e.condemned_at_us))
+            .collect();
+        let condemned_at = |object: &GcObject| -> i64 {
+            let GcObject::Snapshot(id) = object else {
+                return now_us;
+            };
+            graph.loaded.get(id).map_or(now_us, |loaded| {
+                slots::objects_named(&loaded.snapshot, &cache)
+                    .filter_map(|o| pending_since.get(&o).copied())
+                    .fold(now_us, i64::min)
+            })
+        };
+        let new: Vec<(GcObject, GcReason, i64)> = candidates
+            .objects
+            .into_iter()
+            .map(|(object, reason)| (object, reason, condemned_at(&object)))
+            .collect();
         let sizing: Vec<_> = new
             .into_iter()
-            .map(|(object, reason)| {
+            .map(|(object, reason, condemned_at_us)| {
                 let known = sizes.get(&object).copied();
                 async move {
                     let size = match known {
@@ -275,7 +301,7 @@ impl Repository {
                     Ok::<_, Error>(size.map(|size| GcEntry {
                         object,
                         reason,
-                        condemned_at_us: now_us,
+                        condemned_at_us,
                         size,
                     }))
                 }
@@ -286,7 +312,12 @@ impl Repository {
             .collect::<Vec<Result<Option<GcEntry>>>>()
             .await;
         for entry in sized {
-            if let Some(entry) = entry? {
+            let Some(entry) = entry? else { continue };
+            if entry.condemned_at_us < now_us
+                && entry.condemned_at_us.saturating_add(grace_us) <= now_us
+            {
+                deleting.push(entry);
+            } else {
                 report.condemned.push(entry.clone());
                 condemned.push(entry);
             }

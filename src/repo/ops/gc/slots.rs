@@ -67,6 +67,36 @@ fn arrays_of(snapshot: &Snapshot) -> HashMap<&NodePath, ArrayShards<'_>> {
         .collect()
 }
 
+/// The objects `snapshot` names directly: its transaction log object, its manifest bases
+/// and their chunk objects (those `cache` holds) and its delta chunk objects.
+pub(super) fn objects_named<'a>(
+    snapshot: &'a Snapshot,
+    cache: &'a BaseCache,
+) -> impl Iterator<Item = GcObject> + 'a {
+    let txlog = match &snapshot.txlog {
+        TxLogRef::Object(id) => Some(GcObject::TxLog(*id)),
+        _ => None,
+    };
+    let shards = snapshot.nodes.iter().flat_map(|node| match &node.kind {
+        NodeKind::Array(manifest) => manifest.shards.as_slice(),
+        NodeKind::Group => &[],
+    });
+    let referenced = shards.flat_map(move |shard| {
+        let base_objects = shard
+            .base
+            .and_then(|b| cache.objects.get(&b))
+            .into_iter()
+            .flat_map(|objects| objects.iter().map(|o| GcObject::Chunks(*o)));
+        shard
+            .base
+            .map(GcObject::Manifest)
+            .into_iter()
+            .chain(base_objects)
+            .chain(delta_objects(shard).map(GcObject::Chunks))
+    });
+    txlog.into_iter().chain(referenced)
+}
+
 fn delta_objects(shard: &ShardRef) -> impl Iterator<Item = ChunkObjectId> + '_ {
     shard.delta.iter().flat_map(|d| d.objects.iter().copied())
 }
