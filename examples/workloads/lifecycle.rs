@@ -192,27 +192,31 @@ fn measure(
     Ok(report)
 }
 
-/// Commits on branch `fix` a new copy of the first chunk of the first array with chunks.
+/// Commits on branch `fix` a new copy of the first chunk of the array with the most chunks (a
+/// stored chunk, not one small enough to sit inline in the manifest, where equal bytes would
+/// change nothing).
 fn fix_one_chunk(ctx: &Ctx, repo: &Repository) -> Res<()> {
     let session = ctx.rt.block_on(repo.writable_session("fix"))?;
+    let mut largest = None;
     for node in session.list_nodes()? {
         if node.metadata.geometry().is_none() {
             continue;
         }
         let chunks = ctx.rt.block_on(session.list_chunks(&node.path))?;
-        let Some(coord) = chunks.first() else {
-            continue;
-        };
-        let bytes = ctx
-            .rt
-            .block_on(session.get_chunk(&node.path, coord))?
-            .ok_or("a listed chunk is missing")?;
-        ctx.rt
-            .block_on(session.set_chunk(&node.path, coord, bytes))?;
-        ctx.rt.block_on(session.commit("fix one chunk", None))?;
-        return Ok(());
+        if largest.as_ref().is_none_or(|(_, n, _)| chunks.len() > *n) {
+            if let Some(coord) = chunks.first() {
+                largest = Some((node.path.clone(), chunks.len(), coord.clone()));
+            }
+        }
     }
-    Err("no array with chunks to fix".into())
+    let (path, _, coord) = largest.ok_or("no array with chunks to fix")?;
+    let bytes = ctx
+        .rt
+        .block_on(session.get_chunk(&path, &coord))?
+        .ok_or("a listed chunk is missing")?;
+    ctx.rt.block_on(session.set_chunk(&path, &coord, bytes))?;
+    ctx.rt.block_on(session.commit("fix one chunk", None))?;
+    Ok(())
 }
 
 /// Merges `fix` (one chunk changed, forked 10 commits ago) into `main`, then squashes the 10
