@@ -42,6 +42,10 @@ changes nothing.";
 pub enum ImportCommand {
     /// Import kerchunk references (JSON v0/v1 or a parquet reference directory) and commit.
     Kerchunk(KerchunkArgs),
+    /// Scan netCDF-3 files (classic, 64-bit offset, CDF-5) natively, import their variables
+    /// as virtual arrays and commit once.
+    #[command(long_about = super::import_netcdf::LONG_ABOUT)]
+    Netcdf(super::import_netcdf::NetcdfArgs),
 }
 
 /// Arguments of `floe import kerchunk`.
@@ -78,7 +82,10 @@ pub async fn run(
     command: ImportCommand,
     out: &mut dyn Write,
 ) -> CliResult {
-    let ImportCommand::Kerchunk(args) = command;
+    let args = match command {
+        ImportCommand::Kerchunk(args) => args,
+        ImportCommand::Netcdf(args) => return super::import_netcdf::run(location, args, out).await,
+    };
     let to = NodePath::new(&args.to)
         .map_err(|e| CliError::new(Exit::Usage, format!("--to {}: {e}", args.to)))?;
     let refs = KerchunkRefs::read(&args.refs).map_err(|e| match e {
@@ -97,22 +104,7 @@ pub async fn run(
     options.append_dim = args.append_dim.clone();
     options.load = args.load.clone();
     options.keep_virtual = args.keep_virtual.clone();
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} importing refs {pos}/{len} [{bar:40}] {eta}")
-            .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?
-            .progress_chars("=> "),
-    );
-    let report = |p: ImportProgress| {
-        bar.set_length(p.total);
-        bar.set_position(p.done);
-    };
-    let imported = import_kerchunk_with_progress(&session, &refs, &options, &report).await;
-    bar.finish_and_clear();
-    let summary = imported.map_err(|e| match e {
-        Error::KerchunkImport { .. } => CliError::new(Exit::Usage, e.to_string()),
-        other => other.into(),
-    })?;
+    let summary = import_with_bar(&session, &refs, &options, "importing refs").await?;
     let message = args
         .message
         .unwrap_or_else(|| format!("import kerchunk {}", args.refs.display()));
@@ -131,4 +123,32 @@ pub async fn run(
     }
     writeln!(out, "{summary}")?;
     Ok(())
+}
+
+/// Imports `refs` into `session` with a progress bar labelled `label`; a refused import is a
+/// usage error.
+pub(super) async fn import_with_bar(
+    session: &floe::Session,
+    refs: &KerchunkRefs,
+    options: &ImportOptions,
+    label: &str,
+) -> CliResult<floe::ImportSummary> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {label} {{pos}}/{{len}} [{{bar:40}}] {{eta}}"
+        ))
+        .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?
+        .progress_chars("=> "),
+    );
+    let report = |p: ImportProgress| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    };
+    let imported = import_kerchunk_with_progress(session, refs, options, &report).await;
+    bar.finish_and_clear();
+    imported.map_err(|e| match e {
+        Error::KerchunkImport { .. } => CliError::new(Exit::Usage, e.to_string()),
+        other => other.into(),
+    })
 }

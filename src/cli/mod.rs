@@ -19,6 +19,7 @@ mod expire;
 mod fsck;
 mod gc;
 mod import;
+mod import_netcdf;
 mod info;
 mod init;
 mod log;

@@ -8,7 +8,8 @@
 //! - [`batch`]: reading many chunks of an array at once;
 //! - [`dataset`]: the neutral description of a virtual dataset every importer produces;
 //! - [`import`]: the one path that imports it (loading, appending, attribute checks);
-//! - [`kerchunk`]: kerchunk references as a virtual dataset.
+//! - [`kerchunk`]: kerchunk references as a virtual dataset;
+//! - [`scan`]: floe's own scanners of source files (netCDF-3), producing such references.
 
 mod access;
 mod batch;
@@ -19,6 +20,7 @@ mod fetch;
 pub(crate) mod import;
 pub(crate) mod kerchunk;
 mod location;
+pub(crate) mod scan;
 
 pub(crate) use access::VirtualReader;
 pub use access::{VirtualAccess, VirtualReadStats};
@@ -29,3 +31,4 @@ pub use import::{
     LoadReason, LoadedArray, DEFAULT_LOAD_LIMIT,
 };
 pub use kerchunk::{import_kerchunk, import_kerchunk_with_progress, KerchunkRef, KerchunkRefs};
+pub use scan::{scan_source, ScanSummary};

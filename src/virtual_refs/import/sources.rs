@@ -212,7 +212,7 @@ pub(crate) async fn resolve(
 
 /// The object path of a checked location in its container's store (local files by their
 /// canonical path, as reads resolve them).
-fn object_path(checked: &CheckedUrl) -> Result<StorePath> {
+pub(crate) fn object_path(checked: &CheckedUrl) -> Result<StorePath> {
     let location = checked.text.clone();
     let refused = |reason: String| Error::VirtualLocationRefused {
         location: location.clone(),

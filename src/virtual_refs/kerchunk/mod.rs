@@ -159,6 +159,34 @@ impl KerchunkRefs {
         Ok(sources::outermost(prefixes))
     }
 
+    /// The references as a kerchunk JSON reference file (version 1): metadata and other
+    /// UTF-8 inline data as text, other inline data as `base64:` text, byte ranges as
+    /// `[url, offset, length]`, whole files as `[url]`. [`KerchunkRefs::from_json`] reads it
+    /// back unchanged.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{json, Value};
+        let refs: serde_json::Map<String, Value> = self
+            .refs
+            .iter()
+            .map(|(key, reference)| {
+                let value = match reference {
+                    KerchunkRef::Inline(bytes) => match std::str::from_utf8(bytes) {
+                        Ok(text) if !text.starts_with("base64:") => json!(text),
+                        _ => json!(format!("base64:{}", crate::zarr::base64::encode(bytes))),
+                    },
+                    KerchunkRef::File { url } => json!([url.as_ref()]),
+                    KerchunkRef::Range {
+                        url,
+                        offset,
+                        length,
+                    } => json!([url.as_ref(), offset, length]),
+                };
+                (key.clone(), value)
+            })
+            .collect();
+        json!({"version": 1, "refs": refs})
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.refs.len()

@@ -1,0 +1,190 @@
+//! `floe import netcdf`: scan netCDF-3 files natively, import them as virtual arrays and
+//! commit once.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use floe::{scan_source, ImportOptions, KerchunkRefs, NodePath, ScanSummary};
+
+use super::common::{short, CliError, CliResult, Exit, RepoLocation};
+use super::import::import_with_bar;
+
+/// Long description of `floe import netcdf`.
+pub const LONG_ABOUT: &str = "\
+Scan netCDF-3 files (classic, 64-bit offset and CDF-5, told apart by their first bytes) with
+floe's own header parser, no Python needed, and import their variables as virtual arrays below
+--to, exactly as `floe import kerchunk` imports references (coordinates and scalars loaded,
+data referenced, the containers holding the files declared, each file's checksum recorded),
+then commit once. Only each file's header is read: one HEAD request and one ranged read for
+most files.
+
+Record variables (along the unlimited dimension) get one chunk per record; other variables
+are one chunk, or chunks of whole rows of about 16 MiB when they are larger and their first
+dimension divides evenly. Attributes, _FillValue and dimension names are kept as xarray reads
+them from the file.
+
+Several files need --append-dim: the first is imported as --append-dim says (onto existing
+arrays, or new), the following ones appended in the order given. --emit-kerchunk writes the
+references found (kerchunk JSON version 1) to compare with other tools; with several files,
+one file each, numbered before the extension (refs.0.json, refs.1.json...). --dry-run scans
+and reports without touching the repository.
+
+HDF5 and netCDF-4 files are recognised and refused for now: reference them with kerchunk.";
+
+/// Arguments of `floe import netcdf`.
+#[derive(Debug, clap::Args)]
+pub struct NetcdfArgs {
+    /// The files: local paths or `file://`, `s3://`, `gs://`, `az://`, `http(s)://` URLs
+    /// (read with your own credentials from the environment).
+    #[arg(value_name = "FILE|URL", required = true)]
+    files: Vec<String>,
+    /// The group the files' root becomes, e.g. `era5` (`/` for the root).
+    #[arg(long, value_name = "PATH")]
+    to: String,
+    /// The branch to commit to.
+    #[arg(long, default_value = floe::DEFAULT_BRANCH, value_name = "BRANCH")]
+    branch: String,
+    /// Append along this dimension (e.g. `time`) to the arrays that exist, and each file
+    /// after the one before it.
+    #[arg(long = "append-dim", value_name = "DIM")]
+    append_dim: Option<String>,
+    /// Load this variable's values into the repository instead of referencing them
+    /// (repeatable; a name, or a path below the files' root).
+    #[arg(long = "load", value_name = "VAR")]
+    load: Vec<String>,
+    /// Keep this variable virtual even if it would be loaded by default (repeatable).
+    #[arg(long = "virtual", value_name = "VAR")]
+    keep_virtual: Vec<String>,
+    /// Write the references found as kerchunk JSON (version 1) to this file.
+    #[arg(long = "emit-kerchunk", value_name = "FILE")]
+    emit_kerchunk: Option<PathBuf>,
+    /// Scan and report only: nothing is written to the repository.
+    #[arg(long = "dry-run")]
+    dry_run: bool,
+    /// The commit message (default: `import netcdf <FILE>` or `import netcdf <N> files`).
+    #[arg(short = 'm', long, value_name = "MESSAGE")]
+    message: Option<String>,
+}
+
+/// A local path made absolute (URLs pass unchanged).
+fn absolute(file: &str) -> CliResult<String> {
+    if file.contains("://") {
+        return Ok(file.to_string());
+    }
+    let path = Path::new(file);
+    let absolute = std::fs::canonicalize(path)
+        .map_err(|e| CliError::new(Exit::NotFound, format!("{file}: {e}")))?;
+    absolute
+        .to_str()
+        .map(str::to_string)
+        .ok_or_else(|| CliError::new(Exit::Usage, format!("{file}: the path is not UTF-8")))
+}
+
+/// Where the references of file `index` of `count` go: `path` itself for one file, else
+/// `path` with `.index` before its extension.
+fn emit_path(path: &Path, index: usize, count: usize) -> PathBuf {
+    if count == 1 {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("refs");
+    let name = match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) => format!("{stem}.{index}.{ext}"),
+        None => format!("{stem}.{index}"),
+    };
+    path.with_file_name(name)
+}
+
+fn chunk_refs(refs: &KerchunkRefs) -> usize {
+    refs.refs.values().filter(|r| r.url().is_some()).count()
+}
+
+/// Runs `floe import netcdf`.
+pub async fn run(location: &RepoLocation, args: NetcdfArgs, out: &mut dyn Write) -> CliResult {
+    let to = NodePath::new(&args.to)
+        .map_err(|e| CliError::new(Exit::Usage, format!("--to {}: {e}", args.to)))?;
+    if args.files.len() > 1 && args.append_dim.is_none() {
+        return Err(CliError::new(
+            Exit::Usage,
+            "several files need --append-dim (each would replace the one before)",
+        ));
+    }
+    // Source files are read with the user's own settings (environment variables), never
+    // with the repository's storage options.
+    let options_for_sources: floe::StorageOptions = Vec::new();
+    let mut scanned: Vec<(String, KerchunkRefs, ScanSummary)> = Vec::new();
+    for file in &args.files {
+        let file = absolute(file)?;
+        let (refs, summary) =
+            scan_source(&file, &options_for_sources)
+                .await
+                .map_err(|e| match e {
+                    floe::Error::KerchunkImport { .. } => CliError::new(Exit::Usage, e.to_string()),
+                    other => other.into(),
+                })?;
+        writeln!(
+            out,
+            "scanned {file}: {}, {} arrays, {} chunk references ({} requests, {} bytes read)",
+            summary.format,
+            refs.refs.keys().filter(|k| k.ends_with("/.zarray")).count(),
+            chunk_refs(&refs),
+            summary.requests,
+            summary.bytes_read
+        )?;
+        scanned.push((file, refs, summary));
+    }
+    if let Some(path) = &args.emit_kerchunk {
+        for (index, (_, refs, _)) in scanned.iter().enumerate() {
+            let target = emit_path(path, index, scanned.len());
+            let text = serde_json::to_vec_pretty(&refs.to_json())
+                .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?;
+            std::fs::write(&target, text)
+                .map_err(|e| CliError::new(Exit::Failure, format!("{}: {e}", target.display())))?;
+            writeln!(out, "wrote {}", target.display())?;
+        }
+    }
+    if args.dry_run {
+        writeln!(out, "dry run: nothing imported")?;
+        return Ok(());
+    }
+    // An append compares coordinate arrays with the existing ones, reading their chunks: the
+    // import may read below the places its own files live.
+    let mut access = location.virtual_access()?;
+    for (_, refs, _) in &scanned {
+        for prefix in refs.source_prefixes()? {
+            access = access.allow(&prefix)?;
+        }
+    }
+    let repo = location.open().await?.with_virtual_access(access);
+    let session = repo.writable_session(&args.branch).await?;
+    let mut options = ImportOptions::new(to);
+    options.append_dim = args.append_dim.clone();
+    options.load = args.load.clone();
+    options.keep_virtual = args.keep_virtual.clone();
+    options.source_options = options_for_sources;
+    let mut summaries = Vec::new();
+    for (index, (_, refs, _)) in scanned.iter().enumerate() {
+        let label = format!("importing file {}/{}", index + 1, scanned.len());
+        summaries.push(import_with_bar(&session, refs, &options, &label).await?);
+    }
+    let message = args.message.unwrap_or_else(|| match scanned.as_slice() {
+        [(file, _, _)] => format!("import netcdf {file}"),
+        many => format!("import netcdf {} files", many.len()),
+    });
+    if !session.has_changes() {
+        writeln!(out, "nothing to commit: the files add nothing new")?;
+    } else {
+        let id = session.commit(&message, None).await?;
+        writeln!(
+            out,
+            "imported {} file(s) into `{}` on {}: snapshot {}",
+            scanned.len(),
+            options.to,
+            args.branch,
+            short(&id)
+        )?;
+    }
+    for summary in summaries {
+        writeln!(out, "{summary}")?;
+    }
+    Ok(())
+}

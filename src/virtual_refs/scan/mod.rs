@@ -1,0 +1,74 @@
+//! Native scanners of source files: the byte ranges of a file's variables found by floe
+//! itself, without a Python tool, as the kerchunk references every virtual import takes.
+//!
+//! - [`reader`]: the file's first bytes through its object store, in growing pieces;
+//! - [`netcdf3`]: netCDF-3 classic, 64-bit offset and CDF-5 files.
+//!
+//! The format is recognised by the file's magic bytes. HDF5 files (netCDF-4 among them) are
+//! recognised and refused by name until their scanner exists.
+
+mod netcdf3;
+mod reader;
+
+use crate::error::{Error, Result};
+use crate::storage::StorageOptions;
+use crate::virtual_refs::kerchunk::KerchunkRefs;
+use reader::SourceReader;
+
+/// The HDF5 signature, at offset 0 (or 512, 1024... with a user block).
+const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
+
+/// What a source file was found to be, and what its scan cost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanSummary {
+    /// The file's format, e.g. `netCDF-3 64-bit offset`.
+    pub format: String,
+    /// Requests sent to read it (the HEAD request included).
+    pub requests: u64,
+    /// Bytes of the file read.
+    pub bytes_read: u64,
+}
+
+/// Scans the source file at `location` (an absolute path, or a `file://`, `s3://`, `gs://`,
+/// `az://`, `http(s)://` URL, read with the importer's `options`) and returns its variables
+/// as kerchunk references (byte ranges of the file), ready for
+/// [`crate::import_kerchunk`], with what the scan cost.
+///
+/// Only the header is read (netCDF-3 files: the first 64 KiB, more when the header is
+/// longer). Fails with [`Error::KerchunkImport`] for a file that is not netCDF-3 (an HDF5 or
+/// netCDF-4 file is named as such) or whose header is malformed, with
+/// [`Error::VirtualLocationRefused`], [`Error::VirtualSourceMissing`] or [`Error::Storage`]
+/// when the file cannot be read.
+pub async fn scan_source(
+    location: &str,
+    options: &StorageOptions,
+) -> Result<(KerchunkRefs, ScanSummary)> {
+    let mut reader = SourceReader::open(location, options).await?;
+    // The first read serves the signature and most headers at once.
+    let magic = reader.first_bytes(reader::FIRST_READ).await?;
+    let refs = if netcdf3::header::Variant::of_magic(&magic).is_some() {
+        netcdf3::scan(&mut reader).await?
+    } else if magic.starts_with(HDF5_MAGIC) {
+        return Err(Error::import_refused(
+            reader.location.clone(),
+            "an HDF5 file (netCDF-4 files are HDF5): floe does not scan HDF5 natively yet; \
+             reference it with kerchunk and `floe import kerchunk`",
+        ));
+    } else {
+        return Err(Error::import_refused(
+            reader.location.clone(),
+            "not a netCDF file (no `CDF` or HDF5 signature at its start)",
+        ));
+    };
+    let format = netcdf3::header::Variant::of_magic(&magic)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    Ok((
+        refs,
+        ScanSummary {
+            format,
+            requests: reader.requests,
+            bytes_read: reader.bytes_read(),
+        },
+    ))
+}

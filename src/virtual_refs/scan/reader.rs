@@ -1,0 +1,100 @@
+//! Reading the start of a source file through its object store: the header bytes a scanner
+//! needs, fetched in growing pieces until the header is complete.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use super::super::clients::build_client;
+use super::super::import::sources::{derived_prefix, object_path};
+use super::super::location::check_source;
+use crate::error::{Error, Result};
+use crate::storage::StorageOptions;
+
+/// The first read of a file: most netCDF-3 headers fit.
+pub(crate) const FIRST_READ: u64 = 64 << 10;
+/// Largest header read (a bound on memory for hostile or broken files).
+pub(crate) const MAX_HEADER_BYTES: u64 = 64 << 20;
+
+/// One source file, opened for ranged reads.
+pub(crate) struct SourceReader {
+    /// The normalised location (what references name).
+    pub(crate) location: String,
+    /// The file's size when opened.
+    pub(crate) size: u64,
+    store: Arc<dyn ObjectStore>,
+    path: StorePath,
+    /// The bytes read so far from the start of the file.
+    start: BytesMut,
+    /// Requests sent.
+    pub(crate) requests: u64,
+}
+
+impl SourceReader {
+    /// Opens `location` (an absolute path or URL of a supported scheme) with `options` (the
+    /// importer's own credentials and settings), reading its size with one HEAD request.
+    ///
+    /// Fails with [`Error::VirtualLocationRefused`] for a refused location,
+    /// [`Error::VirtualSourceMissing`] when there is no such file, [`Error::Storage`] when the
+    /// store fails.
+    pub(crate) async fn open(location: &str, options: &StorageOptions) -> Result<Self> {
+        let checked = check_source(location)?;
+        let store = build_client(&derived_prefix(&checked), options)?;
+        let path = object_path(&checked)?;
+        let meta = store.head(&path).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => Error::VirtualSourceMissing {
+                location: checked.text.clone(),
+            },
+            source => Error::Storage {
+                key: checked.text.clone(),
+                source,
+            },
+        })?;
+        Ok(SourceReader {
+            location: checked.text,
+            size: meta.size,
+            store,
+            path,
+            start: BytesMut::new(),
+            requests: 1,
+        })
+    }
+
+    /// Bytes read from the file so far.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.start.len() as u64
+    }
+
+    /// The file's first `len` bytes (fewer when the file is shorter), reading only what was
+    /// not read yet. Fails with [`Error::KerchunkImport`] above [`MAX_HEADER_BYTES`].
+    pub(crate) async fn first_bytes(&mut self, len: u64) -> Result<Bytes> {
+        if len > MAX_HEADER_BYTES {
+            return Err(Error::import_refused(
+                self.location.clone(),
+                format!("its header would need {len} bytes, above the limit of {MAX_HEADER_BYTES}"),
+            ));
+        }
+        let want = len.min(self.size);
+        let have = self.start.len() as u64;
+        if want > have {
+            let bytes = self
+                .store
+                .get_range(&self.path, have..want)
+                .await
+                .map_err(|source| Error::Storage {
+                    key: self.location.clone(),
+                    source,
+                })?;
+            self.requests += 1;
+            if (bytes.len() as u64) != want - have {
+                return Err(Error::VirtualSourceChanged {
+                    location: self.location.clone(),
+                });
+            }
+            self.start.extend_from_slice(&bytes);
+        }
+        Ok(Bytes::copy_from_slice(&self.start[..want as usize]))
+    }
+}

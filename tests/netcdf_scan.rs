@@ -1,0 +1,251 @@
+//! `floe import netcdf`: netCDF-3 files scanned by floe's own parser.
+//!
+//! - `netcdf4_python_files_read_in_xarray_as_the_files_do`: files written by netCDF4-python
+//!   (`tests/python/netcdf3_scan.py`: classic daily files with several record variables,
+//!   packing, `_FillValue`, characters, a scalar and per-file time units, appended along
+//!   `time`; a single record variable with unpadded records; padded records; CDF-5 unsigned
+//!   and 64-bit types; a 20 MiB variable split into row blocks): the byte ranges equal
+//!   kerchunk's `NetCDF3ToZarr` where kerchunk reads the file right, and `xarray.open_zarr`
+//!   through `floe serve` is identical to `xarray.open_dataset` / `open_mfdataset`. Needs
+//!   `FLOE_TEST_PYTHON`; without it the test says why and passes.
+//! - the others build files byte by byte: hostile and broken files are refused with a clear
+//!   error and change nothing.
+
+#![cfg(all(feature = "cli", feature = "server"))]
+
+mod common;
+
+use std::path::Path;
+
+use common::cli::{floe, ok};
+use common::http::spawn_floe_serve;
+use common::python::{python, run_python};
+use serde_json::{json, Map, Value};
+
+const SCRIPT: &str = "netcdf3_scan.py";
+
+fn snapshot_of(text: &str) -> String {
+    text.split("snapshot ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no snapshot in {text}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netcdf4_python_files_read_in_xarray_as_the_files_do() {
+    let Some(python) = python("netcdf4_python_files_read_in_xarray_as_the_files_do") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    run_python(&python, SCRIPT, vec!["make".into(), out.clone()]).await;
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    let repo = dir.path().join("repo");
+    ok(&repo, &["init"]);
+    let mut versions = Map::new();
+    for (name, case) in manifest["cases"].as_object().unwrap() {
+        let files: Vec<&str> = case["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        // What floe finds in each file, for the comparison with kerchunk: a dry run changes
+        // nothing.
+        for file in &files {
+            let emitted = format!("{file}.floe.json");
+            let run = ok(
+                &repo,
+                &[
+                    "import",
+                    "netcdf",
+                    file,
+                    "--to",
+                    name,
+                    "--dry-run",
+                    "--emit-kerchunk",
+                    &emitted,
+                ],
+            );
+            assert!(
+                run.text().contains("dry run: nothing imported"),
+                "{}",
+                run.text()
+            );
+            assert!(Path::new(&emitted).exists());
+        }
+        let mut args = vec!["import", "netcdf"];
+        args.extend(&files);
+        args.extend(["--to", name.as_str()]);
+        if let Some(dim) = case["append_dim"].as_str() {
+            args.extend(["--append-dim", dim]);
+        }
+        let run = ok(&repo, &args);
+        let text = run.text();
+        // One HEAD request and one read per file: every header here fits the first read.
+        assert_eq!(text.matches("(2 requests").count(), files.len(), "{text}");
+        versions.insert(name.clone(), json!(snapshot_of(&text)));
+    }
+    let log = ok(&repo, &["log", "--json"]).json();
+    assert_eq!(
+        log["entries"].as_array().unwrap().len(),
+        1 + versions.len(),
+        "one commit per import, none for the dry runs: {log}"
+    );
+    let refs = run_python(&python, SCRIPT, vec!["refs".into(), out.clone()]).await;
+    assert_eq!(refs.matches("refs ok ").count(), 5, "{refs}");
+    let info = ok(&repo, &["info", "/big/v", "--json"]).json();
+    assert_eq!(info["chunks"]["virtual"], json!(2), "{info}");
+    let versions_path = dir.path().join("versions.json");
+    std::fs::write(&versions_path, Value::Object(versions.clone()).to_string()).unwrap();
+    let allow = std::ffi::OsStr::new("--allow-virtual-declared");
+    let (_server, url) = spawn_floe_serve(&repo, &[allow]).await;
+    let compared = run_python(
+        &python,
+        SCRIPT,
+        vec![
+            "compare".into(),
+            url,
+            out,
+            versions_path.display().to_string(),
+        ],
+    )
+    .await;
+    for case in versions.keys() {
+        assert!(compared.contains(&format!("ok {case}\n")), "{compared}");
+    }
+}
+
+/// A classic file: dimension `x` (3), global attribute `title`, variable `v(x)` of shorts
+/// 1, 2, 3 right after the header (its `begin` at `begin` when given).
+fn tiny_classic(begin: Option<u32>) -> Vec<u8> {
+    let be = |n: u32| n.to_be_bytes();
+    let name = |out: &mut Vec<u8>, text: &str| {
+        out.extend(be(text.len() as u32));
+        out.extend(text.as_bytes());
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+    };
+    let mut h = b"CDF\x01".to_vec();
+    h.extend(be(0));
+    h.extend(be(0x0A));
+    h.extend(be(1));
+    name(&mut h, "x");
+    h.extend(be(3));
+    h.extend(be(0x0C));
+    h.extend(be(1));
+    name(&mut h, "title");
+    h.extend(be(2));
+    h.extend(be(4));
+    h.extend(b"tiny");
+    h.extend(be(0x0B));
+    h.extend(be(1));
+    name(&mut h, "v");
+    h.extend(be(1));
+    h.extend(be(0));
+    h.extend([0; 8]);
+    h.extend(be(3));
+    h.extend(be(8));
+    let header_len = h.len() as u32 + 4;
+    h.extend(be(begin.unwrap_or(header_len)));
+    for value in [1u16, 2, 3, 0] {
+        h.extend(value.to_be_bytes());
+    }
+    h
+}
+
+#[test]
+fn a_file_built_by_hand_reads_back_and_hostile_ones_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    ok(&repo, &["init"]);
+    let good = dir.path().join("good.nc");
+    std::fs::write(&good, tiny_classic(None)).unwrap();
+    let run = ok(
+        &repo,
+        &["import", "netcdf", good.to_str().unwrap(), "--to", "tiny"],
+    );
+    assert!(
+        run.text()
+            .contains("netCDF-3 classic, 1 arrays, 1 chunk references"),
+        "{}",
+        run.text()
+    );
+    // The chunk is the file's own bytes: three big-endian shorts, the padding left out.
+    let cat = ok(&repo, &["--allow-virtual-declared", "cat", "/tiny/v/0"]);
+    assert_eq!(cat.stdout, [0, 1, 0, 2, 0, 3]);
+    let metadata: Value =
+        serde_json::from_slice(&ok(&repo, &["cat", "/tiny/v/zarr.json"]).stdout).unwrap();
+    assert_eq!(metadata["data_type"], json!("int16"), "{metadata}");
+    assert_eq!(metadata["dimension_names"], json!(["x"]), "{metadata}");
+    let group: Value =
+        serde_json::from_slice(&ok(&repo, &["cat", "/tiny/zarr.json"]).stdout).unwrap();
+    assert_eq!(group["attributes"]["title"], json!("tiny"), "{group}");
+    let before = ok(&repo, &["log", "--json"]).json();
+
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "truncated.nc",
+            tiny_classic(None)[..40].to_vec(),
+            "past the end of the file",
+        ),
+        (
+            "garbage.nc",
+            b"not a netcdf file at all".to_vec(),
+            "not a netCDF file",
+        ),
+        (
+            "hdf5.nc",
+            b"\x89HDF\r\n\x1a\n\x00\x00\x00\x00".to_vec(),
+            "HDF5",
+        ),
+        ("overlap.nc", tiny_classic(Some(8)), "inside the header"),
+        ("empty.nc", Vec::new(), "not a netCDF file"),
+    ];
+    for (name, bytes, needle) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        floe(
+            &repo,
+            &["import", "netcdf", path.to_str().unwrap(), "--to", "bad"],
+        )
+        .assert_error(2, needle);
+    }
+    // A header whose data lies past the end of the file: the import checks every range.
+    let mut short = tiny_classic(None);
+    short.truncate(short.len() - 8);
+    let path = dir.path().join("short.nc");
+    std::fs::write(&path, short).unwrap();
+    let run = floe(
+        &repo,
+        &["import", "netcdf", path.to_str().unwrap(), "--to", "bad"],
+    );
+    assert_ne!(run.code, 0, "{}", run.text());
+    assert!(run.stderr.contains("short.nc"), "{}", run.stderr);
+    let missing = dir.path().join("missing.nc");
+    floe(
+        &repo,
+        &["import", "netcdf", missing.to_str().unwrap(), "--to", "bad"],
+    )
+    .assert_error(3, "missing.nc");
+    let two = floe(
+        &repo,
+        &[
+            "import",
+            "netcdf",
+            good.to_str().unwrap(),
+            good.to_str().unwrap(),
+            "--to",
+            "bad",
+        ],
+    );
+    two.assert_error(2, "--append-dim");
+    assert_eq!(
+        ok(&repo, &["log", "--json"]).json(),
+        before,
+        "nothing committed"
+    );
+}
