@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use floe::{scan_source, ImportOptions, KerchunkRefs, NodePath, ScanSummary};
+use floe::{scan_sources, ImportOptions, KerchunkRefs, NodePath};
 
 use super::common::{short, CliError, CliResult, Exit, RepoLocation};
 use super::import::import_with_bar;
@@ -23,8 +23,11 @@ are one chunk, or chunks of whole rows of about 16 MiB when they are larger and 
 dimension divides evenly. Attributes, _FillValue and dimension names are kept as xarray reads
 them from the file.
 
-Several files need --append-dim: the first is imported as --append-dim says (onto existing
-arrays, or new), the following ones appended in the order given. --emit-kerchunk writes the
+Several files need --append-dim. They are scanned --concurrency at a time, ordered by their
+append coordinate (the variable named like the dimension; CF times in different units or from
+different reference dates compared as instants), which must increase from file to file without
+overlapping (two more small reads per file), and appended in that order; the first goes onto
+existing arrays, or creates them. --emit-kerchunk writes the
 references found (kerchunk JSON version 1) to compare with other tools; with several files,
 one file each, numbered before the extension (refs.0.json, refs.1.json...). --dry-run scans
 and reports without touching the repository.
@@ -61,6 +64,9 @@ pub struct NetcdfArgs {
     /// Scan and report only: nothing is written to the repository.
     #[arg(long = "dry-run")]
     dry_run: bool,
+    /// Files scanned at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    concurrency: usize,
     /// The commit message (default: `import netcdf <FILE>` or `import netcdf <N> files`).
     #[arg(short = 'm', long, value_name = "MESSAGE")]
     message: Option<String>,
@@ -111,29 +117,36 @@ pub async fn run(location: &RepoLocation, args: NetcdfArgs, out: &mut dyn Write)
     // Source files are read with the user's own settings (environment variables), never
     // with the repository's storage options.
     let options_for_sources: floe::StorageOptions = Vec::new();
-    let mut scanned: Vec<(String, KerchunkRefs, ScanSummary)> = Vec::new();
-    for file in &args.files {
-        let file = absolute(file)?;
-        let (refs, summary) =
-            scan_source(&file, &options_for_sources)
-                .await
-                .map_err(|e| match e {
-                    floe::Error::KerchunkImport { .. } => CliError::new(Exit::Usage, e.to_string()),
-                    other => other.into(),
-                })?;
+    let files: Vec<String> = args
+        .files
+        .iter()
+        .map(|f| absolute(f))
+        .collect::<CliResult<_>>()?;
+    let scanned = scan_sources(
+        &files,
+        &options_for_sources,
+        args.concurrency,
+        args.append_dim.as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
+        floe::Error::KerchunkImport { .. } => CliError::new(Exit::Usage, e.to_string()),
+        other => other.into(),
+    })?;
+    for (refs, summary) in &scanned {
         writeln!(
             out,
-            "scanned {file}: {}, {} arrays, {} chunk references ({} requests, {} bytes read)",
+            "scanned {}: {}, {} arrays, {} chunk references ({} requests, {} bytes read)",
+            refs.origin,
             summary.format,
             refs.refs.keys().filter(|k| k.ends_with("/.zarray")).count(),
-            chunk_refs(&refs),
+            chunk_refs(refs),
             summary.requests,
             summary.bytes_read
         )?;
-        scanned.push((file, refs, summary));
     }
     if let Some(path) = &args.emit_kerchunk {
-        for (index, (_, refs, _)) in scanned.iter().enumerate() {
+        for (index, (refs, _)) in scanned.iter().enumerate() {
             let target = emit_path(path, index, scanned.len());
             let text = serde_json::to_vec_pretty(&refs.to_json())
                 .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?;
@@ -149,7 +162,7 @@ pub async fn run(location: &RepoLocation, args: NetcdfArgs, out: &mut dyn Write)
     // An append compares coordinate arrays with the existing ones, reading their chunks: the
     // import may read below the places its own files live.
     let mut access = location.virtual_access()?;
-    for (_, refs, _) in &scanned {
+    for (refs, _) in &scanned {
         for prefix in refs.source_prefixes()? {
             access = access.allow(&prefix)?;
         }
@@ -162,12 +175,12 @@ pub async fn run(location: &RepoLocation, args: NetcdfArgs, out: &mut dyn Write)
     options.keep_virtual = args.keep_virtual.clone();
     options.source_options = options_for_sources;
     let mut summaries = Vec::new();
-    for (index, (_, refs, _)) in scanned.iter().enumerate() {
+    for (index, (refs, _)) in scanned.iter().enumerate() {
         let label = format!("importing file {}/{}", index + 1, scanned.len());
         summaries.push(import_with_bar(&session, refs, &options, &label).await?);
     }
     let message = args.message.unwrap_or_else(|| match scanned.as_slice() {
-        [(file, _, _)] => format!("import netcdf {file}"),
+        [(refs, _)] => format!("import netcdf {}", refs.origin),
         many => format!("import netcdf {} files", many.len()),
     });
     if !session.has_changes() {

@@ -31,4 +31,4 @@ pub use import::{
     LoadReason, LoadedArray, DEFAULT_LOAD_LIMIT,
 };
 pub use kerchunk::{import_kerchunk, import_kerchunk_with_progress, KerchunkRef, KerchunkRefs};
-pub use scan::{scan_source, ScanSummary};
+pub use scan::{scan_source, scan_sources, ScanSummary};

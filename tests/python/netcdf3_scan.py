@@ -155,8 +155,11 @@ def kerchunk_refs(path):
 
 def make(out):
     os.makedirs(out, exist_ok=True)
+    daily = [daily_classic(out, i) for i in range(3)]
     cases = {
-        "daily": ([daily_classic(out, i) for i in range(3)], "time"),
+        "daily": (daily, "time"),
+        # The same files, given to floe newest first: imported in time order all the same.
+        "daily_reversed": (daily, "time"),
         "single_record": ([single_record_variable(out)], None),
         "padded_records": ([padded_records(out)], None),
         "cdf5": ([cdf5(out)], None),
@@ -164,7 +167,7 @@ def make(out):
     }
     manifest = {"cases": {}}
     for name, (files, append_dim) in cases.items():
-        refs = [kerchunk_refs(f) for f in files if name not in ("cdf5", "big")]
+        refs = [kerchunk_refs(f) for f in files if name not in ("cdf5", "big", "daily_reversed")]
         manifest["cases"][name] = {"files": files, "append_dim": append_dim, "kerchunk": refs}
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f)

@@ -14,7 +14,7 @@
 
 mod attrs;
 mod calendar;
-mod cf_time;
+pub(crate) mod cf_time;
 mod checks;
 mod chunks;
 mod grid_edges;

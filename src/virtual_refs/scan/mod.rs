@@ -2,13 +2,17 @@
 //! itself, without a Python tool, as the kerchunk references every virtual import takes.
 //!
 //! - [`reader`]: the file's first bytes through its object store, in growing pieces;
-//! - [`netcdf3`]: netCDF-3 classic, 64-bit offset and CDF-5 files.
+//! - [`netcdf3`]: netCDF-3 classic, 64-bit offset and CDF-5 files;
+//! - [`order`]: the order of many files along an append dimension.
 //!
 //! The format is recognised by the file's magic bytes. HDF5 files (netCDF-4 among them) are
 //! recognised and refused by name until their scanner exists.
 
 mod netcdf3;
+mod order;
 mod reader;
+
+use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
 use crate::storage::StorageOptions;
@@ -43,6 +47,48 @@ pub async fn scan_source(
     location: &str,
     options: &StorageOptions,
 ) -> Result<(KerchunkRefs, ScanSummary)> {
+    let (_, refs, summary) = scan_one(location, options).await?;
+    Ok((refs, summary))
+}
+
+/// Scans many files, `concurrency` at once (at least 1), as [`scan_source`] does, and returns
+/// them in the order to import them: the order given, or with `append_dim`, the order of
+/// their append coordinate (the 1-D variable named like the dimension, CF times compared as
+/// instants), reading its first and last value in each file (two more small reads per file).
+///
+/// Fails as [`scan_source`] for the first file that fails, and with [`Error::KerchunkImport`]
+/// for a file without that coordinate, whose values decrease, or whose values overlap
+/// another file's (naming both).
+pub async fn scan_sources(
+    locations: &[String],
+    options: &StorageOptions,
+    concurrency: usize,
+    append_dim: Option<&str>,
+) -> Result<Vec<(KerchunkRefs, ScanSummary)>> {
+    let scanned: Vec<(SourceReader, KerchunkRefs, ScanSummary)> =
+        futures::stream::iter(locations.iter().map(|l| scan_one(l, options)))
+            .buffered(concurrency.max(1))
+            .try_collect()
+            .await?;
+    let scanned = match append_dim {
+        Some(dim) if scanned.len() > 1 => order::order_by_coordinate(scanned, dim).await?,
+        _ => scanned,
+    };
+    Ok(scanned
+        .into_iter()
+        .map(|(reader, refs, mut summary)| {
+            summary.requests = reader.requests();
+            summary.bytes_read = reader.bytes_read();
+            (refs, summary)
+        })
+        .collect())
+}
+
+/// One file scanned, with its reader (still open, for further reads).
+async fn scan_one(
+    location: &str,
+    options: &StorageOptions,
+) -> Result<(SourceReader, KerchunkRefs, ScanSummary)> {
     let mut reader = SourceReader::open(location, options).await?;
     // The first read serves the signature and most headers at once.
     let magic = reader.first_bytes(reader::FIRST_READ).await?;
@@ -63,12 +109,10 @@ pub async fn scan_source(
     let format = netcdf3::header::Variant::of_magic(&magic)
         .map(|v| v.to_string())
         .unwrap_or_default();
-    Ok((
-        refs,
-        ScanSummary {
-            format,
-            requests: reader.requests,
-            bytes_read: reader.bytes_read(),
-        },
-    ))
+    let summary = ScanSummary {
+        format,
+        requests: reader.requests(),
+        bytes_read: reader.bytes_read(),
+    };
+    Ok((reader, refs, summary))
 }

@@ -1,6 +1,7 @@
 //! Reading the start of a source file through its object store: the header bytes a scanner
 //! needs, fetched in growing pieces until the header is complete.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -29,7 +30,9 @@ pub(crate) struct SourceReader {
     /// The bytes read so far from the start of the file.
     start: BytesMut,
     /// Requests sent.
-    pub(crate) requests: u64,
+    requests: AtomicU64,
+    /// Bytes read by [`SourceReader::read`].
+    ranged_bytes: AtomicU64,
 }
 
 impl SourceReader {
@@ -58,13 +61,46 @@ impl SourceReader {
             store,
             path,
             start: BytesMut::new(),
-            requests: 1,
+            requests: AtomicU64::new(1),
+            ranged_bytes: AtomicU64::new(0),
         })
+    }
+
+    /// `length` bytes at `offset` (one request). Fails with [`Error::VirtualSourceChanged`]
+    /// when the file is shorter than that now.
+    pub(crate) async fn read(&self, offset: u64, length: u64) -> Result<Bytes> {
+        let end = offset
+            .checked_add(length)
+            .filter(|&end| end <= self.size)
+            .ok_or_else(|| Error::VirtualSourceChanged {
+                location: self.location.clone(),
+            })?;
+        let bytes = self
+            .store
+            .get_range(&self.path, offset..end)
+            .await
+            .map_err(|source| Error::Storage {
+                key: self.location.clone(),
+                source,
+            })?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.ranged_bytes.fetch_add(length, Ordering::Relaxed);
+        if bytes.len() as u64 != length {
+            return Err(Error::VirtualSourceChanged {
+                location: self.location.clone(),
+            });
+        }
+        Ok(bytes)
     }
 
     /// Bytes read from the file so far.
     pub(crate) fn bytes_read(&self) -> u64 {
-        self.start.len() as u64
+        self.start.len() as u64 + self.ranged_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Requests sent so far (the HEAD request included).
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// The file's first `len` bytes (fewer when the file is shorter), reading only what was
@@ -87,7 +123,7 @@ impl SourceReader {
                     key: self.location.clone(),
                     source,
                 })?;
-            self.requests += 1;
+            self.requests.fetch_add(1, Ordering::Relaxed);
             if (bytes.len() as u64) != want - have {
                 return Err(Error::VirtualSourceChanged {
                     location: self.location.clone(),

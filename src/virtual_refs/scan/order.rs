@@ -1,0 +1,200 @@
+//! The order in which scanned files are appended: by the values of their append coordinate
+//! (the 1-D variable named like the append dimension), which must increase from file to file
+//! without overlapping. CF times in other units or from another reference date are compared
+//! as instants.
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use super::reader::SourceReader;
+use crate::error::{Error, Result};
+use crate::virtual_refs::import::cf_time::{TimeConversion, TimeEncoding};
+use crate::virtual_refs::kerchunk::{KerchunkRef, KerchunkRefs};
+
+/// The first and last value of a file's append coordinate, in the first file's encoding.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Span {
+    pub(crate) first: f64,
+    pub(crate) last: f64,
+}
+
+fn inline_json(refs: &KerchunkRefs, key: &str) -> Option<Value> {
+    match refs.refs.get(key)? {
+        KerchunkRef::Inline(bytes) => serde_json::from_slice(bytes).ok(),
+        _ => None,
+    }
+}
+
+/// One value of big-endian `dtype` (a netCDF-3 Zarr v2 data type) from `bytes`.
+fn decode(dtype: &str, bytes: &[u8]) -> Option<f64> {
+    let be = |n: usize| -> Option<u64> {
+        let b = bytes.get(..n)?;
+        Some(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+    };
+    Some(match dtype {
+        ">f8" => f64::from_bits(be(8)?),
+        ">f4" => f64::from(f32::from_bits(be(4)? as u32)),
+        "|i1" => f64::from(*bytes.first()? as i8),
+        "|u1" => f64::from(*bytes.first()?),
+        ">i2" => f64::from(be(2)? as u16 as i16),
+        ">u2" => f64::from(be(2)? as u16),
+        ">i4" => f64::from(be(4)? as u32 as i32),
+        ">u4" => be(4)? as f64,
+        ">i8" => be(8)? as i64 as f64,
+        ">u8" => be(8)? as f64,
+        _ => return None,
+    })
+}
+
+fn number(attributes: &Map<String, Value>, name: &str) -> Option<f64> {
+    attributes.get(name).and_then(Value::as_f64)
+}
+
+/// The append coordinate `dim` of one scanned file: its first and last (unpacked) values and
+/// its time encoding, reading its first and last chunks through `reader`.
+async fn coordinate_span(
+    reader: &SourceReader,
+    refs: &KerchunkRefs,
+    dim: &str,
+) -> Result<(f64, f64, Option<TimeEncoding>)> {
+    let refused = |reason: String| Error::import_refused(reader.location.clone(), reason);
+    let zarray = inline_json(refs, &format!("{dim}/.zarray")).ok_or_else(|| {
+        refused(format!(
+            "no coordinate variable `{dim}` (a 1-D variable named like the append dimension) \
+             to order the files by"
+        ))
+    })?;
+    let attributes = inline_json(refs, &format!("{dim}/.zattrs"))
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    let dtype = zarray["dtype"].as_str().unwrap_or_default();
+    let shape: Vec<u64> = zarray["shape"]
+        .as_array()
+        .map(|s| s.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    let chunk = zarray["chunks"][0].as_u64().unwrap_or(0);
+    let [length] = shape[..] else {
+        return Err(refused(format!("the coordinate `{dim}` is not 1-D")));
+    };
+    if length == 0 || chunk == 0 {
+        return Err(refused(format!("the file has no values along `{dim}`")));
+    }
+    let last_chunk = (length - 1) / chunk;
+    let read = |index: u64, at_end: bool| {
+        let key = format!("{dim}/{index}");
+        async move {
+            let Some(KerchunkRef::Range { offset, length, .. }) = refs.refs.get(&key) else {
+                return Err(refused(format!("`{key}` is not a byte range of the file")));
+            };
+            let size = 8.min(*length);
+            let start = if at_end {
+                offset + length - size
+            } else {
+                *offset
+            };
+            let bytes: Bytes = reader.read(start, size).await?;
+            let width = match dtype {
+                ">f8" | ">i8" | ">u8" => 8,
+                ">f4" | ">i4" | ">u4" => 4,
+                ">i2" | ">u2" => 2,
+                _ => 1,
+            };
+            let value_bytes = if at_end {
+                &bytes[bytes.len().saturating_sub(width)..]
+            } else {
+                &bytes[..]
+            };
+            decode(dtype, value_bytes).ok_or_else(|| {
+                refused(format!(
+                    "the coordinate `{dim}` has data type {dtype}, which cannot order files"
+                ))
+            })
+        }
+    };
+    let (first, last) = futures::try_join!(read(0, false), read(last_chunk, true))?;
+    let scale = number(&attributes, "scale_factor").unwrap_or(1.0);
+    let offset = number(&attributes, "add_offset").unwrap_or(0.0);
+    let encoding = match attributes.get("units").and_then(Value::as_str) {
+        Some(units) => {
+            TimeEncoding::parse(units, attributes.get("calendar").and_then(Value::as_str))
+                .transpose()
+                .map_err(refused)?
+        }
+        None => None,
+    };
+    Ok((first * scale + offset, last * scale + offset, encoding))
+}
+
+/// Orders `scanned` (each file's reader and references) by their append coordinate `dim` and
+/// checks that the files follow each other: within a file the last value is not before the
+/// first, and each file starts after the one before it ends. Fails with
+/// [`Error::KerchunkImport`] naming both files and values when two overlap, or a file that
+/// has no such coordinate.
+pub(crate) async fn order_by_coordinate<T>(
+    scanned: Vec<(SourceReader, KerchunkRefs, T)>,
+    dim: &str,
+) -> Result<Vec<(SourceReader, KerchunkRefs, T)>> {
+    let mut spans = Vec::with_capacity(scanned.len());
+    let mut reference: Option<TimeEncoding> = None;
+    for (index, (reader, refs, _)) in scanned.iter().enumerate() {
+        let (mut first, mut last, encoding) = coordinate_span(reader, refs, dim).await?;
+        if index == 0 {
+            reference = encoding;
+        } else if let (Some(from), Some(to)) = (encoding, reference) {
+            if let Some(conversion) = TimeConversion::between(from, to) {
+                let convert = |v: f64| {
+                    conversion
+                        .convert(v)
+                        .map_err(|e| Error::import_refused(reader.location.clone(), e))
+                        .map(|c| c.unwrap_or(v))
+                };
+                first = convert(first)?;
+                last = convert(last)?;
+            }
+        }
+        if first.is_nan() || last.is_nan() || last < first {
+            return Err(Error::import_refused(
+                reader.location.clone(),
+                format!("its `{dim}` values do not increase ({first} .. {last})"),
+            ));
+        }
+        spans.push(Span { first, last });
+    }
+    let mut order: Vec<usize> = (0..scanned.len()).collect();
+    order.sort_by(|&a, &b| spans[a].first.total_cmp(&spans[b].first));
+    for pair in order.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if spans[b].first <= spans[a].last {
+            return Err(Error::import_refused(
+                scanned[b].0.location.clone(),
+                format!(
+                    "its `{dim}` values ({} .. {}) overlap those of {} ({} .. {}); appended \
+                     files must follow each other",
+                    spans[b].first,
+                    spans[b].last,
+                    scanned[a].0.location,
+                    spans[a].first,
+                    spans[a].last
+                ),
+            ));
+        }
+    }
+    let mut slots: Vec<Option<(SourceReader, KerchunkRefs, T)>> =
+        scanned.into_iter().map(Some).collect();
+    Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn big_endian_values_decode() {
+        assert_eq!(decode(">f8", &1.5f64.to_be_bytes()), Some(1.5));
+        assert_eq!(decode(">i2", &(-3i16).to_be_bytes()), Some(-3.0));
+        assert_eq!(decode("|i1", &[0xff]), Some(-1.0));
+        assert_eq!(decode(">u4", &u32::MAX.to_be_bytes()), Some(4294967295.0));
+        assert_eq!(decode(">f4", &[0, 0]), None);
+        assert_eq!(decode("|S1", b"a"), None);
+    }
+}
