@@ -280,3 +280,117 @@ fn a_file_built_by_hand_reads_back_and_hostile_ones_change_nothing() {
         "nothing committed"
     );
 }
+
+/// A netCDF-3 file on S3 (moto started by `scripts/check`): scanned with two requests,
+/// imported through the library and read back through the repository; a header longer than
+/// the first read costs one more.
+#[tokio::test]
+async fn a_file_on_s3_is_scanned_in_two_requests() {
+    let Ok(endpoint) = std::env::var("FLOE_TEST_S3_ENDPOINT") else {
+        println!("skipping a_file_on_s3_is_scanned_in_two_requests: FLOE_TEST_S3_ENDPOINT is not set (scripts/check starts a local S3 server and sets it)");
+        return;
+    };
+    use object_store::ObjectStoreExt;
+    let bucket = std::env::var("FLOE_TEST_S3_BUCKET").unwrap_or_else(|_| "floe-test".into());
+    let options = vec![
+        ("aws_endpoint".to_string(), endpoint),
+        ("aws_allow_http".to_string(), "true".to_string()),
+        ("aws_region".to_string(), "us-east-1".to_string()),
+    ];
+    let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&bucket);
+    for (k, v) in &options {
+        builder = builder.with_config(k.parse().unwrap(), v);
+    }
+    let store = builder.build().unwrap();
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let key = format!("netcdf-scan-{}-{unique}/tiny.nc", std::process::id());
+    store
+        .put(
+            &object_store::path::Path::from(key.as_str()),
+            tiny_classic(None).into(),
+        )
+        .await
+        .unwrap();
+    let url = format!("s3://{bucket}/{key}");
+    let (refs, summary) = floe::scan_source(&url, &options).await.unwrap();
+    assert_eq!(summary.format, "netCDF-3 classic");
+    assert_eq!(summary.requests, 2, "{summary:?}");
+    assert_eq!(
+        refs.refs["v/0"],
+        floe::KerchunkRef::Range {
+            url: url.as_str().into(),
+            offset: tiny_classic(None).len() as u64 - 8,
+            length: 6
+        }
+    );
+
+    // A header of 100,000 bytes (a long global attribute): one more read.
+    let long = long_header_file(100_000);
+    let long_key = key.replace("tiny.nc", "long.nc");
+    store
+        .put(
+            &object_store::path::Path::from(long_key.as_str()),
+            long.clone().into(),
+        )
+        .await
+        .unwrap();
+    let long_url = format!("s3://{bucket}/{long_key}");
+    let (long_refs, long_summary) = floe::scan_source(&long_url, &options).await.unwrap();
+    assert_eq!(long_summary.requests, 3, "{long_summary:?}");
+    let group: Value = match &long_refs.refs[".zattrs"] {
+        floe::KerchunkRef::Inline(bytes) => serde_json::from_slice(bytes).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(group["history"].as_str().unwrap().len(), 100_000);
+
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("s3://{bucket}/");
+    let repo = floe::Repository::init_location(dir.path().to_str().unwrap(), &vec![])
+        .await
+        .unwrap()
+        .with_virtual_access(floe::VirtualAccess::deny_all().allow(&prefix).unwrap());
+    repo.declare_virtual_containers(&[
+        floe::VirtualContainer::new(&prefix, options.clone()).unwrap()
+    ])
+    .await
+    .unwrap();
+    let session = repo.writable_session("main").await.unwrap();
+    let mut import = floe::ImportOptions::new(floe::NodePath::new("tiny").unwrap());
+    import.source_options = options.clone();
+    floe::import_kerchunk(&session, &refs, &import)
+        .await
+        .unwrap();
+    session.commit("tiny from s3", None).await.unwrap();
+    let read = repo
+        .readonly_session(&floe::VersionSpec::Branch("main".into()))
+        .await
+        .unwrap();
+    let chunk = read
+        .get_chunk(&floe::NodePath::new("tiny/v").unwrap(), &[0])
+        .await
+        .unwrap();
+    assert_eq!(chunk.as_deref(), Some(&[0u8, 1, 0, 2, 0, 3][..]));
+}
+
+/// A classic file whose global attribute `history` holds `length` bytes of text.
+fn long_header_file(length: usize) -> Vec<u8> {
+    let be = |n: u32| n.to_be_bytes();
+    let mut h = b"CDF\x01".to_vec();
+    h.extend(be(0));
+    h.extend([0; 8]);
+    h.extend(be(0x0C));
+    h.extend(be(1));
+    h.extend(be(7));
+    h.extend(b"history\0");
+    h.extend(be(2));
+    h.extend(be(length as u32));
+    h.extend(std::iter::repeat_n(b'h', length));
+    while h.len() % 4 != 0 {
+        h.push(0);
+    }
+    h.extend([0; 8]);
+    h
+}
