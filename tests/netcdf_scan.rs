@@ -286,27 +286,16 @@ fn a_file_built_by_hand_reads_back_and_hostile_ones_change_nothing() {
 /// the first read costs one more.
 #[tokio::test]
 async fn a_file_on_s3_is_scanned_in_two_requests() {
-    let Ok(endpoint) = std::env::var("FLOE_TEST_S3_ENDPOINT") else {
-        println!("skipping a_file_on_s3_is_scanned_in_two_requests: FLOE_TEST_S3_ENDPOINT is not set (scripts/check starts a local S3 server and sets it)");
+    use object_store::ObjectStoreExt;
+    let Some((bucket, options, store)) =
+        common::s3_sources::s3_sources("a_file_on_s3_is_scanned_in_two_requests")
+    else {
         return;
     };
-    use object_store::ObjectStoreExt;
-    let bucket = std::env::var("FLOE_TEST_S3_BUCKET").unwrap_or_else(|_| "floe-test".into());
-    let options = vec![
-        ("aws_endpoint".to_string(), endpoint),
-        ("aws_allow_http".to_string(), "true".to_string()),
-        ("aws_region".to_string(), "us-east-1".to_string()),
-    ];
-    let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&bucket);
-    for (k, v) in &options {
-        builder = builder.with_config(k.parse().unwrap(), v);
-    }
-    let store = builder.build().unwrap();
-    let unique = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let key = format!("netcdf-scan-{}-{unique}/tiny.nc", std::process::id());
+    let key = format!(
+        "{}/tiny.nc",
+        common::s3_sources::unique_prefix("netcdf-scan")
+    );
     store
         .put(
             &object_store::path::Path::from(key.as_str()),

@@ -11,7 +11,6 @@ mod common;
 #[path = "virtual_refs/fixture.rs"]
 mod fixture;
 
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use common::{p, uint8_array};
@@ -429,26 +428,12 @@ async fn plain_local_paths_are_file_urls() {
 
 #[tokio::test]
 async fn s3_sources_read_conditionally() {
-    let Ok(endpoint) = std::env::var("FLOE_TEST_S3_ENDPOINT") else {
-        println!("skipping s3_sources_read_conditionally: FLOE_TEST_S3_ENDPOINT is not set (scripts/check starts a local S3 server and sets it)");
+    let Some((bucket, options, store)) =
+        common::s3_sources::s3_sources("s3_sources_read_conditionally")
+    else {
         return;
     };
-    let bucket = std::env::var("FLOE_TEST_S3_BUCKET").unwrap_or_else(|_| "floe-test".into());
-    let unique = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let options = vec![
-        ("aws_endpoint".to_string(), endpoint),
-        ("aws_allow_http".to_string(), "true".to_string()),
-        ("aws_region".to_string(), "us-east-1".to_string()),
-    ];
-    let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&bucket);
-    for (k, v) in &options {
-        builder = builder.with_config(k.parse().unwrap(), v);
-    }
-    let store = builder.build().unwrap();
-    let key = format!("virtual-{}-{unique}/src.bin", std::process::id());
+    let key = format!("{}/src.bin", common::s3_sources::unique_prefix("virtual"));
     let path = object_store::path::Path::from(key.as_str());
     let bytes: Vec<u8> = (0..CHUNKS)
         .flat_map(|i| std::iter::repeat_n(i as u8, CHUNK as usize))

@@ -48,29 +48,49 @@ pub enum ImportCommand {
     Netcdf(super::import_netcdf::NetcdfArgs),
 }
 
+/// Where and how an import places what it reads (shared by the import subcommands).
+#[derive(Debug, clap::Args)]
+pub struct ImportPlacement {
+    /// The group the imported root becomes, e.g. `era5` (`/` for the root).
+    #[arg(long, value_name = "PATH")]
+    to: String,
+    /// The branch to commit to.
+    #[arg(long, default_value = floe::DEFAULT_BRANCH, value_name = "BRANCH")]
+    pub branch: String,
+    /// Append along this dimension (a name from the dimension names, e.g. `time`) to the
+    /// arrays that exist instead of replacing them.
+    #[arg(long = "append-dim", value_name = "DIM")]
+    append_dim: Option<String>,
+    /// Load this variable's values into the repository instead of referencing them
+    /// (repeatable; a name, or a path below the imported root).
+    #[arg(long = "load", value_name = "VAR")]
+    load: Vec<String>,
+    /// Keep this variable virtual even if it would be loaded by default (repeatable).
+    #[arg(long = "virtual", value_name = "VAR")]
+    keep_virtual: Vec<String>,
+}
+
+impl ImportPlacement {
+    /// The import options these arguments say; a bad `--to` is a usage error.
+    pub fn options(&self) -> CliResult<ImportOptions> {
+        let to = NodePath::new(&self.to)
+            .map_err(|e| CliError::new(Exit::Usage, format!("--to {}: {e}", self.to)))?;
+        let mut options = ImportOptions::new(to);
+        options.append_dim = self.append_dim.clone();
+        options.load = self.load.clone();
+        options.keep_virtual = self.keep_virtual.clone();
+        Ok(options)
+    }
+}
+
 /// Arguments of `floe import kerchunk`.
 #[derive(Debug, clap::Args)]
 pub struct KerchunkArgs {
     /// The references: a JSON file, or a parquet reference directory (`refs.parq/`).
     #[arg(value_name = "REFS")]
     refs: PathBuf,
-    /// The group the references' root becomes, e.g. `era5` (`/` for the root).
-    #[arg(long, value_name = "PATH")]
-    to: String,
-    /// The branch to commit to.
-    #[arg(long, default_value = floe::DEFAULT_BRANCH, value_name = "BRANCH")]
-    branch: String,
-    /// Append along this dimension to the arrays that exist (a name from
-    /// `_ARRAY_DIMENSIONS`, e.g. `time`) instead of replacing them.
-    #[arg(long = "append-dim", value_name = "DIM")]
-    append_dim: Option<String>,
-    /// Load this variable's values into the repository instead of referencing them
-    /// (repeatable; a name, or a path below the references' root).
-    #[arg(long = "load", value_name = "VAR")]
-    load: Vec<String>,
-    /// Keep this variable virtual even if it would be loaded by default (repeatable).
-    #[arg(long = "virtual", value_name = "VAR")]
-    keep_virtual: Vec<String>,
+    #[command(flatten)]
+    place: ImportPlacement,
     /// The commit message (default: `import kerchunk <REFS>`).
     #[arg(short = 'm', long, value_name = "MESSAGE")]
     message: Option<String>,
@@ -86,8 +106,7 @@ pub async fn run(
         ImportCommand::Kerchunk(args) => args,
         ImportCommand::Netcdf(args) => return super::import_netcdf::run(location, args, out).await,
     };
-    let to = NodePath::new(&args.to)
-        .map_err(|e| CliError::new(Exit::Usage, format!("--to {}: {e}", args.to)))?;
+    let options = args.place.options()?;
     let refs = KerchunkRefs::read(&args.refs).map_err(|e| match e {
         Error::Io { .. } => CliError::new(Exit::NotFound, e.to_string()),
         other => CliError::new(Exit::Usage, other.to_string()),
@@ -99,11 +118,7 @@ pub async fn run(
         access = access.allow(&prefix)?;
     }
     let repo = location.open().await?.with_virtual_access(access);
-    let session = repo.writable_session(&args.branch).await?;
-    let mut options = ImportOptions::new(to);
-    options.append_dim = args.append_dim.clone();
-    options.load = args.load.clone();
-    options.keep_virtual = args.keep_virtual.clone();
+    let session = repo.writable_session(&args.place.branch).await?;
     let summary = import_with_bar(&session, &refs, &options, "importing refs").await?;
     let message = args
         .message
@@ -117,7 +132,7 @@ pub async fn run(
             "imported {} into `{}` on {}: snapshot {}",
             args.refs.display(),
             options.to,
-            args.branch,
+            args.place.branch,
             short(&id)
         )?;
     }

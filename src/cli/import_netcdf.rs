@@ -4,10 +4,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use floe::{scan_sources, ImportOptions, KerchunkRefs, NodePath};
+use floe::{scan_sources, KerchunkRefs};
 
 use super::common::{short, CliError, CliResult, Exit, RepoLocation};
-use super::import::import_with_bar;
+use super::import::{import_with_bar, ImportPlacement};
 
 /// Long description of `floe import netcdf`.
 pub const LONG_ABOUT: &str = "\
@@ -41,23 +41,8 @@ pub struct NetcdfArgs {
     /// (read with your own credentials from the environment).
     #[arg(value_name = "FILE|URL", required = true)]
     files: Vec<String>,
-    /// The group the files' root becomes, e.g. `era5` (`/` for the root).
-    #[arg(long, value_name = "PATH")]
-    to: String,
-    /// The branch to commit to.
-    #[arg(long, default_value = floe::DEFAULT_BRANCH, value_name = "BRANCH")]
-    branch: String,
-    /// Append along this dimension (e.g. `time`) to the arrays that exist, and each file
-    /// after the one before it.
-    #[arg(long = "append-dim", value_name = "DIM")]
-    append_dim: Option<String>,
-    /// Load this variable's values into the repository instead of referencing them
-    /// (repeatable; a name, or a path below the files' root).
-    #[arg(long = "load", value_name = "VAR")]
-    load: Vec<String>,
-    /// Keep this variable virtual even if it would be loaded by default (repeatable).
-    #[arg(long = "virtual", value_name = "VAR")]
-    keep_virtual: Vec<String>,
+    #[command(flatten)]
+    place: ImportPlacement,
     /// Write the references found as kerchunk JSON (version 1) to this file.
     #[arg(long = "emit-kerchunk", value_name = "FILE")]
     emit_kerchunk: Option<PathBuf>,
@@ -106,9 +91,8 @@ fn chunk_refs(refs: &KerchunkRefs) -> usize {
 
 /// Runs `floe import netcdf`.
 pub async fn run(location: &RepoLocation, args: NetcdfArgs, out: &mut dyn Write) -> CliResult {
-    let to = NodePath::new(&args.to)
-        .map_err(|e| CliError::new(Exit::Usage, format!("--to {}: {e}", args.to)))?;
-    if args.files.len() > 1 && args.append_dim.is_none() {
+    let mut options = args.place.options()?;
+    if args.files.len() > 1 && options.append_dim.is_none() {
         return Err(CliError::new(
             Exit::Usage,
             "several files need --append-dim (each would replace the one before)",
@@ -126,7 +110,7 @@ pub async fn run(location: &RepoLocation, args: NetcdfArgs, out: &mut dyn Write)
         &files,
         &options_for_sources,
         args.concurrency,
-        args.append_dim.as_deref(),
+        options.append_dim.as_deref(),
     )
     .await
     .map_err(|e| match e {
@@ -168,11 +152,7 @@ pub async fn run(location: &RepoLocation, args: NetcdfArgs, out: &mut dyn Write)
         }
     }
     let repo = location.open().await?.with_virtual_access(access);
-    let session = repo.writable_session(&args.branch).await?;
-    let mut options = ImportOptions::new(to);
-    options.append_dim = args.append_dim.clone();
-    options.load = args.load.clone();
-    options.keep_virtual = args.keep_virtual.clone();
+    let session = repo.writable_session(&args.place.branch).await?;
     options.source_options = options_for_sources;
     let mut summaries = Vec::new();
     for (index, (refs, _)) in scanned.iter().enumerate() {
@@ -192,7 +172,7 @@ pub async fn run(location: &RepoLocation, args: NetcdfArgs, out: &mut dyn Write)
             "imported {} file(s) into `{}` on {}: snapshot {}",
             scanned.len(),
             options.to,
-            args.branch,
+            args.place.branch,
             short(&id)
         )?;
     }

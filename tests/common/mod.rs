@@ -16,6 +16,7 @@ pub mod damaged_repo;
 pub mod http;
 pub mod inline_refs;
 pub mod python;
+pub mod s3_sources;
 pub mod session_model;
 pub mod soak;
 pub mod zarrs_repo;

@@ -75,15 +75,7 @@ impl SourceReader {
             .ok_or_else(|| Error::VirtualSourceChanged {
                 location: self.location.clone(),
             })?;
-        let bytes = self
-            .store
-            .get_range(&self.path, offset..end)
-            .await
-            .map_err(|source| Error::Storage {
-                key: self.location.clone(),
-                source,
-            })?;
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        let bytes = self.get_range(offset..end).await?;
         self.ranged_bytes.fetch_add(length, Ordering::Relaxed);
         if bytes.len() as u64 != length {
             return Err(Error::VirtualSourceChanged {
@@ -91,6 +83,18 @@ impl SourceReader {
             });
         }
         Ok(bytes)
+    }
+
+    /// One ranged request, counted.
+    async fn get_range(&self, range: std::ops::Range<u64>) -> Result<Bytes> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.store
+            .get_range(&self.path, range)
+            .await
+            .map_err(|source| Error::Storage {
+                key: self.location.clone(),
+                source,
+            })
     }
 
     /// Bytes read from the file so far.
@@ -115,15 +119,7 @@ impl SourceReader {
         let want = len.min(self.size);
         let have = self.start.len() as u64;
         if want > have {
-            let bytes = self
-                .store
-                .get_range(&self.path, have..want)
-                .await
-                .map_err(|source| Error::Storage {
-                    key: self.location.clone(),
-                    source,
-                })?;
-            self.requests.fetch_add(1, Ordering::Relaxed);
+            let bytes = self.get_range(have..want).await?;
             if (bytes.len() as u64) != want - have {
                 return Err(Error::VirtualSourceChanged {
                     location: self.location.clone(),

@@ -23,11 +23,13 @@ fn path(p: &str) -> NodePath {
     NodePath::new(p).unwrap()
 }
 
-#[tokio::test]
-async fn a_ref_move_that_raced_the_condemning_run_spares_what_it_reaches() {
+/// A repository in memory (every chunk an object, `delta_max_entries` as given) and a session
+/// on `main` that created the root group and a `uint8` array `a` of 8 in chunks of 4.
+async fn repo_with_array(delta_max_entries: usize) -> (Repository, crate::Session) {
     let settings = RepositorySettings {
         inline_threshold: 0,
         single_object_threshold: 0,
+        delta_max_entries,
         ..RepositorySettings::default()
     };
     let repo = Repository::init(open_storage("memory://", &vec![]).unwrap(), settings)
@@ -44,6 +46,12 @@ async fn a_ref_move_that_raced_the_condemning_run_spares_what_it_reaches() {
         "codecs": [{"name": "bytes"}]
     });
     s.create_array(&path("a"), metadata).await.unwrap();
+    (repo, s)
+}
+
+#[tokio::test]
+async fn a_ref_move_that_raced_the_condemning_run_spares_what_it_reaches() {
+    let (repo, s) = repo_with_array(RepositorySettings::default().delta_max_entries).await;
     s.set_chunk(&path("a"), &[0], Bytes::from_static(b"mainmain"))
         .await
         .unwrap();
@@ -113,26 +121,7 @@ fn copy_of(original: &Snapshot, id: SnapshotId) -> Content {
 async fn copies_a_squash_wrote_below_a_cut_go_no_later_than_what_they_name() {
     // Every commit writes a new manifest base: the squash copy then names a base that only
     // expired history shares.
-    let settings = RepositorySettings {
-        inline_threshold: 0,
-        single_object_threshold: 0,
-        delta_max_entries: 0,
-        ..RepositorySettings::default()
-    };
-    let repo = Repository::init(open_storage("memory://", &vec![]).unwrap(), settings)
-        .await
-        .unwrap();
-    let s = repo.writable_session("main").await.unwrap();
-    s.create_group(&NodePath::root(), Default::default())
-        .await
-        .unwrap();
-    let metadata = json!({
-        "zarr_format": 3, "node_type": "array", "shape": [8], "data_type": "uint8",
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [4]}},
-        "chunk_key_encoding": {"name": "default"}, "fill_value": 0,
-        "codecs": [{"name": "bytes"}]
-    });
-    s.create_array(&path("a"), metadata).await.unwrap();
+    let (repo, s) = repo_with_array(0).await;
     s.commit("setup", None).await.unwrap();
     let mut commits = Vec::new();
     for (n, chunk) in [(1u8, 0u64), (2, 0), (3, 0), (4, 1)] {
