@@ -98,6 +98,57 @@ async fn netcdf4_python_files_read_in_xarray_as_the_files_do() {
         assert_eq!(text.matches(requests).count(), files.len(), "{text}");
         versions.insert(name.clone(), json!(snapshot_of(&text)));
     }
+    // Only `t2m`, with the coordinates of its dimensions; then all but `flag`.
+    let daily: Vec<&str> = manifest["cases"]["daily"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let mut args = vec!["import", "netcdf"];
+    args.extend(&daily);
+    args.extend([
+        "--to",
+        "only_t2m",
+        "--append-dim",
+        "time",
+        "--variables",
+        "t2m",
+    ]);
+    ok(&repo, &args);
+    for present in ["t2m", "time", "lat", "lon"] {
+        ok(&repo, &["info", &format!("/only_t2m/{present}")]);
+    }
+    for absent in ["flag", "station", "crs"] {
+        floe(&repo, &["info", &format!("/only_t2m/{absent}")]).assert_error(3, absent);
+    }
+    ok(
+        &repo,
+        &[
+            "import",
+            "netcdf",
+            daily[0],
+            "--to",
+            "no_flag",
+            "--drop-variables",
+            "flag,station",
+        ],
+    );
+    floe(&repo, &["info", "/no_flag/flag"]).assert_error(3, "flag");
+    ok(&repo, &["info", "/no_flag/t2m"]);
+    floe(
+        &repo,
+        &[
+            "import",
+            "netcdf",
+            daily[0],
+            "--to",
+            "x",
+            "--variables",
+            "nope",
+        ],
+    )
+    .assert_error(2, "no variable `nope`");
     // Files whose times overlap are refused, naming both, and nothing is committed.
     let daily = manifest["cases"]["daily"]["files"][0].as_str().unwrap();
     floe(
@@ -117,8 +168,8 @@ async fn netcdf4_python_files_read_in_xarray_as_the_files_do() {
     let log = ok(&repo, &["log", "--json"]).json();
     assert_eq!(
         log["entries"].as_array().unwrap().len(),
-        1 + versions.len(),
-        "one commit per import, none for the dry runs: {log}"
+        1 + versions.len() + 2,
+        "one commit per import, none for the dry runs or refusals: {log}"
     );
     let refs = run_python(&python, SCRIPT, vec!["refs".into(), out.clone()]).await;
     assert_eq!(refs.matches("refs ok ").count(), 5, "{refs}");

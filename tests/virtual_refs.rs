@@ -11,7 +11,6 @@ mod common;
 #[path = "virtual_refs/fixture.rs"]
 mod fixture;
 
-
 use bytes::Bytes;
 use common::{p, uint8_array};
 use fixture::*;

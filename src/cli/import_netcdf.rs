@@ -27,10 +27,13 @@ Several files need --append-dim. They are scanned --concurrency at a time, order
 append coordinate (the variable named like the dimension; CF times in different units or from
 different reference dates compared as instants), which must increase from file to file without
 overlapping (two more small reads per file), and appended in that order; the first goes onto
-existing arrays, or creates them. --emit-kerchunk writes the
-references found (kerchunk JSON version 1) to compare with other tools; with several files,
-one file each, numbered before the extension (refs.0.json, refs.1.json...). --dry-run scans
-and reports without touching the repository.
+existing arrays, or creates them.
+
+--variables and --drop-variables choose what is imported (and emitted): only some variables
+(with the coordinates, bounds and grid mappings they need), or all but some. --emit-kerchunk
+writes the references found (kerchunk JSON version 1) to compare with other tools; with several
+files, one file each, numbered before the extension (refs.0.json, refs.1.json...). --dry-run
+scans and reports without touching the repository.
 
 HDF5 and netCDF-4 files are recognised and refused for now: reference them with kerchunk.";
 
@@ -43,6 +46,13 @@ pub struct NetcdfArgs {
     files: Vec<String>,
     #[command(flatten)]
     place: ImportPlacement,
+    /// Import only these variables (repeatable), with the coordinate variables of their
+    /// dimensions and the variables their `coordinates`, `bounds` and `grid_mapping` name.
+    #[arg(long = "variables", value_name = "VAR", value_delimiter = ',')]
+    variables: Vec<String>,
+    /// Leave these variables out (repeatable).
+    #[arg(long = "drop-variables", value_name = "VAR", value_delimiter = ',')]
+    drop_variables: Vec<String>,
     /// Write the references found as kerchunk JSON (version 1) to this file.
     #[arg(long = "emit-kerchunk", value_name = "FILE")]
     emit_kerchunk: Option<PathBuf>,
@@ -117,6 +127,14 @@ pub async fn run(location: &RepoLocation, args: NetcdfArgs, out: &mut dyn Write)
         floe::Error::KerchunkImport { .. } => CliError::new(Exit::Usage, e.to_string()),
         other => other.into(),
     })?;
+    let scanned = scanned
+        .into_iter()
+        .map(|(refs, summary)| {
+            let chosen = refs.select_variables(&args.variables, &args.drop_variables)?;
+            Ok((chosen, summary))
+        })
+        .collect::<floe::Result<Vec<_>>>()
+        .map_err(|e| CliError::new(Exit::Usage, e.to_string()))?;
     for (refs, summary) in &scanned {
         writeln!(
             out,

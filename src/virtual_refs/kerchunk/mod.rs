@@ -7,6 +7,7 @@
 //! - [`zarr_v2`], [`codecs`] and [`cf_fill`]: Zarr v2 metadata (`.zarray`, `.zattrs`,
 //!   `.zgroup`, `.zmetadata`) translated to Zarr v3 `zarr.json`, with the CF attributes xarray
 //!   needs;
+//! - [`select`]: only some variables of a reference set;
 //! - [`to_dataset`]: the reference set as the neutral virtual dataset that
 //!   [`crate::virtual_refs::import`] imports.
 
@@ -14,6 +15,7 @@ mod cf_fill;
 mod codecs;
 mod json;
 mod parquet;
+mod select;
 mod template;
 mod to_dataset;
 mod v2_types;

@@ -15,6 +15,7 @@
 //!   masks nothing there, as it reads the file).
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -143,11 +144,17 @@ pub(crate) fn to_refs(header: &Header, url: &str, file_size: u64) -> Result<Kerc
             format!("{}/.zattrs", v.name),
             inline(Value::Object(attributes)),
         );
+        // `<name>/<first>.0.0...`: built in one string per chunk (an hourly year of a few
+        // variables has tens of thousands).
+        let zeros = ".0".repeat(shape.len().saturating_sub(1));
         for (first, offset, length) in ranges {
-            let mut key: Vec<String> = vec![first.to_string()];
-            key.extend((1..shape.len()).map(|_| "0".to_string()));
+            let mut key = String::with_capacity(v.name.len() + 21 + zeros.len());
+            key.push_str(&v.name);
+            key.push('/');
+            let _ = write!(key, "{first}");
+            key.push_str(&zeros);
             refs.insert(
-                format!("{}/{}", v.name, key.join(".")),
+                key,
                 KerchunkRef::Range {
                     url: url.clone(),
                     offset,
