@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use floe::{scan_sources, KerchunkRefs};
 
 use super::common::{short, CliError, CliResult, Exit, RepoLocation};
-use super::import::{import_with_bar, ImportPlacement};
+use super::import_placement::{import_with_bar, ImportPlacement};
 
 /// Long description of `floe import netcdf`.
 pub const LONG_ABOUT: &str = "\

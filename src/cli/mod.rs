@@ -20,6 +20,7 @@ mod fsck;
 mod gc;
 mod import;
 mod import_netcdf;
+mod import_placement;
 mod info;
 mod init;
 mod log;
