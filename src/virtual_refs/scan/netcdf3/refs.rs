@@ -31,7 +31,8 @@ pub(crate) const MIN_SPLIT_BYTES: u64 = 1 << 20;
 
 /// The references of the file at `url` (an absolute path or URL) of `file_size` bytes whose
 /// header is `header`. Fails with a reason when the header's layout is impossible (data
-/// overlapping the header, sizes that overflow).
+/// overlapping the header or past the end of the file, sizes that overflow), before any
+/// chunk list is made.
 pub(crate) fn to_refs(header: &Header, url: &str, file_size: u64) -> Result<KerchunkRefs, String> {
     let url: Arc<str> = Arc::from(url);
     let mut refs = BTreeMap::new();
@@ -88,6 +89,32 @@ pub(crate) fn to_refs(header: &Header, url: &str, file_size: u64) -> Result<Kerc
             .iter()
             .map(|&d| header.dimensions[d].name.as_str())
             .collect();
+        // Every byte a variable claims must lie in the file, checked before a chunk list is
+        // made: a small hostile header must not make billions of references.
+        let end = if record {
+            match numrecs.checked_sub(1) {
+                None => Some(v.begin),
+                Some(last) => last
+                    .checked_mul(recsize)
+                    .and_then(|o| o.checked_add(v.begin))
+                    .and_then(|o| o.checked_add(slab_bytes(header, v, 1).ok()?)),
+            }
+        } else {
+            slab_bytes(header, v, 0)
+                .ok()
+                .and_then(|size| size.checked_add(v.begin))
+        };
+        if end.is_none_or(|end| end > file_size) {
+            return Err(format!(
+                "variable `{}` claims data past the end of the file ({file_size} bytes){}",
+                v.name,
+                if record {
+                    format!(" for {numrecs} records")
+                } else {
+                    String::new()
+                }
+            ));
+        }
         let (chunks, ranges) = if record {
             let slab = slab_bytes(header, v, 1)?;
             let mut chunk_shape = shape.clone();
