@@ -239,6 +239,18 @@ fn tiny_classic(begin: Option<u32>) -> Vec<u8> {
     h
 }
 
+/// The scans can be spawned on a multi-threaded runtime (the Python package does).
+#[test]
+fn scan_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let files = vec!["/nowhere.nc".to_string()];
+    let options = Vec::new();
+    let many = floe::scan_sources(&files, &options, 4, Some("time"));
+    assert_send(&many);
+    let one = floe::scan_source(&files[0], &options);
+    assert_send(&one);
+}
+
 #[test]
 fn a_file_built_by_hand_reads_back_and_hostile_ones_change_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -363,6 +363,39 @@ class Repository:
         origin = references if isinstance(references, (str, os.PathLike)) else "references"
         return session.commit(message or f"import kerchunk {origin}"), summary
 
+    def import_netcdf(
+        self,
+        files: str | os.PathLike | Iterable[str | os.PathLike],
+        to: str,
+        *,
+        branch: str = "main",
+        append_dim: str | None = None,
+        load: Iterable[str] = (),
+        virtual: Iterable[str] = (),
+        variables: Iterable[str] = (),
+        drop_variables: Iterable[str] = (),
+        message: str | None = None,
+        source_options: Mapping[str, str] | None = None,
+    ) -> tuple[str | None, str]:
+        """Scans netCDF-3 files natively, imports them below `to` on `branch` and commits
+        once, as `floe import netcdf` does. Returns `(snapshot id, summary)`; the id is `None`
+        when nothing changed."""
+        files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
+        session = self.writable_session(branch)
+        summary = session.import_netcdf(
+            files,
+            to,
+            append_dim=append_dim,
+            load=load,
+            virtual=virtual,
+            variables=variables,
+            drop_variables=drop_variables,
+            source_options=source_options,
+        )
+        if not session.has_changes:
+            return None, summary
+        return session.commit(message or f"import netcdf {len(files)} file(s)"), summary
+
     # ---- awaitable twins (the blocking calls release the GIL; these run them off the
     # event loop) ---------------------------------------------------------------------------
 

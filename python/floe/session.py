@@ -127,6 +127,43 @@ class Session:
             **_references(references),
         )
 
+    def import_netcdf(
+        self,
+        files: str | os.PathLike | Iterable[str | os.PathLike],
+        to: str,
+        *,
+        append_dim: str | None = None,
+        load: Iterable[str] = (),
+        virtual: Iterable[str] = (),
+        variables: Iterable[str] = (),
+        drop_variables: Iterable[str] = (),
+        source_options: Mapping[str, str] | None = None,
+        concurrency: int = 16,
+    ) -> str:
+        """Scans netCDF-3 files (local paths or URLs) with floe's own parser and imports
+        them into this session (nothing is committed), as `floe import netcdf` does: several
+        files need `append_dim` and are appended in the order of their append coordinate;
+        `variables` / `drop_variables` choose what is imported. Returns the import summary."""
+        if isinstance(files, (str, os.PathLike)):
+            files = [files]
+        located = [
+            str(f) if "://" in str(f) else os.path.abspath(os.fspath(f)) for f in files
+        ]
+        return self._native.import_netcdf(
+            to,
+            located,
+            append_dim=append_dim,
+            load=list(load),
+            keep_virtual=list(virtual),
+            variables=list(variables),
+            drop_variables=list(drop_variables),
+            source_options=dict(source_options or {}),
+            concurrency=concurrency,
+        )
+
+    async def import_netcdf_async(self, *args: Any, **kwargs: Any) -> str:
+        return await asyncio.to_thread(self.import_netcdf, *args, **kwargs)
+
     # ---- distributed writes ---------------------------------------------------------------
 
     def fork(self) -> ForkSession:

@@ -1,7 +1,7 @@
 //! `floe._floe.Session`: a version opened read-only, or a writable session on a branch, with
 //! its store, commits, forks and imports. `floe.Session` wraps it.
 
-use floe::{import_kerchunk, ChangeStream, ImportOptions, NodePath, Session};
+use floe::{import_kerchunk, scan_sources, ChangeStream, ImportOptions, NodePath, Session};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -219,6 +219,55 @@ impl PySession {
         options.source_options = source_options.unwrap_or_default().into_iter().collect();
         let summary = block_on(py, import_kerchunk(&self.session, &refs, &options))?.py()?;
         Ok(summary.to_string())
+    }
+
+    /// Scans netCDF-3 files (absolute paths or URLs) natively and imports them below `to`
+    /// (several need `append_dim`; they are appended in the order of their append
+    /// coordinate); nothing is committed. Returns the import summaries as text.
+    #[pyo3(signature = (to, files, append_dim=None, load=Vec::new(), keep_virtual=Vec::new(),
+        variables=Vec::new(), drop_variables=Vec::new(), source_options=None, concurrency=16))]
+    #[allow(clippy::too_many_arguments)]
+    fn import_netcdf(
+        &self,
+        py: Python<'_>,
+        to: String,
+        files: Vec<String>,
+        append_dim: Option<String>,
+        load: Vec<String>,
+        keep_virtual: Vec<String>,
+        variables: Vec<String>,
+        drop_variables: Vec<String>,
+        source_options: Option<std::collections::HashMap<String, String>>,
+        concurrency: usize,
+    ) -> PyResult<String> {
+        if files.len() > 1 && append_dim.is_none() {
+            return Err(invalid_argument(
+                "several files need append_dim (each would replace the one before)".into(),
+            ));
+        }
+        let mut options = ImportOptions::new(NodePath::new(&to).py()?);
+        options.append_dim = append_dim;
+        options.load = load;
+        options.keep_virtual = keep_virtual;
+        options.source_options = source_options.unwrap_or_default().into_iter().collect();
+        let session = &self.session;
+        let summaries = block_on(py, async {
+            let scanned = scan_sources(
+                &files,
+                &options.source_options,
+                concurrency,
+                options.append_dim.as_deref(),
+            )
+            .await?;
+            let mut summaries = Vec::new();
+            for (refs, _) in scanned {
+                let refs = refs.select_variables(&variables, &drop_variables)?;
+                summaries.push(import_kerchunk(session, &refs, &options).await?.to_string());
+            }
+            Ok::<_, floe::Error>(summaries)
+        })?
+        .py()?;
+        Ok(summaries.join("\n"))
     }
 
     /// True when both handles share one session (clones of one session).

@@ -65,11 +65,13 @@ pub async fn scan_sources(
     concurrency: usize,
     append_dim: Option<&str>,
 ) -> Result<Vec<(KerchunkRefs, ScanSummary)>> {
-    let scanned: Vec<(SourceReader, KerchunkRefs, ScanSummary)> =
-        futures::stream::iter(locations.iter().map(|l| scan_one(l, options)))
-            .buffered(concurrency.max(1))
-            .try_collect()
-            .await?;
+    // The futures are collected first: a lazy `map` inside the stream would make this
+    // future's `Send` bound depend on a closure's lifetime (callers spawning it then fail).
+    let scans: Vec<_> = locations.iter().map(|l| scan_one(l, options)).collect();
+    let scanned: Vec<(SourceReader, KerchunkRefs, ScanSummary)> = futures::stream::iter(scans)
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await?;
     let scanned = match append_dim {
         Some(dim) if scanned.len() > 1 => order::order_by_coordinate(scanned, dim).await?,
         _ => scanned,
