@@ -45,7 +45,7 @@ pub use virtual_refs::{
     LoadedArray, ScanSummary, SourceChunk, VirtualAccess, VirtualContainer, VirtualReadStats,
     DEFAULT_LOAD_LIMIT,
 };
-pub use virtual_refs::{scan_source, scan_sources};
+pub use virtual_refs::{scan_source, scan_sources, scan_sources_with_progress, ScanProgress};
 pub use zarr::chunk_grid::{ChunkEdges, ChunkGrid, EdgeRuns};
 pub use zarr::metadata::{ArrayGeometry, ChunkKeyEncoding, NodeMetadata};
 pub use zarr::rechunk::{

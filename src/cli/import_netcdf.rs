@@ -4,7 +4,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use floe::{scan_sources, KerchunkRefs};
+use floe::{scan_sources_with_progress, KerchunkRefs, ScanProgress};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::common::{short, CliError, CliResult, Exit, RepoLocation};
 use super::import_placement::{import_with_bar, ImportPlacement};
@@ -116,14 +117,23 @@ pub async fn run(location: &RepoLocation, args: NetcdfArgs, out: &mut dyn Write)
         .iter()
         .map(|f| absolute(f))
         .collect::<CliResult<_>>()?;
-    let scanned = scan_sources(
+    let bar = ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} scanning files {pos}/{len} [{bar:40}] {eta}")
+            .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?
+            .progress_chars("=> "),
+    );
+    let report = |p: ScanProgress| bar.set_position(p.scanned as u64);
+    let scanned = scan_sources_with_progress(
         &files,
         &options_for_sources,
         args.concurrency,
         options.append_dim.as_deref(),
+        &report,
     )
-    .await
-    .map_err(|e| match e {
+    .await;
+    bar.finish_and_clear();
+    let scanned = scanned.map_err(|e| match e {
         floe::Error::KerchunkImport { .. } => CliError::new(Exit::Usage, e.to_string()),
         other => other.into(),
     })?;

@@ -12,6 +12,8 @@ mod netcdf3;
 mod order;
 mod reader;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
@@ -65,15 +67,51 @@ pub async fn scan_sources(
     concurrency: usize,
     append_dim: Option<&str>,
 ) -> Result<Vec<(KerchunkRefs, ScanSummary)>> {
+    scan_sources_with_progress(locations, options, concurrency, append_dim, &|_| {}).await
+}
+
+/// Progress of [`scan_sources_with_progress`]: files scanned so far, of `total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanProgress {
+    /// Files scanned.
+    pub scanned: usize,
+    /// Files given.
+    pub total: usize,
+}
+
+/// [`scan_sources`], calling `progress` as each file's scan finishes.
+pub async fn scan_sources_with_progress(
+    locations: &[String],
+    options: &StorageOptions,
+    concurrency: usize,
+    append_dim: Option<&str>,
+    progress: &(dyn Fn(ScanProgress) + Send + Sync),
+) -> Result<Vec<(KerchunkRefs, ScanSummary)>> {
+    let total = locations.len();
+    let done = AtomicUsize::new(0);
+    let done = &done;
     // The futures are collected first: a lazy `map` inside the stream would make this
     // future's `Send` bound depend on a closure's lifetime (callers spawning it then fail).
-    let scans: Vec<_> = locations.iter().map(|l| scan_one(l, options)).collect();
+    let scans: Vec<_> = locations
+        .iter()
+        .map(|l| async move {
+            let scanned = scan_one(l, options).await?;
+            let count = done.fetch_add(1, Ordering::Relaxed) + 1;
+            progress(ScanProgress {
+                scanned: count,
+                total,
+            });
+            Ok::<_, Error>(scanned)
+        })
+        .collect();
     let scanned: Vec<(SourceReader, KerchunkRefs, ScanSummary)> = futures::stream::iter(scans)
         .buffered(concurrency.max(1))
         .try_collect()
         .await?;
     let scanned = match append_dim {
-        Some(dim) if scanned.len() > 1 => order::order_by_coordinate(scanned, dim).await?,
+        Some(dim) if scanned.len() > 1 => {
+            order::order_by_coordinate(scanned, dim, concurrency).await?
+        }
         _ => scanned,
     };
     Ok(scanned

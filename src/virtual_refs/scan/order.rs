@@ -4,6 +4,7 @@
 //! as instants.
 
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Map, Value};
 
 use super::reader::SourceReader;
@@ -133,11 +134,21 @@ async fn coordinate_span(
 pub(crate) async fn order_by_coordinate<T>(
     scanned: Vec<(SourceReader, KerchunkRefs, T)>,
     dim: &str,
+    concurrency: usize,
 ) -> Result<Vec<(SourceReader, KerchunkRefs, T)>> {
+    // Every file's span read `concurrency` at a time (collected first, see `scan_sources`).
+    let reads: Vec<_> = scanned
+        .iter()
+        .map(|(reader, refs, _)| coordinate_span(reader, refs, dim))
+        .collect();
+    let raw: Vec<(f64, f64, Option<TimeEncoding>)> = futures::stream::iter(reads)
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await?;
     let mut spans = Vec::with_capacity(scanned.len());
     let mut reference: Option<TimeEncoding> = None;
-    for (index, (reader, refs, _)) in scanned.iter().enumerate() {
-        let (mut first, mut last, encoding) = coordinate_span(reader, refs, dim).await?;
+    for (index, ((reader, _, _), (first, last, encoding))) in scanned.iter().zip(raw).enumerate() {
+        let (mut first, mut last) = (first, last);
         if index == 0 {
             reference = encoding;
         } else if let (Some(from), Some(to)) = (encoding, reference) {
