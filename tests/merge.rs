@@ -47,6 +47,15 @@ async fn reads_back(repo: &Repository, id: SnapshotId, model: &Model) {
     }
 }
 
+/// [`start`], then branch `dev` at `main`'s tip.
+async fn start_with_dev(repo: &Repository) -> Model {
+    let model = start(repo).await;
+    repo.create_branch("dev", tip(repo, "main").await)
+        .await
+        .unwrap();
+    model
+}
+
 /// Arrays `a` and `b` (100 elements, chunks of 4) under the root group, chunks 0-3 written.
 async fn start(repo: &Repository) -> Model {
     let s = repo.writable_session("main").await.unwrap();
@@ -85,9 +94,8 @@ async fn tip(repo: &Repository, branch: &str) -> SnapshotId {
 #[tokio::test]
 async fn merges_take_each_side_and_the_next_merge_starts_where_the_last_ended() {
     let (_dir, repo) = tempdir_repo(settings()).await;
-    let base_model = start(&repo).await;
-    let fork = tip(&repo, "main").await;
-    repo.create_branch("dev", fork).await.unwrap();
+    let base_model = start_with_dev(&repo).await;
+    let fork = tip(&repo, "dev").await;
     let (mut main, mut dev) = (base_model.clone(), base_model.clone());
     write(&repo, "main", &[("a", 1, 101), ("a", 20, 120)], &mut main).await;
     write(&repo, "dev", &[("b", 2, 202), ("a", 7, 107)], &mut dev).await;
@@ -180,10 +188,7 @@ async fn merges_take_each_side_and_the_next_merge_starts_where_the_last_ended() 
 #[tokio::test]
 async fn chunks_both_sides_changed_conflict_unless_a_strategy_decides() {
     let (_dir, repo) = tempdir_repo(settings()).await;
-    let base_model = start(&repo).await;
-    repo.create_branch("dev", tip(&repo, "main").await)
-        .await
-        .unwrap();
+    let base_model = start_with_dev(&repo).await;
     let (mut main, mut dev) = (base_model.clone(), base_model.clone());
     write(
         &repo,
@@ -300,10 +305,7 @@ async fn deletions_against_changes_and_orphans_conflict_by_name() {
 #[tokio::test]
 async fn shapes_grow_and_attributes_merge_by_key() {
     let (_dir, repo) = tempdir_repo(settings()).await;
-    let base_model = start(&repo).await;
-    repo.create_branch("dev", tip(&repo, "main").await)
-        .await
-        .unwrap();
+    let base_model = start_with_dev(&repo).await;
     let mut expected = base_model.clone();
     // main appends along the only dimension; dev sets an attribute and rewrites chunk 0.
     let m = repo.writable_session("main").await.unwrap();
@@ -610,10 +612,7 @@ async fn expired_merge_commits_read_as_expired() {
 #[tokio::test]
 async fn merge_squash_and_amend_from_the_command_line() {
     let (dir, repo) = tempdir_repo(settings()).await;
-    let base_model = start(&repo).await;
-    repo.create_branch("dev", tip(&repo, "main").await)
-        .await
-        .unwrap();
+    let base_model = start_with_dev(&repo).await;
     let (mut main, mut dev) = (base_model.clone(), base_model);
     write(&repo, "main", &[("a", 1, 11)], &mut main).await;
     write(&repo, "dev", &[("a", 1, 21), ("b", 4, 24)], &mut dev).await;
