@@ -47,6 +47,14 @@ async fn reads_back(repo: &Repository, id: SnapshotId, model: &Model) {
     }
 }
 
+/// The message of the refused default merge of branch `source`'s tip into `into`.
+async fn merge_refusal(repo: &Repository, source: &str, into: &str) -> String {
+    repo.merge(tip(repo, source).await, into, &MergeOptions::default())
+        .await
+        .unwrap_err()
+        .to_string()
+}
+
 /// [`start`], then branch `dev` at `main`'s tip.
 async fn start_with_dev(repo: &Repository) -> Model {
     let model = start(repo).await;
@@ -277,11 +285,7 @@ async fn deletions_against_changes_and_orphans_conflict_by_name() {
         .await
         .unwrap();
     m.commit("x", None).await.unwrap();
-    let err = repo
-        .merge(tip(&repo, "dev").await, "main", &MergeOptions::default())
-        .await
-        .unwrap_err();
-    let text = err.to_string();
+    let text = merge_refusal(&repo, "dev", "main").await;
     assert!(
         text.contains("`/g/x`") && text.contains("deleted `/g`"),
         "{text}"
@@ -291,11 +295,7 @@ async fn deletions_against_changes_and_orphans_conflict_by_name() {
     m.delete_node(&p("g/x")).await.unwrap();
     m.delete_node(&p("a")).await.unwrap();
     m.commit("drop a", None).await.unwrap();
-    let err = repo
-        .merge(tip(&repo, "dev").await, "main", &MergeOptions::default())
-        .await
-        .unwrap_err();
-    let text = err.to_string();
+    let text = merge_refusal(&repo, "dev", "main").await;
     assert!(
         text.contains("`/a`") && text.contains("deleted on the target branch"),
         "{text}"

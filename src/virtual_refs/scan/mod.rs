@@ -132,23 +132,21 @@ async fn scan_one(
     let mut reader = SourceReader::open(location, options).await?;
     // The first read serves the signature and most headers at once.
     let magic = reader.first_bytes(reader::FIRST_READ).await?;
-    let refs = if netcdf3::header::Variant::of_magic(&magic).is_some() {
-        netcdf3::scan(&mut reader).await?
-    } else if magic.starts_with(HDF5_MAGIC) {
-        return Err(Error::import_refused(
-            reader.location.clone(),
-            "an HDF5 file (netCDF-4 files are HDF5): floe does not scan HDF5 natively yet; \
-             reference it with kerchunk and `floe import kerchunk`",
-        ));
-    } else {
-        return Err(Error::import_refused(
-            reader.location.clone(),
-            "not a netCDF file (no `CDF` or HDF5 signature at its start)",
-        ));
-    };
-    let format = netcdf3::header::Variant::of_magic(&magic)
-        .map(|v| v.to_string())
-        .unwrap_or_default();
+    let (refs, format) =
+        match netcdf3::header::Variant::of_magic(&magic) {
+            Some(variant) => (netcdf3::scan(&mut reader).await?, variant.to_string()),
+            None if magic.starts_with(HDF5_MAGIC) => return Err(Error::import_refused(
+                reader.location.clone(),
+                "an HDF5 file (netCDF-4 files are HDF5): floe does not scan HDF5 natively yet; \
+                 reference it with kerchunk and `floe import kerchunk`",
+            )),
+            None => {
+                return Err(Error::import_refused(
+                    reader.location.clone(),
+                    "not a netCDF file (no `CDF` or HDF5 signature at its start)",
+                ))
+            }
+        };
     let summary = ScanSummary {
         format,
         requests: reader.requests(),
