@@ -6,9 +6,14 @@
 //! - `scan/netcdf3_8760_records`: an hourly year, `time` and 4 `float` variables of 4 x 5
 //!   values along it: 43,800 chunk references.
 //!
-//! Run with `cargo bench --bench scan`. The figures to compare with kerchunk's
-//! `NetCDF3ToZarr(path, inline_threshold=0).translate()` (timed inside Python, interpreter
-//! start-up excluded) are in the closing notes of issue 13.
+//! - `scan/hdf5/<file>`: each HDF5 or netCDF-4 file named in `FLOE_BENCH_HDF5_FILES`
+//!   (comma-separated paths; none by default), e.g. a small netCDF-4 file and one with 16,384
+//!   chunks written by netCDF4-python or h5py.
+//!
+//! Run with `cargo bench --bench scan` (and `FLOE_BENCH_HDF5_FILES=a.nc,b.nc`). Compare with
+//! kerchunk (`NetCDF3ToZarr` or `SingleHdf5ToZarr` with `inline_threshold=0`) and VirtualiZarr
+//! timed inside Python on the same files by `scripts/bench_hdf5_scan.py` (interpreter
+//! start-up excluded); the figures are in the closing notes of issue 13.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tokio::runtime::Runtime;
@@ -94,6 +99,25 @@ fn bench_scan(c: &mut Criterion) {
         let expected = (vars as u32 + 1) * records;
         let found = refs.refs.values().filter(|r| r.url().is_some()).count() as u32;
         assert_eq!(found, expected, "{label}");
+        group.bench_function(label, |b| {
+            b.iter(|| rt.block_on(floe::scan_source(&location, &Vec::new())))
+        });
+    }
+    let hdf5_files = std::env::var("FLOE_BENCH_HDF5_FILES").unwrap_or_default();
+    for path in hdf5_files.split(',').filter(|p| !p.is_empty()) {
+        let location = std::fs::canonicalize(path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .to_string_lossy()
+            .into_owned();
+        let label = format!(
+            "hdf5/{}",
+            std::path::Path::new(path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        rt.block_on(floe::scan_source(&location, &Vec::new()))
+            .unwrap_or_else(|e| panic!("scan {path}: {e}"));
         group.bench_function(label, |b| {
             b.iter(|| rt.block_on(floe::scan_source(&location, &Vec::new())))
         });

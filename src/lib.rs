@@ -40,12 +40,14 @@ pub use storage::{
     with_cache, CacheCounters, CacheStats, CachedStorage, LocalCache, DEFAULT_CACHE_BUDGET,
 };
 pub use virtual_refs::{
+    expand_sources, scan_source, scan_sources, scan_sources_with_progress, ScanProgress,
+};
+pub use virtual_refs::{
     import_kerchunk, import_kerchunk_with_progress, ConvertedTimes, ImportOptions, ImportProgress,
     ImportSummary, ImportedContainer, KeptAttribute, KerchunkRef, KerchunkRefs, LoadReason,
     LoadedArray, ScanSummary, SourceChunk, VirtualAccess, VirtualContainer, VirtualReadStats,
     DEFAULT_LOAD_LIMIT,
 };
-pub use virtual_refs::{scan_source, scan_sources, scan_sources_with_progress, ScanProgress};
 pub use zarr::chunk_grid::{ChunkEdges, ChunkGrid, EdgeRuns};
 pub use zarr::metadata::{ArrayGeometry, ChunkKeyEncoding, NodeMetadata};
 pub use zarr::rechunk::{

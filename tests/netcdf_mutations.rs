@@ -4,39 +4,8 @@
 //! allocate at most a bounded amount (a counting allocator measures the peak), and a file
 //! that scans must have every reference inside the file.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// The system allocator, counting live bytes and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            let grown = new_size - layout.size();
-            let live = LIVE.fetch_add(grown, Ordering::Relaxed) + grown;
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        } else {
-            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+#[path = "common/peak_alloc.rs"]
+mod peak_alloc;
 
 /// Most bytes one scan of these small files may add to what was live before it.
 const SCAN_BUDGET: usize = 8 << 20;
@@ -155,10 +124,9 @@ fn sample(cdf5: bool) -> (Vec<u8>, usize) {
 async fn scan_checked(path: &std::path::Path, bytes: &[u8], what: &str) -> bool {
     std::fs::write(path, bytes).unwrap();
     let location = path.to_str().unwrap();
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    let before = peak_alloc::start();
     let result = floe::scan_source(location, &Vec::new()).await;
-    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+    let peak = peak_alloc::peak_since(before);
     assert!(peak < SCAN_BUDGET, "{what}: a scan allocated {peak} bytes");
     match result {
         Ok((refs, _)) => {

@@ -289,15 +289,15 @@ fn a_file_built_by_hand_reads_back_and_hostile_ones_change_nothing() {
         (
             "garbage.nc",
             b"not a netcdf file at all".to_vec(),
-            "not a netCDF file",
+            "neither netCDF nor HDF5",
         ),
         (
             "hdf5.nc",
             b"\x89HDF\r\n\x1a\n\x00\x00\x00\x00".to_vec(),
-            "HDF5",
+            "its HDF5 superblock",
         ),
         ("overlap.nc", tiny_classic(Some(8)), "inside the header"),
-        ("empty.nc", Vec::new(), "not a netCDF file"),
+        ("empty.nc", Vec::new(), "neither netCDF nor HDF5"),
     ];
     for (name, bytes, needle) in cases {
         let path = dir.path().join(name);

@@ -1,7 +1,9 @@
 //! `floe._floe.Session`: a version opened read-only, or a writable session on a branch, with
 //! its store, commits, forks and imports. `floe.Session` wraps it.
 
-use floe::{import_kerchunk, scan_sources, ChangeStream, ImportOptions, NodePath, Session};
+use floe::{
+    expand_sources, import_kerchunk, scan_sources, ChangeStream, ImportOptions, NodePath, Session,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -240,6 +242,10 @@ impl PySession {
         source_options: Option<std::collections::HashMap<String, String>>,
         concurrency: usize,
     ) -> PyResult<String> {
+        let source_options: floe::StorageOptions =
+            source_options.unwrap_or_default().into_iter().collect();
+        // Patterns (`s3://bucket/run/*.nc`) become the files they match.
+        let files = block_on(py, expand_sources(&files, &source_options)).py()?;
         if files.len() > 1 && append_dim.is_none() {
             return Err(invalid_argument(
                 "several files need append_dim (each would replace the one before)".into(),
@@ -249,7 +255,7 @@ impl PySession {
         options.append_dim = append_dim;
         options.load = load;
         options.keep_virtual = keep_virtual;
-        options.source_options = source_options.unwrap_or_default().into_iter().collect();
+        options.source_options = source_options;
         let session = &self.session;
         let summaries = block_on(py, async {
             let scanned = scan_sources(

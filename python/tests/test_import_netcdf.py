@@ -1,4 +1,4 @@
-"""netCDF-3 files imported natively from Python (`Repository.import_netcdf`): daily files given
+"""netCDF-3 and netCDF-4 files imported natively from Python (`Repository.import_netcdf`): daily files given
 out of order land in time order and read in xarray as `open_mfdataset` reads the files; a
 refused import changes nothing."""
 
@@ -31,7 +31,9 @@ def daily_file(path, day: int, fmt: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("fmt", ["NETCDF3_CLASSIC", "NETCDF3_64BIT_OFFSET", "NETCDF3_64BIT_DATA"])
+@pytest.mark.parametrize(
+    "fmt", ["NETCDF3_CLASSIC", "NETCDF3_64BIT_OFFSET", "NETCDF3_64BIT_DATA", "NETCDF4", "NETCDF4_CLASSIC"]
+)
 def test_daily_files_import_in_time_order_and_read_like_the_files(tmp_path, fmt) -> None:
     repo = floe.Repository.init(str(tmp_path / "repo"))
     files = [daily_file(tmp_path / f"day{d}.nc", d, fmt) for d in (1, 2, 3)]

@@ -40,9 +40,9 @@ changes nothing.";
 pub enum ImportCommand {
     /// Import kerchunk references (JSON v0/v1 or a parquet reference directory) and commit.
     Kerchunk(KerchunkArgs),
-    /// Scan netCDF-3 files (classic, 64-bit offset, CDF-5) natively, import their variables
-    /// as virtual arrays and commit once.
-    #[command(long_about = super::import_netcdf::LONG_ABOUT)]
+    /// Scan netCDF-3, netCDF-4 and HDF5 files natively, import their variables as virtual
+    /// arrays and commit once (`floe import hdf5` is the same command).
+    #[command(long_about = super::import_netcdf::LONG_ABOUT, visible_alias = "hdf5")]
     Netcdf(super::import_netcdf::NetcdfArgs),
 }
 

@@ -1,5 +1,5 @@
-//! `floe import netcdf`: scan netCDF-3 files natively, import them as virtual arrays and
-//! commit once.
+//! `floe import netcdf` (alias `hdf5`): scan netCDF-3, netCDF-4 and HDF5 files natively,
+//! import them as virtual arrays and commit once.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,16 +12,18 @@ use super::import_placement::{import_with_bar, ImportPlacement};
 
 /// Long description of `floe import netcdf`.
 pub const LONG_ABOUT: &str = "\
-Scan netCDF-3 files (classic, 64-bit offset and CDF-5, told apart by their first bytes) with
-floe's own header parser, no Python needed, and import their variables as virtual arrays below
+Scan netCDF-3 files (classic, 64-bit offset and CDF-5) and HDF5 files (netCDF-4 among them),
+told apart by their first bytes, with floe's own metadata parsers, no Python needed, and import
+their variables as virtual arrays below
 --to, exactly as `floe import kerchunk` imports references (coordinates and scalars loaded,
 data referenced, the containers holding the files declared, each file's checksum recorded),
-then commit once. Only each file's header is read: one HEAD request and one ranged read for
-most files.
+then commit once. Only metadata is read: for netCDF-3 one HEAD request and one ranged read for
+most files; for HDF5 one batch of concurrent ranged reads per level of the file's metadata
+(superblock and root group, each level of groups, each level of chunk indexes).
 
-Record variables (along the unlimited dimension) get one chunk per record; other variables
-are one chunk, or chunks of whole rows of about 16 MiB when they are larger and their first
-dimension divides evenly. Attributes, _FillValue and dimension names are kept as xarray reads
+netCDF-3: record variables (along the unlimited dimension) get one chunk per record; other
+variables are one chunk, or chunks of whole rows of about 16 MiB when they are larger and
+their first dimension divides evenly (HDF5 contiguous datasets too). Attributes, _FillValue and dimension names are kept as xarray reads
 them from the file.
 
 Several files need --append-dim. They are scanned --concurrency at a time, ordered by their
@@ -36,13 +38,21 @@ writes the references found (kerchunk JSON version 1) to compare with other tool
 files, one file each, numbered before the extension (refs.0.json, refs.1.json...). --dry-run
 scans and reports without touching the repository.
 
-HDF5 and netCDF-4 files are recognised and refused for now: reference them with kerchunk.";
+HDF5 and netCDF-4: every dataset keeps its chunks (each a byte range of the file, found through
+any chunk index) and its filters (deflate, shuffle, zstd, blosc; a trailing Fletcher32 checksum
+is left out of each range). What no byte range can express is copied inline instead: compact
+datasets, chunks stored with some filters skipped (unfiltered partial edge chunks), and
+variable-length strings. Dimension names follow the netCDF-4 conventions (dimension scales,
+DIMENSION_LIST), and datasets without them get phony_dim_N names as the netCDF library gives.
+External storage, virtual datasets, and types or filters Zarr cannot express are refused by
+name.";
 
 /// Arguments of `floe import netcdf`.
 #[derive(Debug, clap::Args)]
 pub struct NetcdfArgs {
     /// The files: local paths or `file://`, `s3://`, `gs://`, `az://`, `http(s)://` URLs
-    /// (read with your own credentials from the environment).
+    /// (read with your own credentials from the environment). A quoted pattern
+    /// (`'s3://bucket/run/*.nc'`; `*`, `**`, `?`, `[a-z]`) stands for the files it matches.
     #[arg(value_name = "FILE|URL", required = true)]
     files: Vec<String>,
     #[command(flatten)]
@@ -72,6 +82,17 @@ pub struct NetcdfArgs {
 fn absolute(file: &str) -> CliResult<String> {
     if file.contains("://") {
         return Ok(file.to_string());
+    }
+    if file.contains(['*', '?', '[']) {
+        // A pattern: only the directory before it must exist.
+        let first = file.find(['*', '?', '[']).unwrap_or(file.len());
+        let (dir, pattern) = match file[..first].rfind('/') {
+            Some(i) => (&file[..=i], &file[i + 1..]),
+            None => ("./", file),
+        };
+        let trimmed = dir.trim_end_matches('/');
+        let dir = absolute(if trimmed.is_empty() { "/" } else { trimmed })?;
+        return Ok(format!("{}/{pattern}", dir.trim_end_matches('/')));
     }
     let path = Path::new(file);
     let absolute = std::fs::canonicalize(path)
@@ -103,12 +124,6 @@ fn chunk_refs(refs: &KerchunkRefs) -> usize {
 /// Runs `floe import netcdf`.
 pub async fn run(location: &RepoLocation, args: NetcdfArgs, out: &mut dyn Write) -> CliResult {
     let mut options = args.place.options()?;
-    if args.files.len() > 1 && options.append_dim.is_none() {
-        return Err(CliError::new(
-            Exit::Usage,
-            "several files need --append-dim (each would replace the one before)",
-        ));
-    }
     // Source files are read with the user's own settings (environment variables), never
     // with the repository's storage options.
     let options_for_sources: floe::StorageOptions = Vec::new();
@@ -117,6 +132,19 @@ pub async fn run(location: &RepoLocation, args: NetcdfArgs, out: &mut dyn Write)
         .iter()
         .map(|f| absolute(f))
         .collect::<CliResult<_>>()?;
+    // Quoted patterns (`'s3://bucket/run/*.nc'`) become the files they match.
+    let files = floe::expand_sources(&files, &options_for_sources)
+        .await
+        .map_err(|e| match e {
+            floe::Error::KerchunkImport { .. } => CliError::new(Exit::NotFound, e.to_string()),
+            other => other.into(),
+        })?;
+    if files.len() > 1 && options.append_dim.is_none() {
+        return Err(CliError::new(
+            Exit::Usage,
+            "several files need --append-dim (each would replace the one before)",
+        ));
+    }
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} scanning files {pos}/{len} [{bar:40}] {eta}")
@@ -148,12 +176,14 @@ pub async fn run(location: &RepoLocation, args: NetcdfArgs, out: &mut dyn Write)
     for (refs, summary) in &scanned {
         writeln!(
             out,
-            "scanned {}: {}, {} arrays, {} chunk references ({} requests, {} bytes read)",
+            "scanned {}: {}, {} arrays, {} chunk references ({} requests in {} round trips, \
+             {} bytes read)",
             refs.origin,
             summary.format,
             refs.refs.keys().filter(|k| k.ends_with("/.zarray")).count(),
             chunk_refs(refs),
             summary.requests,
+            summary.round_trips,
             summary.bytes_read
         )?;
     }

@@ -31,4 +31,7 @@ pub use import::{
     LoadReason, LoadedArray, DEFAULT_LOAD_LIMIT,
 };
 pub use kerchunk::{import_kerchunk, import_kerchunk_with_progress, KerchunkRef, KerchunkRefs};
-pub use scan::{scan_source, scan_sources, scan_sources_with_progress, ScanProgress, ScanSummary};
+pub use scan::{
+    expand_sources, scan_source, scan_sources, scan_sources_with_progress, ScanProgress,
+    ScanSummary,
+};

@@ -3,11 +3,13 @@
 //!
 //! - [`reader`]: the file's first bytes through its object store, in growing pieces;
 //! - [`netcdf3`]: netCDF-3 classic, 64-bit offset and CDF-5 files;
+//! - [`hdf5`]: HDF5 files, netCDF-4 files among them;
 //! - [`order`]: the order of many files along an append dimension.
 //!
-//! The format is recognised by the file's magic bytes. HDF5 files (netCDF-4 among them) are
-//! recognised and refused by name until their scanner exists.
+//! The format is recognised by the file's magic bytes.
 
+mod glob;
+mod hdf5;
 mod netcdf3;
 mod order;
 mod reader;
@@ -19,6 +21,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::error::{Error, Result};
 use crate::storage::StorageOptions;
 use crate::virtual_refs::kerchunk::KerchunkRefs;
+pub use glob::expand_sources;
 use reader::SourceReader;
 
 /// The HDF5 signature, at offset 0 (or 512, 1024... with a user block).
@@ -31,6 +34,9 @@ pub struct ScanSummary {
     pub format: String,
     /// Requests sent to read it (the HEAD request included).
     pub requests: u64,
+    /// Round trips: requests one after another, a batch of concurrent requests counted once
+    /// (the HEAD request included).
+    pub round_trips: u64,
     /// Bytes of the file read.
     pub bytes_read: u64,
 }
@@ -40,9 +46,12 @@ pub struct ScanSummary {
 /// as kerchunk references (byte ranges of the file), ready for
 /// [`crate::import_kerchunk`], with what the scan cost.
 ///
-/// Only the header is read (netCDF-3 files: the first 64 KiB, more when the header is
-/// longer). Fails with [`Error::KerchunkImport`] for a file that is not netCDF-3 (an HDF5 or
-/// netCDF-4 file is named as such) or whose header is malformed, with
+/// Only metadata is read: a netCDF-3 file's first 64 KiB (more when the header is longer);
+/// an HDF5 file's first 64 KiB, then one batch of concurrent ranged reads per level of its
+/// metadata, plus the chunks that must be copied inline (compact data, chunks stored with
+/// filters skipped, variable-length strings). Fails with [`Error::KerchunkImport`] for a
+/// file that is neither, whose metadata is malformed, or that uses what floe refuses
+/// (named), with
 /// [`Error::VirtualLocationRefused`], [`Error::VirtualSourceMissing`] or [`Error::Storage`]
 /// when the file cannot be read.
 pub async fn scan_source(
@@ -56,7 +65,8 @@ pub async fn scan_source(
 /// Scans many files, `concurrency` at once (at least 1), as [`scan_source`] does, and returns
 /// them in the order to import them: the order given, or with `append_dim`, the order of
 /// their append coordinate (the 1-D variable named like the dimension, CF times compared as
-/// instants), reading its first and last value in each file (two more small reads per file).
+/// instants), reading its first and last value in each file (two more small reads per file;
+/// a compressed coordinate's first and last chunks).
 ///
 /// Fails as [`scan_source`] for the first file that fails, and with [`Error::KerchunkImport`]
 /// for a file without that coordinate, whose values decrease, or whose values overlap
@@ -118,6 +128,7 @@ pub async fn scan_sources_with_progress(
         .into_iter()
         .map(|(reader, refs, mut summary)| {
             summary.requests = reader.requests();
+            summary.round_trips = reader.round_trips();
             summary.bytes_read = reader.bytes_read();
             (refs, summary)
         })
@@ -132,24 +143,23 @@ async fn scan_one(
     let mut reader = SourceReader::open(location, options).await?;
     // The first read serves the signature and most headers at once.
     let magic = reader.first_bytes(reader::FIRST_READ).await?;
-    let (refs, format) =
-        match netcdf3::header::Variant::of_magic(&magic) {
-            Some(variant) => (netcdf3::scan(&mut reader).await?, variant.to_string()),
-            None if magic.starts_with(HDF5_MAGIC) => return Err(Error::import_refused(
+    let (refs, format) = match netcdf3::header::Variant::of_magic(&magic) {
+        Some(variant) => (netcdf3::scan(&mut reader).await?, variant.to_string()),
+        None if magic.starts_with(HDF5_MAGIC) => {
+            let scanned = hdf5::scan(&mut reader, magic).await?;
+            (scanned.refs, scanned.format)
+        }
+        None => {
+            return Err(Error::import_refused(
                 reader.location.clone(),
-                "an HDF5 file (netCDF-4 files are HDF5): floe does not scan HDF5 natively yet; \
-                 reference it with kerchunk and `floe import kerchunk`",
-            )),
-            None => {
-                return Err(Error::import_refused(
-                    reader.location.clone(),
-                    "not a netCDF file (no `CDF` or HDF5 signature at its start)",
-                ))
-            }
-        };
+                "neither netCDF nor HDF5 (no `CDF` or HDF5 signature at its start)",
+            ))
+        }
+    };
     let summary = ScanSummary {
         format,
         requests: reader.requests(),
+        round_trips: reader.round_trips(),
         bytes_read: reader.bytes_read(),
     };
     Ok((reader, refs, summary))

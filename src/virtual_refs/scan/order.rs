@@ -26,25 +26,81 @@ fn inline_json(refs: &KerchunkRefs, key: &str) -> Option<Value> {
     }
 }
 
-/// One value of big-endian `dtype` (a netCDF-3 Zarr v2 data type) from `bytes`.
+/// One value of `dtype` (a Zarr v2 numeric data type, either byte order) from `bytes`.
 fn decode(dtype: &str, bytes: &[u8]) -> Option<f64> {
-    let be = |n: usize| -> Option<u64> {
+    let little = dtype.starts_with('<');
+    let uint = |n: usize| -> Option<u64> {
         let b = bytes.get(..n)?;
-        Some(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+        let fold = |acc: u64, x: &u8| (acc << 8) | u64::from(*x);
+        Some(if little {
+            b.iter().rev().fold(0, fold)
+        } else {
+            b.iter().fold(0, fold)
+        })
     };
-    Some(match dtype {
-        ">f8" => f64::from_bits(be(8)?),
-        ">f4" => f64::from(f32::from_bits(be(4)? as u32)),
-        "|i1" => f64::from(*bytes.first()? as i8),
-        "|u1" => f64::from(*bytes.first()?),
-        ">i2" => f64::from(be(2)? as u16 as i16),
-        ">u2" => f64::from(be(2)? as u16),
-        ">i4" => f64::from(be(4)? as u32 as i32),
-        ">u4" => be(4)? as f64,
-        ">i8" => be(8)? as i64 as f64,
-        ">u8" => be(8)? as f64,
+    Some(match dtype.get(1..)? {
+        "f8" => f64::from_bits(uint(8)?),
+        "f4" => f64::from(f32::from_bits(uint(4)? as u32)),
+        "i1" => f64::from(*bytes.first()? as i8),
+        "u1" => f64::from(*bytes.first()?),
+        "i2" => f64::from(uint(2)? as u16 as i16),
+        "u2" => f64::from(uint(2)? as u16),
+        "i4" => f64::from(uint(4)? as u32 as i32),
+        "u4" => uint(4)? as f64,
+        "i8" => uint(8)? as i64 as f64,
+        "u8" => uint(8)? as f64,
         _ => return None,
     })
+}
+
+/// Chunks larger than this are not read to order files.
+const MAX_CHUNK_READ: u64 = 64 << 20;
+
+/// Element `at` of `width` bytes of a decoded chunk.
+fn element(raw: &[u8], at: u64, width: usize) -> std::result::Result<Bytes, String> {
+    let start = usize::try_from(at)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(width);
+    raw.get(start..start.saturating_add(width))
+        .map(Bytes::copy_from_slice)
+        .ok_or_else(|| "a chunk of the append coordinate is shorter than its shape".to_string())
+}
+
+/// A chunk's bytes with its Zarr v2 `filters` (shuffle, zlib, zstd) undone, last first.
+fn decode_filters(filters: &[Value], stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut data = stored.to_vec();
+    for f in filters.iter().rev() {
+        let limit = MAX_CHUNK_READ + 1;
+        data = match f["id"].as_str() {
+            Some("shuffle") => {
+                let size = f["elementsize"].as_u64().unwrap_or(4) as usize;
+                super::hdf5::filters::unshuffle(&data, size)
+            }
+            Some("zlib") => {
+                let mut out = Vec::new();
+                flate2::read::ZlibDecoder::new(&data[..])
+                    .take(limit)
+                    .read_to_end(&mut out)
+                    .map_err(|e| format!("the append coordinate's chunk does not inflate: {e}"))?;
+                out
+            }
+            Some("zstd") => {
+                let mut out = Vec::new();
+                zstd::stream::read::Decoder::new(&data[..])
+                    .and_then(|d| d.take(limit).read_to_end(&mut out))
+                    .map_err(|e| format!("the append coordinate's chunk does not decode: {e}"))?;
+                out
+            }
+            other => {
+                return Err(format!(
+                    "the append coordinate is stored with filter {other:?}, which floe does not \
+                     decode to order files"
+                ))
+            }
+        };
+    }
+    Ok(data)
 }
 
 fn number(attributes: &Map<String, Value>, name: &str) -> Option<f64> {
@@ -81,38 +137,50 @@ async fn coordinate_span(
         return Err(refused(format!("the file has no values along `{dim}`")));
     }
     let last_chunk = (length - 1) / chunk;
-    let read = |index: u64, at_end: bool| {
+    let width = match dtype.get(1..) {
+        Some("f8" | "i8" | "u8") => 8,
+        Some("f4" | "i4" | "u4") => 4,
+        Some("i2" | "u2") => 2,
+        _ => 1,
+    };
+    let filters: Vec<Value> = zarray["filters"].as_array().cloned().unwrap_or_default();
+    // One value: element `at` of chunk `index`.
+    let read = |index: u64, at: u64| {
         let key = format!("{dim}/{index}");
+        let filters = &filters;
         async move {
-            let Some(KerchunkRef::Range { offset, length, .. }) = refs.refs.get(&key) else {
-                return Err(refused(format!("`{key}` is not a byte range of the file")));
+            let bytes: Bytes = match refs.refs.get(&key) {
+                // Unfiltered: only the value's bytes are read.
+                Some(KerchunkRef::Range { offset, length, .. }) if filters.is_empty() => {
+                    let start = at * width as u64;
+                    if start + width as u64 > *length {
+                        return Err(refused(format!("`{key}` is shorter than its chunk")));
+                    }
+                    reader.read(offset + start, width as u64).await?
+                }
+                Some(KerchunkRef::Range { offset, length, .. }) if *length <= MAX_CHUNK_READ => {
+                    let stored = reader.read(*offset, *length).await?;
+                    let raw = decode_filters(filters, &stored).map_err(&refused)?;
+                    element(&raw, at, width).map_err(&refused)?
+                }
+                Some(KerchunkRef::Inline(stored)) if !dtype.is_empty() => {
+                    let raw = decode_filters(filters, stored).map_err(&refused)?;
+                    element(&raw, at, width).map_err(&refused)?
+                }
+                _ => {
+                    return Err(refused(format!(
+                        "`{key}` cannot be read to order the files"
+                    )))
+                }
             };
-            let size = 8.min(*length);
-            let start = if at_end {
-                offset + length - size
-            } else {
-                *offset
-            };
-            let bytes: Bytes = reader.read(start, size).await?;
-            let width = match dtype {
-                ">f8" | ">i8" | ">u8" => 8,
-                ">f4" | ">i4" | ">u4" => 4,
-                ">i2" | ">u2" => 2,
-                _ => 1,
-            };
-            let value_bytes = if at_end {
-                &bytes[bytes.len().saturating_sub(width)..]
-            } else {
-                &bytes[..]
-            };
-            decode(dtype, value_bytes).ok_or_else(|| {
+            decode(dtype, &bytes).ok_or_else(|| {
                 refused(format!(
                     "the coordinate `{dim}` has data type {dtype}, which cannot order files"
                 ))
             })
         }
     };
-    let (first, last) = futures::try_join!(read(0, false), read(last_chunk, true))?;
+    let (first, last) = futures::try_join!(read(0, 0), read(last_chunk, (length - 1) % chunk))?;
     let scale = number(&attributes, "scale_factor").unwrap_or(1.0);
     let offset = number(&attributes, "add_offset").unwrap_or(0.0);
     let encoding = match attributes.get("units").and_then(Value::as_str) {
@@ -207,5 +275,37 @@ mod tests {
         assert_eq!(decode(">u4", &u32::MAX.to_be_bytes()), Some(4294967295.0));
         assert_eq!(decode(">f4", &[0, 0]), None);
         assert_eq!(decode("|S1", b"a"), None);
+    }
+
+    #[test]
+    fn little_endian_values_decode() {
+        assert_eq!(decode("<f8", &1.5f64.to_le_bytes()), Some(1.5));
+        assert_eq!(decode("<i4", &(-7i32).to_le_bytes()), Some(-7.0));
+        assert_eq!(decode("<u8", &9u64.to_le_bytes()), Some(9.0));
+    }
+
+    #[test]
+    fn filtered_chunks_decode_before_their_values_are_read() {
+        use std::io::Write;
+        let values: Vec<u8> = [1.0f64, 2.0, 3.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let shuffled = super::super::hdf5::filters::shuffle(&values, 8);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(4));
+        z.write_all(&shuffled).unwrap();
+        let stored = z.finish().unwrap();
+        let filters = vec![
+            serde_json::json!({"id": "shuffle", "elementsize": 8}),
+            serde_json::json!({"id": "zlib", "level": 4}),
+        ];
+        let raw = super::decode_filters(&filters, &stored).unwrap();
+        assert_eq!(raw, values);
+        let last = super::element(&raw, 2, 8).unwrap();
+        assert_eq!(decode("<f8", &last), Some(3.0));
+        assert!(super::element(&raw, 3, 8).is_err());
+        let err =
+            super::decode_filters(&[serde_json::json!({"id": "blosc"})], &stored).unwrap_err();
+        assert!(err.contains("blosc"), "{err}");
     }
 }

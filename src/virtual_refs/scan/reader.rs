@@ -16,6 +16,8 @@ use crate::storage::StorageOptions;
 
 /// The first read of a file: most netCDF-3 headers fit.
 pub(crate) const FIRST_READ: u64 = 64 << 10;
+/// Ranges of one file fetched at once.
+const RANGES_AT_ONCE: usize = 32;
 /// Largest header read (a bound on memory for hostile or broken files).
 pub(crate) const MAX_HEADER_BYTES: u64 = 64 << 20;
 
@@ -31,6 +33,8 @@ pub(crate) struct SourceReader {
     start: BytesMut,
     /// Requests sent.
     requests: AtomicU64,
+    /// Round trips: requests, counting a concurrent batch once.
+    round_trips: AtomicU64,
     /// Bytes read by [`SourceReader::read`].
     ranged_bytes: AtomicU64,
 }
@@ -62,6 +66,7 @@ impl SourceReader {
             path,
             start: BytesMut::new(),
             requests: AtomicU64::new(1),
+            round_trips: AtomicU64::new(1),
             ranged_bytes: AtomicU64::new(0),
         })
     }
@@ -69,6 +74,12 @@ impl SourceReader {
     /// `length` bytes at `offset` (one request). Fails with [`Error::VirtualSourceChanged`]
     /// when the file is shorter than that now.
     pub(crate) async fn read(&self, offset: u64, length: u64) -> Result<Bytes> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        self.read_in_batch(offset, length).await
+    }
+
+    /// [`SourceReader::read`] as part of a batch whose round trip is counted once.
+    async fn read_in_batch(&self, offset: u64, length: u64) -> Result<Bytes> {
         let end = offset
             .checked_add(length)
             .filter(|&end| end <= self.size)
@@ -83,6 +94,27 @@ impl SourceReader {
             });
         }
         Ok(bytes)
+    }
+
+    /// The bytes of each of `ranges` (each inside the file), fetched concurrently: one
+    /// request per range. Fails with [`Error::VirtualSourceChanged`] when the file is shorter
+    /// than a range now.
+    pub(crate) async fn read_ranges(
+        &self,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<Vec<(std::ops::Range<u64>, Bytes)>> {
+        use futures::{StreamExt, TryStreamExt};
+        if !ranges.is_empty() {
+            self.round_trips.fetch_add(1, Ordering::Relaxed);
+        }
+        futures::stream::iter(ranges.iter().cloned())
+            .map(|r| async move {
+                let bytes = self.read_in_batch(r.start, r.end - r.start).await?;
+                Ok::<_, Error>((r, bytes))
+            })
+            .buffer_unordered(RANGES_AT_ONCE)
+            .try_collect()
+            .await
     }
 
     /// One ranged request, counted.
@@ -107,6 +139,11 @@ impl SourceReader {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// Round trips so far: requests, a concurrent batch counted once (the HEAD included).
+    pub(crate) fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
     /// The file's first `len` bytes (fewer when the file is shorter), reading only what was
     /// not read yet. Fails with [`Error::KerchunkImport`] above [`MAX_HEADER_BYTES`].
     pub(crate) async fn first_bytes(&mut self, len: u64) -> Result<Bytes> {
@@ -119,6 +156,7 @@ impl SourceReader {
         let want = len.min(self.size);
         let have = self.start.len() as u64;
         if want > have {
+            self.round_trips.fetch_add(1, Ordering::Relaxed);
             let bytes = self.get_range(have..want).await?;
             if (bytes.len() as u64) != want - have {
                 return Err(Error::VirtualSourceChanged {

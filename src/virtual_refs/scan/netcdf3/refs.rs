@@ -209,7 +209,7 @@ fn slab_bytes(header: &Header, v: &Variable, skip: usize) -> Result<u64, String>
 
 /// Rows per chunk for a contiguous variable of `total` bytes and `shape`: `None` for one
 /// chunk.
-fn split_rows(shape: &[u64], total: u64) -> Option<u64> {
+pub(crate) fn split_rows(shape: &[u64], total: u64) -> Option<u64> {
     let rows = *shape.first()?;
     if total <= SPLIT_BYTES || rows < 2 {
         return None;
