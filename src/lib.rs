@@ -40,7 +40,7 @@ pub use storage::{
     with_cache, CacheCounters, CacheStats, CachedStorage, LocalCache, DEFAULT_CACHE_BUDGET,
 };
 pub use virtual_refs::{
-    expand_sources, scan_source, scan_sources, scan_sources_with_progress, ScanProgress,
+    expand_sources, scan_bytes, scan_source, scan_sources, scan_sources_with_progress, ScanProgress,
 };
 pub use virtual_refs::{
     import_kerchunk, import_kerchunk_with_progress, ConvertedTimes, ImportOptions, ImportProgress,

@@ -32,6 +32,6 @@ pub use import::{
 };
 pub use kerchunk::{import_kerchunk, import_kerchunk_with_progress, KerchunkRef, KerchunkRefs};
 pub use scan::{
-    expand_sources, scan_source, scan_sources, scan_sources_with_progress, ScanProgress,
-    ScanSummary,
+    expand_sources, scan_bytes, scan_source, scan_sources, scan_sources_with_progress,
+    ScanProgress, ScanSummary,
 };

@@ -107,6 +107,7 @@ fn bytes_codec(id: &str, codec: &Value, dtype: &DataType) -> Result<Value, Strin
     match id {
         "shuffle" => Ok(json!({"name": "numcodecs.shuffle", "configuration": {
             "elementsize": int_field(codec, "elementsize", NUMCODECS_SHUFFLE_ELEMENTSIZE)?}})),
+        "fletcher32" => Ok(json!({"name": "numcodecs.fletcher32", "configuration": {}})),
         "zlib" => Ok(json!({"name": "numcodecs.zlib", "configuration": {
             "level": int_field(codec, "level", 1)?}})),
         "gzip" => Ok(json!({"name": "gzip", "configuration": {
@@ -134,7 +135,7 @@ fn bytes_codec(id: &str, codec: &Value, dtype: &DataType) -> Result<Value, Strin
         }
         other => Err(format!(
             "codec `{other}` is not supported (no Zarr v3 codec that zarrs and zarr-python both \
-             read; supported: shuffle, zlib, gzip, zstd, blosc, fixedscaleoffset)"
+             read; supported: shuffle, zlib, gzip, zstd, blosc, fletcher32, fixedscaleoffset)"
         )),
     }
 }

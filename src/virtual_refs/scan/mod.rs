@@ -24,9 +24,6 @@ use crate::virtual_refs::kerchunk::KerchunkRefs;
 pub use glob::expand_sources;
 use reader::SourceReader;
 
-/// The HDF5 signature, at offset 0 (or 512, 1024... with a user block).
-const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
-
 /// What a source file was found to be, and what its scan cost.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScanSummary {
@@ -60,6 +57,34 @@ pub async fn scan_source(
 ) -> Result<(KerchunkRefs, ScanSummary)> {
     let (_, refs, summary) = scan_one(location, options).await?;
     Ok((refs, summary))
+}
+
+/// Scans a whole file held in memory, `bytes`, named `url` in the references: what
+/// [`scan_source`] finds in the same file, with its format, and no reads. For fuzzing,
+/// tests, and files already in hand.
+///
+/// Fails with [`Error::KerchunkImport`] as [`scan_source`] does.
+pub fn scan_bytes(url: &str, bytes: &[u8]) -> Result<(KerchunkRefs, String)> {
+    let refused = |reason: String| Error::import_refused(url.to_string(), reason);
+    if let Some(variant) = netcdf3::header::Variant::of_magic(bytes) {
+        return match netcdf3::header::parse(bytes).map_err(refused)? {
+            netcdf3::header::Parse::Done(header) => Ok((
+                netcdf3::refs::to_refs(&header, url, bytes.len() as u64).map_err(refused)?,
+                variant.to_string(),
+            )),
+            netcdf3::header::Parse::NeedMore(_) => Err(refused(format!(
+                "the header goes on past the end of the file ({} bytes)",
+                bytes.len()
+            ))),
+        };
+    }
+    if hdf5::signature_at(bytes).is_some() {
+        let scanned = hdf5::scan_in_memory(url, bytes).map_err(refused)?;
+        return Ok((scanned.refs, scanned.format));
+    }
+    Err(refused(
+        "neither netCDF nor HDF5 (no `CDF` or HDF5 signature at its start)".into(),
+    ))
 }
 
 /// Scans many files, `concurrency` at once (at least 1), as [`scan_source`] does, and returns
@@ -145,7 +170,7 @@ async fn scan_one(
     let magic = reader.first_bytes(reader::FIRST_READ).await?;
     let (refs, format) = match netcdf3::header::Variant::of_magic(&magic) {
         Some(variant) => (netcdf3::scan(&mut reader).await?, variant.to_string()),
-        None if magic.starts_with(HDF5_MAGIC) => {
+        None if hdf5::signature_at(&magic).is_some() => {
             let scanned = hdf5::scan(&mut reader, magic).await?;
             (scanned.refs, scanned.format)
         }

@@ -4,8 +4,10 @@
 //! HDF5 applies filters in pipeline order when writing; Zarr v2 `filters` apply in list
 //! order too, so the pipeline maps one to one: shuffle to `shuffle` (the element size),
 //! deflate to `zlib`, zstd (32015) to `zstd`, blosc (32001) to `blosc`. Fletcher32 appends a
-//! 4-byte checksum to each chunk: as the last filter, the references simply leave those 4
-//! bytes out. Other filters (szip, n-bit, scale-offset, LZF, ...) are refused by name.
+//! 4-byte checksum to each chunk: as the last filter (h5py's order), the references simply
+//! leave those 4 bytes out; elsewhere in the pipeline (the netCDF library puts it first) it
+//! becomes the `fletcher32` filter, which checks the checksum on every read. Other filters
+//! (szip, n-bit, scale-offset, LZF, ...) are refused by name.
 
 use std::io::{Read, Write};
 
@@ -24,6 +26,10 @@ const LZF: u16 = 32000;
 const BLOSC: u16 = 32001;
 const ZSTD: u16 = 32015;
 
+/// Bytes an intermediate stage of a chunk may hold beyond its decoded size (checksums of
+/// filters that still have to be undone).
+const SLACK: u64 = 1024;
+
 /// Bytes a re-encoded chunk may inflate to (a bound for hostile files).
 pub(crate) const MAX_CHUNK_BYTES: u64 = 256 << 20;
 
@@ -40,6 +46,9 @@ pub(crate) struct Pipeline {
     positions: Vec<usize>,
     /// The Fletcher32 filter's index in the file's pipeline.
     checksum_position: Option<usize>,
+    /// No stored chunk reads through the declared filters: every chunk is decoded (its
+    /// checksum checked) and re-encoded without the Fletcher32 filter.
+    pub(crate) reencode_all: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,6 +57,7 @@ enum Step {
     Zlib(u32),
     Zstd(i32),
     Blosc,
+    Fletcher32,
 }
 
 /// The pipeline of a dataset of `element_size`-byte elements. Fails with a reason naming a
@@ -59,20 +69,19 @@ pub(crate) fn pipeline(filters: &[Filter], element_size: u32) -> Result<Pipeline
         steps: Vec::new(),
         positions: Vec::new(),
         checksum_position: None,
+        reencode_all: false,
     };
     for (i, f) in filters.iter().enumerate() {
-        if p.checksum {
-            return Err("a filter after Fletcher32 (the checksum must come last)".into());
-        }
         let value = |k: usize| f.values.get(k).copied();
         let step = match f.id {
             DEFLATE => Step::Zlib(value(0).unwrap_or(6).min(9)),
             SHUFFLE => Step::Shuffle(element_size as usize),
-            FLETCHER32 => {
+            FLETCHER32 if i + 1 == filters.len() => {
                 p.checksum = true;
                 p.checksum_position = Some(i);
                 continue;
             }
+            FLETCHER32 => Step::Fletcher32,
             ZSTD => Step::Zstd(value(0).map_or(3, |v| v as i32)),
             BLOSC => Step::Blosc,
             SZIP => return Err("the szip filter (no Zarr codec reads it)".into()),
@@ -95,9 +104,20 @@ pub(crate) fn pipeline(filters: &[Filter], element_size: u32) -> Result<Pipeline
             Step::Zlib(level) => json!({"id": "zlib", "level": level}),
             Step::Zstd(level) => json!({"id": "zstd", "level": level}),
             Step::Blosc => blosc_json(f, element_size),
+            Step::Fletcher32 => json!({"id": "fletcher32"}),
         });
         p.steps.push(step);
         p.positions.push(i);
+    }
+    // A checksum followed by a shuffle: the shuffled buffer is no longer a whole number of
+    // elements, which HDF5 allows and numcodecs' `shuffle` refuses. Such chunks are copied
+    // without the checksum instead.
+    let fletcher = p.steps.iter().position(|s| *s == Step::Fletcher32);
+    if let Some(at) = fletcher {
+        if p.steps[at..].iter().any(|s| matches!(s, Step::Shuffle(_))) {
+            p.reencode_all = true;
+            p.zarr.remove(at);
+        }
     }
     Ok(p)
 }
@@ -119,7 +139,7 @@ fn blosc_json(f: &Filter, element_size: u32) -> Value {
 impl Pipeline {
     /// Whether a chunk stored with `mask` reads through the declared filters as stored.
     pub(crate) fn reads_as_stored(&self, mask: u32) -> bool {
-        mask == 0
+        mask == 0 && !self.reencode_all
     }
 
     /// The stored bytes of a chunk without its checksum.
@@ -175,6 +195,9 @@ impl Pipeline {
     ) -> Result<Vec<u8>, String> {
         let mut data = self.decode(stored, mask, raw_size)?;
         for step in &self.steps {
+            if self.reencode_all && *step == Step::Fletcher32 {
+                continue;
+            }
             data = encode(*step, &data)?;
         }
         Ok(data)
@@ -187,7 +210,7 @@ fn decode(step: Step, data: &[u8], limit: u64) -> Result<Vec<u8>, String> {
         Step::Zlib(_) => {
             let mut out = Vec::new();
             flate2::read::ZlibDecoder::new(data)
-                .take(limit.min(MAX_CHUNK_BYTES) + 1)
+                .take(limit.min(MAX_CHUNK_BYTES) + SLACK)
                 .read_to_end(&mut out)
                 .map_err(|e| format!("a deflate stream does not decode: {e}"))?;
             Ok(out)
@@ -196,12 +219,24 @@ fn decode(step: Step, data: &[u8], limit: u64) -> Result<Vec<u8>, String> {
             let mut out = Vec::new();
             zstd::stream::read::Decoder::new(data)
                 .map_err(|e| format!("a zstd stream does not decode: {e}"))?
-                .take(limit.min(MAX_CHUNK_BYTES) + 1)
+                .take(limit.min(MAX_CHUNK_BYTES) + SLACK)
                 .read_to_end(&mut out)
                 .map_err(|e| format!("a zstd stream does not decode: {e}"))?;
             Ok(out)
         }
         Step::Blosc => Err("a blosc chunk with a filter mask (not supported)".into()),
+        Step::Fletcher32 => {
+            let n = data
+                .len()
+                .checked_sub(4)
+                .ok_or("a chunk shorter than its checksum")?;
+            if fletcher32(&data[..n]).to_le_bytes() != data[n..] {
+                return Err(
+                    "a chunk's Fletcher32 checksum does not match: the file is damaged".into(),
+                );
+            }
+            Ok(data[..n].to_vec())
+        }
     }
 }
 
@@ -216,7 +251,31 @@ fn encode(step: Step, data: &[u8]) -> Result<Vec<u8>, String> {
         }
         Step::Zstd(level) => zstd::bulk::compress(data, level).map_err(|e| e.to_string()),
         Step::Blosc => Err("re-encoding a blosc chunk (not supported)".into()),
+        Step::Fletcher32 => {
+            let mut out = data.to_vec();
+            out.extend_from_slice(&fletcher32(data).to_le_bytes());
+            Ok(out)
+        }
     }
+}
+
+/// The Fletcher-32 checksum HDF5 and numcodecs append: sums of big-endian 16-bit words
+/// (a last odd byte as the high byte of a word), folded modulo 65535 every 360 words.
+pub(crate) fn fletcher32(data: &[u8]) -> u32 {
+    let fold = |x: u32| (x & 0xffff) + (x >> 16);
+    let (mut sum1, mut sum2) = (0xffffu32, 0xffffu32);
+    for block in data.chunks(720) {
+        for word in block.chunks(2) {
+            let hi = u32::from(word[0]) << 8;
+            sum1 += hi | word.get(1).map_or(0, |&b| u32::from(b));
+            sum2 += sum1;
+        }
+        sum1 = fold(sum1);
+        sum2 = fold(sum2);
+    }
+    sum1 = fold(sum1);
+    sum2 = fold(sum2);
+    (sum2 << 16) | sum1
 }
 
 /// Byte shuffle: byte `j` of element `i` goes to `j * count + i`; a tail shorter than one
@@ -294,7 +353,51 @@ mod tests {
     fn unknown_filters_are_named() {
         let err = pipeline(&[filter(4, vec![])], 4).unwrap_err();
         assert!(err.contains("szip"), "{err}");
-        let err = pipeline(&[filter(FLETCHER32, vec![]), filter(DEFLATE, vec![])], 4).unwrap_err();
-        assert!(err.contains("Fletcher32"), "{err}");
+    }
+
+    #[test]
+    fn a_checksum_before_a_shuffle_is_checked_then_dropped() {
+        let p = pipeline(
+            &[
+                filter(FLETCHER32, vec![]),
+                filter(SHUFFLE, vec![]),
+                filter(DEFLATE, vec![4]),
+            ],
+            8,
+        )
+        .unwrap();
+        assert!(p.reencode_all && !p.reads_as_stored(0));
+        assert_eq!(p.zarr.len(), 2);
+        let raw: Vec<u8> = (0..40u8).collect();
+        let mut with_sum = raw.clone();
+        with_sum.extend_from_slice(&fletcher32(&raw).to_le_bytes());
+        let stored = encode(Step::Zlib(4), &shuffle(&with_sum, 8)).unwrap();
+        let copied = p.reencode(&stored, 0, 40).unwrap();
+        let back = unshuffle(&decode(Step::Zlib(4), &copied, 64).unwrap(), 8);
+        assert_eq!(back, raw);
+    }
+
+    #[test]
+    fn fletcher32_before_other_filters_is_a_codec_and_checks_the_checksum() {
+        // Values numcodecs' Fletcher32 gives (it reads HDF5's checksums).
+        assert_eq!(
+            fletcher32(&[0, 1, 2, 3, 4, 5, 6]).to_le_bytes(),
+            [0x09, 0x0c, 0x17, 0x14]
+        );
+        assert_eq!(
+            fletcher32(&b"abcdefgh".repeat(100)).to_le_bytes(),
+            [0x6c, 0xde, 0x58, 0x48]
+        );
+        let p = pipeline(&[filter(FLETCHER32, vec![]), filter(DEFLATE, vec![4])], 4).unwrap();
+        assert!(!p.checksum);
+        assert_eq!(p.zarr[0], json!({"id": "fletcher32"}));
+        let raw: Vec<u8> = (0..40u8).collect();
+        let stored = p.reencode(&raw, 0b11, 40).unwrap();
+        assert_eq!(p.decode(&stored, 0, 40).unwrap(), raw);
+        let mut damaged = decode(Step::Zlib(4), &stored, 64).unwrap();
+        damaged[3] ^= 1;
+        assert!(decode(Step::Fletcher32, &damaged, 64)
+            .unwrap_err()
+            .contains("checksum"));
     }
 }

@@ -79,7 +79,8 @@ pub(crate) fn layout(c: &mut Cursor<'_>) -> Parsed<Layout> {
                 other => bad(format!("data layout class {other} is not known")),
             }
         }
-        3 | 4 => {
+        // Version 5 (HDF5 2.0) is laid out as version 4.
+        3..=5 => {
             let class = c.u8()?;
             match class {
                 0 => {

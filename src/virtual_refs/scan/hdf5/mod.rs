@@ -56,9 +56,18 @@ pub(crate) struct Scanned {
     pub(crate) format: String,
 }
 
+/// Where the HDF5 signature is in `first` (a file's first bytes): at byte 0, or after a user
+/// block at 512, 1024, 2048... bytes.
+pub(crate) fn signature_at(first: &[u8]) -> Option<u64> {
+    std::iter::once(0)
+        .chain((9..63).map(|k| 1u64 << k))
+        .take_while(|&at| at < first.len() as u64)
+        .find(|&at| first[at as usize..].starts_with(superblock::SIGNATURE))
+}
+
 /// Everything a parse needs, all from the bytes fetched so far.
-fn parse(file: &FileBytes, url: &str) -> Parsed<Scanned> {
-    let sb = superblock::read(file, 0).map_err(|e| match e {
+fn parse(file: &FileBytes, url: &str, at: u64) -> Parsed<Scanned> {
+    let sb = superblock::read(file, at).map_err(|e| match e {
         Fault::Bad(reason) => Fault::Bad(format!("its HDF5 superblock: {reason}")),
         missing => missing,
     })?;
@@ -104,11 +113,12 @@ fn plan(mut missing: Vec<Range<u64>>, size: u64) -> Vec<Range<u64>> {
 
 /// Scans the HDF5 file `reader` has open (its first bytes already read).
 pub(crate) async fn scan(reader: &mut SourceReader, first: ::bytes::Bytes) -> Result<Scanned> {
+    let at = signature_at(&first).unwrap_or(0);
     let mut file = FileBytes::new(reader.size);
     file.insert(0, first);
     let refused = |reason: String| Error::import_refused(reader.location.clone(), reason);
     for _ in 0..MAX_ROUNDS {
-        match parse(&file, &reader.location) {
+        match parse(&file, &reader.location, at) {
             Ok(scanned) => return Ok(scanned),
             Err(Fault::Bad(reason)) => return Err(refused(reason)),
             Err(Fault::Missing(missing)) => {
@@ -128,4 +138,17 @@ pub(crate) async fn scan(reader: &mut SourceReader, first: ::bytes::Bytes) -> Re
     Err(refused(format!(
         "its metadata needs more than {MAX_ROUNDS} rounds of reads (nested too deeply)"
     )))
+}
+
+/// Scans a whole file held in memory (no reads): the references, or why not.
+pub(crate) fn scan_in_memory(url: &str, bytes: &[u8]) -> std::result::Result<Scanned, String> {
+    let at = signature_at(bytes).unwrap_or(0);
+    let mut file = FileBytes::new(bytes.len() as u64);
+    file.insert(0, ::bytes::Bytes::copy_from_slice(bytes));
+    match parse(&file, url, at) {
+        Ok(scanned) => Ok(scanned),
+        Err(Fault::Bad(reason)) => Err(reason),
+        // Every byte is there: a miss would be a range past the end, refused before.
+        Err(Fault::Missing(ranges)) => Err(format!("needs bytes it cannot have: {ranges:?}")),
+    }
 }

@@ -6,9 +6,11 @@
 //! - A variable names its dimensions through `DIMENSION_LIST` (object references to the
 //!   scales, in the global heap); a coordinate variable is its own dimension scale; a
 //!   multi-dimensional coordinate variable lists its dimension ids in `_Netcdf4Coordinates`.
-//! - A dataset without scales (written by h5py, say) gets `phony_dim_N` dimensions as the
-//!   netCDF library names them: per group, a dimension of the same length is reused unless
-//!   the dataset already uses it; else a new one is numbered in the order they are made.
+//! - A dataset without scales (written by h5py, say) gets dimensions as the netCDF library
+//!   gives them: per group, the first dimension (a scale, or a phony one made before) of the
+//!   same length and unlimitedness that the dataset does not use yet; else a new
+//!   `phony_dim_N`, numbered after all the file's dimension scales in the order they are
+//!   made (subgroups before their parent's datasets).
 //! - The attributes that carry these conventions are hidden.
 
 use std::collections::HashMap;
@@ -124,9 +126,20 @@ pub(crate) fn variables(file: &FileBytes, sizes: Sizes, tree: &Tree) -> Parsed<V
                 None => Ok(None),
             }),
     )?;
-    // Phony dimensions per group: (length, name), in creation order.
-    let mut phony: HashMap<String, Vec<(u64, String)>> = HashMap::new();
-    let mut phony_count = 0usize;
+    // Each group's dimensions (name, length, unlimited), in creation order: its dimension
+    // scales first (the netCDF library reads them with the metadata), then phony dimensions
+    // as datasets without scales need them, numbered after every dimension of the file.
+    let mut group_dims: HashMap<String, Vec<(String, u64, bool)>> = HashMap::new();
+    for (d, _) in tree.datasets.iter().zip(&scales).filter(|(_, s)| **s) {
+        if let (Some(&len), Some(&max)) = (d.space.dims.first(), d.space.max_dims.first()) {
+            group_dims.entry(d.group().to_string()).or_default().push((
+                d.name().to_string(),
+                len,
+                max == u64::MAX,
+            ));
+        }
+    }
+    let mut phony_count = scales.iter().filter(|s| **s).count();
     let mut out = Vec::new();
     for i in netcdf_order(tree) {
         let d = &tree.datasets[i];
@@ -187,19 +200,22 @@ pub(crate) fn variables(file: &FileBytes, sizes: Sizes, tree: &Tree) -> Parsed<V
                 })
                 .collect::<Parsed<_>>()?
         } else {
-            let known = phony.entry(d.group().to_string()).or_default();
+            // As the netCDF library matches them: the first dimension of the group with the
+            // same length and the same unlimitedness that this dataset does not use yet.
+            let known = group_dims.entry(d.group().to_string()).or_default();
             let mut used: Vec<String> = Vec::new();
-            for &len in &d.space.dims {
+            for (&len, &max) in d.space.dims.iter().zip(&d.space.max_dims) {
+                let unlimited = max == u64::MAX;
                 let found = known
                     .iter()
-                    .find(|(l, n)| *l == len && !used.contains(n))
-                    .map(|(_, n)| n.clone());
+                    .find(|(n, l, u)| *l == len && *u == unlimited && !used.contains(n))
+                    .map(|(n, _, _)| n.clone());
                 let name = match found {
                     Some(n) => n,
                     None => {
                         let n = format!("phony_dim_{phony_count}");
                         phony_count += 1;
-                        known.push((len, n.clone()));
+                        known.push((n.clone(), len, unlimited));
                         n
                     }
                 };

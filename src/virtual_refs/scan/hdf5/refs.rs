@@ -259,7 +259,26 @@ fn variable(
                 }
             }
         }
-        Stored::Chunked { chunk, entries, .. } => {
+        Stored::Chunked {
+            chunk,
+            entries,
+            dont_filter_partial,
+        } => {
+            // With `H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS`, a chunk reaching past the dataset's
+            // extent is stored with no filter applied, whatever its index records.
+            let mask_of = |e: &super::chunk_index::ChunkEntry| {
+                let partial = e
+                    .scaled
+                    .iter()
+                    .zip(chunk)
+                    .zip(&d.space.dims)
+                    .any(|((&s, &c), &n)| s.saturating_add(1).saturating_mul(c) > n);
+                if *dont_filter_partial && partial {
+                    u32::MAX
+                } else {
+                    e.filter_mask
+                }
+            };
             let raw_size = chunk
                 .iter()
                 .try_fold(element, |n, &c| n.checked_mul(c))
@@ -272,14 +291,14 @@ fn variable(
                 if vlen {
                     let stored_bytes = file.get(e.address, e.size)?;
                     let raw = pipe
-                        .decode(stored_bytes, e.filter_mask, raw_size * 4)
+                        .decode(stored_bytes, mask_of(e), raw_size * 4)
                         .map_err(super::bytes::Fault::Bad)?;
                     return Ok((
                         key,
                         KerchunkRef::Inline(Bytes::from(vlen_utf8(file, sizes, &raw)?)),
                     ));
                 }
-                if pipe.reads_as_stored(e.filter_mask) {
+                if pipe.reads_as_stored(mask_of(e)) {
                     let length = pipe
                         .stored_length(e.size)
                         .map_err(super::bytes::Fault::Bad)?;
@@ -294,7 +313,7 @@ fn variable(
                 }
                 let stored_bytes = file.get(e.address, e.size)?;
                 let data = pipe
-                    .reencode(stored_bytes, e.filter_mask, raw_size)
+                    .reencode(stored_bytes, mask_of(e), raw_size)
                     .map_err(super::bytes::Fault::Bad)?;
                 Ok((key, KerchunkRef::Inline(Bytes::from(data))))
             }))?;
