@@ -10,6 +10,8 @@
 
 #[path = "common/peak_alloc.rs"]
 mod peak_alloc;
+#[path = "common/scan_checks.rs"]
+mod scan_checks;
 
 use std::path::Path;
 
@@ -27,35 +29,8 @@ fn fixture(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// Scans `bytes` written to `path`: no panic, bounded allocation, ranges inside the file.
-/// Returns whether it scanned.
-async fn scan_checked(path: &Path, bytes: &[u8], what: &str) -> bool {
-    std::fs::write(path, bytes).unwrap();
-    let before = peak_alloc::start();
-    let result = floe::scan_source(path.to_str().unwrap(), &Vec::new()).await;
-    let peak = peak_alloc::peak_since(before);
-    assert!(peak < SCAN_BUDGET, "{what}: a scan allocated {peak} bytes");
-    match result {
-        Ok((refs, _)) => {
-            for reference in refs.refs.values() {
-                if let floe::KerchunkRef::Range { offset, length, .. } = reference {
-                    assert!(
-                        offset + length <= bytes.len() as u64,
-                        "{what}: a reference past the end"
-                    );
-                }
-            }
-            true
-        }
-        Err(e) => {
-            assert!(
-                matches!(e, floe::Error::KerchunkImport { .. }),
-                "{what}: {e:?}"
-            );
-            assert!(!e.to_string().is_empty());
-            false
-        }
-    }
+async fn scan_checked(path: &std::path::Path, bytes: &[u8], what: &str) -> bool {
+    scan_checks::scan_checked(path, bytes, what, SCAN_BUDGET).await
 }
 
 #[tokio::test]

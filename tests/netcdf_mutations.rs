@@ -6,6 +6,8 @@
 
 #[path = "common/peak_alloc.rs"]
 mod peak_alloc;
+#[path = "common/scan_checks.rs"]
+mod scan_checks;
 
 /// Most bytes one scan of these small files may add to what was live before it.
 const SCAN_BUDGET: usize = 8 << 20;
@@ -120,35 +122,8 @@ fn sample(cdf5: bool) -> (Vec<u8>, usize) {
     (h, header)
 }
 
-/// Scans `bytes` written to `path`: no panic, bounded allocation, references inside the file.
 async fn scan_checked(path: &std::path::Path, bytes: &[u8], what: &str) -> bool {
-    std::fs::write(path, bytes).unwrap();
-    let location = path.to_str().unwrap();
-    let before = peak_alloc::start();
-    let result = floe::scan_source(location, &Vec::new()).await;
-    let peak = peak_alloc::peak_since(before);
-    assert!(peak < SCAN_BUDGET, "{what}: a scan allocated {peak} bytes");
-    match result {
-        Ok((refs, _)) => {
-            for reference in refs.refs.values() {
-                if let floe::KerchunkRef::Range { offset, length, .. } = reference {
-                    assert!(
-                        offset + length <= bytes.len() as u64,
-                        "{what}: a reference past the end"
-                    );
-                }
-            }
-            true
-        }
-        Err(e) => {
-            assert!(
-                matches!(e, floe::Error::KerchunkImport { .. }),
-                "{what}: {e:?}"
-            );
-            assert!(!e.to_string().is_empty());
-            false
-        }
-    }
+    scan_checks::scan_checked(path, bytes, what, SCAN_BUDGET).await
 }
 
 #[tokio::test]
