@@ -245,7 +245,7 @@ impl PySession {
         let source_options: floe::StorageOptions =
             source_options.unwrap_or_default().into_iter().collect();
         // Patterns (`s3://bucket/run/*.nc`) become the files they match.
-        let files = block_on(py, expand_sources(&files, &source_options)).py()?;
+        let files = block_on(py, expand_sources(&files, &source_options))?.py()?;
         if files.len() > 1 && append_dim.is_none() {
             return Err(invalid_argument(
                 "several files need append_dim (each would replace the one before)".into(),

@@ -60,3 +60,17 @@ def test_overlapping_files_and_unknown_variables_are_refused(tmp_path) -> None:
     with pytest.raises(floe.InvalidArgumentError, match="append_dim"):
         repo.import_netcdf([day, day], "obs")
     assert repo.log()[0].id == before
+
+
+def test_a_pattern_imports_the_files_it_matches(tmp_path) -> None:
+    repo = floe.Repository.init(str(tmp_path / "repo"))
+    files = [daily_file(tmp_path / f"day{d}.nc", d, "NETCDF4") for d in (1, 2)]
+    daily_file(tmp_path / "other.nc", 9, "NETCDF4")
+    repo.import_netcdf(str(tmp_path / "day?.nc"), "obs", append_dim="time")
+    reader = repo.with_virtual_access([str(tmp_path)]).readonly_session()
+    got = xr.open_zarr(reader.store, group="obs", consolidated=False).load()
+    want = xr.open_mfdataset(files, combine="nested", concat_dim="time", data_vars="minimal",
+                             coords="minimal", compat="override", join="override").load()
+    xr.testing.assert_identical(got, want)
+    with pytest.raises(floe.ImportRefusedError, match="no file matches"):
+        repo.import_netcdf(str(tmp_path / "none*.nc"), "obs", append_dim="time")
